@@ -1,0 +1,154 @@
+#include "core/allocator.h"
+
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <new>
+#include <unordered_map>
+#include <vector>
+
+#include "core/cuda_check.h"
+
+namespace sieve {
+namespace {
+
+// Note [stream-ordered reuse]: every kernel of a device runs on that device's single compute stream, so a
+// block freed by one operation and handed to the next is only touched after the earlier work in stream order.
+// A block that was used on another stream must be synchronised before it is freed (sieve never does this).
+constexpr size_t kRound = 512;
+
+size_t round_up(size_t bytes) { return (bytes + kRound - 1) / kRound * kRound; }
+
+struct DeviceCache {
+  std::multimap<size_t, void*> free_blocks;      // size -> block
+  std::unordered_map<void*, size_t> live_blocks;  // block -> size
+  AllocatorStats stats;
+};
+
+struct Caches {
+  std::mutex mutex;
+  std::vector<DeviceCache> devices;
+  DeviceCache& at(int device) {
+    if (device >= static_cast<int>(devices.size())) devices.resize(device + 1);
+    return devices[device];
+  }
+};
+
+Caches& caches() {
+  static Caches* c = new Caches();  // never destroyed: frees may arrive during static destruction
+  return *c;
+}
+
+void release_cached(DeviceCache& cache, int device) {
+  if (cache.free_blocks.empty()) return;
+  int previous = 0;
+  cudaGetDevice(&previous);
+  cudaSetDevice(device);
+  cudaDeviceSynchronize();
+  for (auto& [size, ptr] : cache.free_blocks) {
+    cudaFree(ptr);
+    cache.stats.cached_bytes -= size;
+  }
+  cache.free_blocks.clear();
+  cudaSetDevice(previous);
+}
+
+}  // namespace
+
+void* device_malloc(size_t bytes, int device) {
+  const size_t size = round_up(bytes == 0 ? 1 : bytes);
+  auto& c = caches();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  DeviceCache& cache = c.at(device);
+  cache.stats.requests++;
+  // Best fit, but never hand out a block more than twice the request (large waste would pin memory).
+  auto it = cache.free_blocks.lower_bound(size);
+  if (it != cache.free_blocks.end() && it->first <= 2 * size) {
+    void* ptr = it->second;
+    const size_t block = it->first;
+    cache.free_blocks.erase(it);
+    cache.stats.cached_bytes -= block;
+    cache.live_blocks[ptr] = block;
+    cache.stats.in_use_bytes += block;
+    if (cache.stats.in_use_bytes > cache.stats.peak_in_use_bytes) cache.stats.peak_in_use_bytes = cache.stats.in_use_bytes;
+    return ptr;
+  }
+  int previous = 0;
+  SIEVE_CUDA_CHECK(cudaGetDevice(&previous));
+  SIEVE_CUDA_CHECK(cudaSetDevice(device));
+  void* ptr = nullptr;
+  cudaError_t status = cudaMalloc(&ptr, size);
+  if (status == cudaErrorMemoryAllocation) {
+    cudaGetLastError();  // clear the sticky-free error state
+    release_cached(cache, device);
+    status = cudaMalloc(&ptr, size);
+  }
+  cudaSetDevice(previous);
+  if (status != cudaSuccess) {
+    cudaGetLastError();
+    SIEVE_FAIL("out of GPU memory on cuda:", device, ": requested ", size / (1024.0 * 1024.0), " MiB with ",
+               cache.stats.in_use_bytes / (1024.0 * 1024.0), " MiB in use (", cudaGetErrorString(status), ")");
+  }
+  cache.stats.device_mallocs++;
+  cache.live_blocks[ptr] = size;
+  cache.stats.in_use_bytes += size;
+  if (cache.stats.in_use_bytes > cache.stats.peak_in_use_bytes) cache.stats.peak_in_use_bytes = cache.stats.in_use_bytes;
+  return ptr;
+}
+
+void device_free(void* ptr, int device) {
+  if (ptr == nullptr) return;
+  auto& c = caches();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  DeviceCache& cache = c.at(device);
+  auto it = cache.live_blocks.find(ptr);
+  if (it == cache.live_blocks.end()) return;  // not ours: ignore rather than corrupt the cache
+  const size_t size = it->second;
+  cache.live_blocks.erase(it);
+  cache.stats.in_use_bytes -= size;
+  cache.stats.cached_bytes += size;
+  cache.free_blocks.emplace(size, ptr);
+}
+
+AllocatorStats allocator_stats(int device) {
+  auto& c = caches();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  return c.at(device).stats;
+}
+
+void empty_device_cache() {
+  auto& c = caches();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  for (size_t d = 0; d < c.devices.size(); ++d) release_cached(c.devices[d], static_cast<int>(d));
+}
+
+void* host_malloc(size_t bytes) {
+  const size_t size = (bytes + 63) / 64 * 64;
+  void* ptr = std::aligned_alloc(64, size == 0 ? 64 : size);
+  if (ptr == nullptr) SIEVE_FAIL("out of host memory: requested ", bytes / (1024.0 * 1024.0), " MiB");
+  return ptr;
+}
+
+void host_free(void* ptr) { std::free(ptr); }
+
+void* pinned_malloc(size_t bytes) {
+  void* ptr = nullptr;
+  if (cudaMallocHost(&ptr, bytes == 0 ? 1 : bytes) != cudaSuccess) {
+    cudaGetLastError();
+    return host_malloc(bytes);  // no driver: ordinary memory serves (transfers are then synchronous anyway)
+  }
+  return ptr;
+}
+
+void pinned_free(void* ptr) {
+  if (ptr == nullptr) return;
+  cudaPointerAttributes attr{};
+  if (cudaPointerGetAttributes(&attr, ptr) == cudaSuccess && attr.type == cudaMemoryTypeHost) {
+    cudaFreeHost(ptr);
+  } else {
+    cudaGetLastError();
+    host_free(ptr);
+  }
+}
+
+}  // namespace sieve

@@ -1,0 +1,53 @@
+// Reverse-mode autograd (Note [autograd]).
+//
+// Each differentiable op records a Node on its result: the inputs it needs gradients for and a backward
+// function mapping the gradient of the result to gradients of the inputs. Tensor::backward() orders the
+// nodes reachable from the root topologically and walks them in reverse, accumulating into leaves' grad().
+//
+// Note [saved tensors]: a backward function must capture tensors with `.detach()` (or raw data it computes
+// from), never the op's own result with its history: that would make the result own the node that owns it.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace sieve {
+
+struct Node {
+  using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
+  std::string name;
+  std::vector<Tensor> inputs;  // one gradient per input is returned by backward (undefined = none)
+  BackwardFn backward;
+};
+
+struct AutogradMeta {
+  bool requires_grad = false;
+  Tensor grad;
+  std::shared_ptr<Node> grad_fn;
+};
+
+// Whether ops record history on this thread (true unless a NoGradGuard is alive).
+bool grad_enabled();
+
+class NoGradGuard {
+ public:
+  NoGradGuard();
+  ~NoGradGuard();
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// True when recording is on and some input needs a gradient.
+bool needs_grad(std::initializer_list<const Tensor*> inputs);
+
+// Records `fn` as the way back from `output` to `inputs` (only when needs_grad of the inputs).
+void record(Tensor& output, const char* name, std::vector<Tensor> inputs, Node::BackwardFn fn);
+
+}  // namespace sieve

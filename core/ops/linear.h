@@ -1,0 +1,32 @@
+// Matrix products (OpenBLAS on the CPU, cuBLAS on the GPU) and the bias add of affine layers.
+#pragma once
+
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace sieve {
+
+// op(a) @ op(b) for 2-d float32 tensors, op = transpose when the flag is set.
+Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
+// x [n, c] + bias [c] broadcast over rows.
+Tensor add_bias(const Tensor& x, const Tensor& bias);
+// x [n, in] @ weight[out, in]^T + bias [out]: one GEMM with the bias folded in (bias may be undefined).
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
+
+// Row-major C[m, n] = alpha op(A) op(B) + beta C, with op(A) [m, k] and op(B) [k, n].
+namespace cpu {
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
+          float beta, float* c);
+void bias_add(const float* x, const float* bias, float* y, int64_t rows, int64_t cols);
+void column_sums(const float* x, float* out, int64_t rows, int64_t cols, float beta);  // out = sum_rows x + beta out
+}  // namespace cpu
+
+namespace cuda {
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
+          float beta, float* c);
+void bias_add(const float* x, const float* bias, float* y, int64_t rows, int64_t cols);
+void column_sums(const float* x, float* out, int64_t rows, int64_t cols, float beta);
+}  // namespace cuda
+
+}  // namespace sieve

@@ -1,0 +1,30 @@
+// Per-example importance scores computed from logits and labels.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/tensor.h"
+
+namespace sieve {
+
+enum class ScoreKind { UpperBound, Loss };
+ScoreKind parse_score_kind(const std::string& name);  // "upper-bound" | "loss"
+std::string to_string(ScoreKind kind);
+
+// ||softmax(z_i) - onehot(y_i)||_2: the gradient norm of cross-entropy with respect to the logits, the
+// closed-form part of the upper bound G^_i of eq. 20 (Katharopoulos & Fleuret 2018). One fused kernel.
+// logits float32 [n, c], labels int32 [n] -> float32 [n]. Never recorded by autograd.
+Tensor upper_bound_scores(const Tensor& logits, const Tensor& labels);
+// Per-example cross-entropy, the `loss` score (no autograd).
+Tensor loss_scores(const Tensor& logits, const Tensor& labels);
+Tensor compute_scores(ScoreKind kind, const Tensor& logits, const Tensor& labels);
+
+namespace cpu {
+void upper_bound_scores(const float* logits, const int32_t* labels, float* scores, int64_t rows, int64_t cols);
+}  // namespace cpu
+namespace cuda {
+void upper_bound_scores(const float* logits, const int32_t* labels, float* scores, int64_t rows, int64_t cols);
+}  // namespace cuda
+
+}  // namespace sieve

@@ -1,0 +1,43 @@
+// The Selector: the one seam where the selection methods differ (DESIGN.md, "A training step").
+//
+// Each step the training loop asks the selector for a batch (example indices and per-example loss weights),
+// trains on it, and shows the selector what the training forward pass saw. A selector never reaches into
+// the model: to score candidates it calls ScoringContext::logits, a no-gradient forward pass.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace sieve {
+
+struct ScoringContext {
+  // Logits [n, classes] for int32 example indices [n] on the training device: no gradients, evaluation mode
+  // (Note [scoring mode] in sampling/importance.h).
+  std::function<Tensor(const Tensor& indices)> logits;
+  Tensor labels;  // int32 [N] on the training device
+  int64_t dataset_size = 0;
+  Device device;
+};
+
+struct Selection {
+  Tensor indices;  // int32 [b] on the training device
+  Tensor weights;  // float32 [b]: the loss of example i is multiplied by weights[i]
+};
+
+class Selector {
+ public:
+  virtual ~Selector() = default;
+  virtual std::string name() const = 0;
+  virtual Selection select(const ScoringContext& ctx) = 0;
+  // The training forward pass of `selection`: detached logits [b, classes], labels [b], per-example losses [b].
+  virtual void observe(const Selection& selection, const Tensor& logits, const Tensor& labels, const Tensor& losses) {}
+  // Named scalars for logs and progress lines, e.g. {"tau", 1.7}, {"importance_on", 1}.
+  virtual std::vector<std::pair<std::string, double>> stats() const { return {}; }
+};
+
+}  // namespace sieve

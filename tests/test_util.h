@@ -1,0 +1,56 @@
+// Shared test helpers: the {CPU, CUDA} parameterisation, seeded random tensors, tolerant comparison and
+// finite-difference gradient checks.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/random.h"
+#include "core/tensor.h"
+
+namespace sieve::testing {
+
+// One test body over both backends: TEST_P(DeviceTest, ...) with GetParam() the device. The CUDA instance
+// skips (not fails) where no GPU is present.
+class DeviceTest : public ::testing::TestWithParam<DeviceType> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == DeviceType::CUDA && !cuda_available()) GTEST_SKIP() << "no CUDA GPU present";
+  }
+  Device device() const { return GetParam() == DeviceType::CUDA ? Device::cuda(0) : Device::cpu(); }
+};
+
+// Use in a test file: SIEVE_INSTANTIATE_DEVICE_TESTS(MyFixture);
+#define SIEVE_INSTANTIATE_DEVICE_TESTS(fixture)                                                      \
+  INSTANTIATE_TEST_SUITE_P(Devices, fixture,                                                          \
+                           ::testing::Values(::sieve::DeviceType::CPU, ::sieve::DeviceType::CUDA), \
+                           [](const auto& info) { return info.param == ::sieve::DeviceType::CPU ? "CPU" : "CUDA"; })
+
+// A fixture for tests that only make sense on a GPU (comparisons of a CUDA path with its CPU twin).
+class GpuTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!cuda_available()) GTEST_SKIP() << "no CUDA GPU present";
+  }
+};
+
+// Seeded random values in [lo, hi) on the host, then moved to `device` (never zeros unless asked for).
+Tensor random_tensor(const Shape& shape, uint64_t seed, Device device = Device::cpu(), float lo = -1.f, float hi = 1.f);
+Tensor random_labels(int64_t n, int classes, uint64_t seed, Device device = Device::cpu());
+
+// |a - b| <= atol + rtol * |b| elementwise; on failure reports the largest difference and the first index.
+::testing::AssertionResult all_close(const Tensor& actual, const Tensor& expected, float atol, float rtol);
+::testing::AssertionResult all_close(const std::vector<float>& actual, const std::vector<float>& expected, float atol,
+                                     float rtol);
+
+// Checks d f(inputs)/d inputs[k] from autograd against central differences (double-sided, step h) on the CPU.
+// f must return a scalar. Inputs are float32 CPU tensors that require gradients.
+::testing::AssertionResult gradient_check(const std::function<Tensor(const std::vector<Tensor>&)>& f,
+                                          std::vector<Tensor> inputs, float h = 1e-2f, float atol = 2e-3f,
+                                          float rtol = 2e-2f);
+
+}  // namespace sieve::testing
