@@ -40,6 +40,8 @@ void record(Tensor& output, const char* name, std::vector<Tensor> inputs, Node::
   output.set_grad_fn(std::move(node));
 }
 
+void Tensor::backward() const { backward(Tensor()); }
+
 void Tensor::backward(const Tensor& grad_output) const {
   SIEVE_CHECK(requires_grad(), "backward(): the tensor does not require a gradient (no parameter reaches it)");
   Tensor seed = grad_output;

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include <math.h>
+
 #include "core/host_device.h"
 
 namespace sieve {

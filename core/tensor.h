@@ -103,7 +103,8 @@ class Tensor {
   std::shared_ptr<Node> grad_fn() const;
   void set_grad_fn(std::shared_ptr<Node> fn);
   Tensor detach() const;             // same storage, no autograd history
-  void backward(const Tensor& grad_output = Tensor()) const;  // a scalar needs no grad_output
+  void backward() const;                           // of a one-element tensor
+  void backward(const Tensor& grad_output) const;  // grad_output has this tensor's shape
 
   std::string description() const;  // e.g. "float32[128, 10] on cuda:0"
   bool same_storage(const Tensor& o) const { return storage_ == o.storage_; }

@@ -21,6 +21,8 @@ void sum(const float* x, int64_t n, float* out);                          // out
 void dot(const float* x, const float* w, int64_t n, float scale, float* out);  // out[0] = scale sum w x
 void argmax_rows(const float* x, int32_t* out, int64_t rows, int64_t cols);
 int64_t count_equal(const int32_t* a, const int32_t* b, int64_t n);
+// out_i = g[0] * scale * w_i (w may be null: 1); the backward of sum, mean and weighted_mean.
+void broadcast_scaled(const float* g, float scale, const float* w, float* out, int64_t n);
 }  // namespace cpu
 
 namespace cuda {
@@ -28,6 +30,7 @@ void sum(const float* x, int64_t n, float* out);
 void dot(const float* x, const float* w, int64_t n, float scale, float* out);
 void argmax_rows(const float* x, int32_t* out, int64_t rows, int64_t cols);
 int64_t count_equal(const int32_t* a, const int32_t* b, int64_t n);
+void broadcast_scaled(const float* g, float scale, const float* w, float* out, int64_t n);
 }  // namespace cuda
 
 }  // namespace sieve

@@ -1,0 +1,39 @@
+#include <cstring>
+
+#include "core/ops/elementwise.h"
+#include "core/ops/elementwise_math.h"
+
+namespace sieve::cpu {
+
+template <typename T>
+static void fill_typed(T* p, int64_t n, T v) {
+  for (int64_t i = 0; i < n; ++i) p[i] = v;
+}
+
+void fill(TensorView t, double value) {
+  const int64_t n = t.numel();
+  switch (t.dtype) {
+    case DType::F32: fill_typed(static_cast<float*>(t.data), n, static_cast<float>(value)); break;
+    case DType::I32: fill_typed(static_cast<int32_t*>(t.data), n, static_cast<int32_t>(value)); break;
+    case DType::I64: fill_typed(static_cast<int64_t*>(t.data), n, static_cast<int64_t>(value)); break;
+    case DType::U8: std::memset(t.data, static_cast<uint8_t>(value), static_cast<size_t>(n)); break;
+  }
+}
+
+void binary(BinaryOp op, const float* a, const float* b, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = apply_binary(op, a[i], b[i]);
+}
+
+void axpby(float alpha, const float* x, float beta, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = alpha * x[i] + beta * y[i];
+}
+
+void relu_fwd(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = relu_value(x[i]);
+}
+
+void relu_bwd(const float* y, const float* grad_y, float* grad_x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) grad_x[i] = relu_grad(y[i], grad_y[i]);
+}
+
+}  // namespace sieve::cpu

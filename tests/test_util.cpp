@@ -1,0 +1,88 @@
+#include "tests/test_util.h"
+
+#include <algorithm>
+#include <sstream>
+
+#include "core/autograd.h"
+
+namespace sieve::testing {
+
+Tensor random_tensor(const Shape& shape, uint64_t seed, Device device, float lo, float hi) {
+  Generator gen(seed);
+  return uniform(shape, gen, Device::cpu(), lo, hi).to(device);
+}
+
+Tensor random_labels(int64_t n, int classes, uint64_t seed, Device device) {
+  Generator gen(seed);
+  return randint({n}, classes, gen, Device::cpu()).to(device);
+}
+
+::testing::AssertionResult all_close(const std::vector<float>& actual, const std::vector<float>& expected, float atol,
+                                     float rtol) {
+  if (actual.size() != expected.size())
+    return ::testing::AssertionFailure() << "sizes differ: " << actual.size() << " vs " << expected.size();
+  double worst = 0.0;
+  int64_t worst_index = -1, first_bad = -1, bad = 0;
+  for (size_t i = 0; i < actual.size(); ++i) {
+    const double a = actual[i], e = expected[i];
+    const double diff = std::abs(a - e);
+    const bool ok = diff <= atol + rtol * std::abs(e) || (std::isnan(a) && std::isnan(e));
+    if (!ok || std::isnan(diff)) {
+      if (!ok) {
+        ++bad;
+        if (first_bad < 0) first_bad = static_cast<int64_t>(i);
+      }
+    }
+    if (diff > worst || (std::isnan(diff) && !(std::isnan(a) && std::isnan(e)))) {
+      worst = std::isnan(diff) ? INFINITY : diff;
+      worst_index = static_cast<int64_t>(i);
+    }
+  }
+  if (bad == 0) return ::testing::AssertionSuccess();
+  std::ostringstream os;
+  os << bad << " of " << actual.size() << " values differ (atol " << atol << ", rtol " << rtol
+     << "); largest difference " << worst << " at " << worst_index << " (" << actual[worst_index] << " vs "
+     << expected[worst_index] << "); first at " << first_bad << " (" << actual[first_bad] << " vs "
+     << expected[first_bad] << ")";
+  return ::testing::AssertionFailure() << os.str();
+}
+
+::testing::AssertionResult all_close(const Tensor& actual, const Tensor& expected, float atol, float rtol) {
+  if (actual.shape() != expected.shape())
+    return ::testing::AssertionFailure() << "shapes differ: " << actual.description() << " vs "
+                                         << expected.description();
+  return all_close(actual.to_vector<float>(), expected.to_vector<float>(), atol, rtol);
+}
+
+::testing::AssertionResult gradient_check(const std::function<Tensor(const std::vector<Tensor>&)>& f,
+                                          std::vector<Tensor> inputs, float h, float atol, float rtol) {
+  for (Tensor& t : inputs) {
+    t.zero_grad();
+    t.set_requires_grad(true);
+  }
+  Tensor out = f(inputs);
+  if (out.numel() != 1) return ::testing::AssertionFailure() << "f must return a scalar, got " << out.description();
+  out.backward();
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    Tensor& x = inputs[k];
+    if (!x.grad().defined()) return ::testing::AssertionFailure() << "input " << k << " received no gradient";
+    const std::vector<float> analytic = x.grad().to_vector<float>();
+    std::vector<float> numeric(analytic.size());
+    float* p = x.data<float>();
+    NoGradGuard no_grad;
+    for (size_t i = 0; i < numeric.size(); ++i) {
+      const float saved = p[i];
+      p[i] = saved + h;
+      const double up = f(inputs).item();
+      p[i] = saved - h;
+      const double down = f(inputs).item();
+      p[i] = saved;
+      numeric[i] = static_cast<float>((up - down) / (2.0 * h));
+    }
+    auto r = all_close(analytic, numeric, atol, rtol);
+    if (!r) return ::testing::AssertionFailure() << "gradient of input " << k << ": " << r.message();
+  }
+  return ::testing::AssertionSuccess();
+}
+
+}  // namespace sieve::testing
