@@ -18,7 +18,7 @@ int64_t count_equal(const Tensor& a, const Tensor& b);
 
 namespace cpu {
 void sum(const float* x, int64_t n, float* out);                          // out[0] = sum x
-void dot(const float* x, const float* w, int64_t n, float scale, float* out);  // out[0] = scale sum w x
+void dot(const float* x, const float* w, int64_t n, float scale, float* out);  // out[0] = scale sum w x (w null: 1)
 void argmax_rows(const float* x, int32_t* out, int64_t rows, int64_t cols);
 int64_t count_equal(const int32_t* a, const int32_t* b, int64_t n);
 // out_i = g[0] * scale * w_i (w may be null: 1); the backward of sum, mean and weighted_mean.

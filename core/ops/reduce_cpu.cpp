@@ -11,7 +11,7 @@ void sum(const float* x, int64_t n, float* out) {
 
 void dot(const float* x, const float* w, int64_t n, float scale, float* out) {
   double s = 0.0;
-  for (int64_t i = 0; i < n; ++i) s += static_cast<double>(w[i]) * x[i];
+  for (int64_t i = 0; i < n; ++i) s += (w ? static_cast<double>(w[i]) : 1.0) * x[i];
   out[0] = static_cast<float>(s * scale);
 }
 
