@@ -1,0 +1,65 @@
+// Device-resident image classification data sets, and the loaders that read them from disk.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace sieve {
+
+// A whole split held as raw bytes; batches are gathered and normalised from it on the fly (data/batch.h).
+struct Dataset {
+  std::string name;               // "fashion-mnist", "mnist"
+  Tensor images;                  // uint8 [N, C, H, W] (C = 1 for the IDX sets)
+  Tensor labels;                  // int32 [N], on the same device as images
+  int num_classes = 0;
+  std::vector<float> mean, std;   // per channel, in units of [0, 1] pixels (Note [normalisation constants])
+
+  int64_t size() const;           // N; 0 for an empty Dataset
+  int64_t channels() const;       // C
+  int64_t height() const;         // H
+  int64_t width() const;          // W
+  int64_t sample_numel() const;   // C * H * W
+  Device device() const { return images.device(); }
+
+  // The same data on `device` (this Dataset itself when already there).
+  Dataset to(Device device) const;
+  // The rows `indices` (int32 [k], on this Dataset's device), in that order; used for fixed evaluation subsets.
+  Dataset subset(const Tensor& indices) const;
+};
+
+struct DataSplits {
+  Dataset train, test;
+};
+
+// Loads one of the IDX data sets ("fashion-mnist" or "mnist") from `dir` (empty: default_data_dir(name)) onto
+// the CPU; move it with .to(device). Looks for train-images-idx3-ubyte, train-labels-idx1-ubyte,
+// t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, each preferably with a .gz suffix. Throws sieve::Error
+// naming the file for a missing directory or file, a malformed file, image and label counts that differ, and a
+// label outside [0, 10).
+DataSplits load_idx_dataset(const std::string& name, const std::string& dir);
+
+// Where a data set is installed by default: /usr/share/datasets/fashion-mnist (Debian package
+// dataset-fashion-mnist) and /usr/share/datasets/mnist.
+std::string default_data_dir(const std::string& name);
+
+// Per-channel mean and standard deviation, in units of [0, 1] pixels, of uint8 [N, C, H, W] images on the CPU.
+void channel_mean_std(const Tensor& images, std::vector<float>& mean, std::vector<float>& std);
+
+// The command line's --data value: NAME or NAME:DIR.
+struct DataSpec {
+  std::string name;  // a name from known_dataset_names()
+  std::string dir;   // empty: the default location
+};
+
+// Parses "fashion-mnist", "mnist", "fashion-mnist:DIR", "mnist:DIR"; an unknown name throws an error listing
+// the accepted ones.
+DataSpec parse_data_spec(const std::string& text);
+const std::vector<std::string>& known_dataset_names();
+
+// Loads the data set a spec names, onto the CPU.
+DataSplits load_dataset(const DataSpec& spec);
+
+}  // namespace sieve

@@ -1,0 +1,24 @@
+// Model builders, and the parser of sieve-train's --model spec.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/random.h"
+#include "layers/linear.h"
+
+namespace sieve {
+
+// Flatten, then Linear + ReLU for each hidden width (Kaiming-initialised), then a Glorot-initialised
+// Linear to `classes` logits.
+std::shared_ptr<Sequential> make_mlp(int64_t inputs, const std::vector<int64_t>& hidden, int64_t classes,
+                                     Generator& gen, Device device = Device::cpu());
+
+// "mlp" (default widths) or "mlp:H1,H2,...". `sample_shape` is one example's shape, e.g. {1, 28, 28}.
+std::shared_ptr<Module> make_model(const std::string& spec, const Shape& sample_shape, int64_t classes, Generator& gen,
+                                   Device device = Device::cpu());
+
+inline const std::vector<int64_t> kDefaultMlpHidden = {512, 256};
+
+}  // namespace sieve
