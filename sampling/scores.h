@@ -14,10 +14,12 @@ std::string to_string(ScoreKind kind);
 
 // ||softmax(z_i) - onehot(y_i)||_2: the gradient norm of cross-entropy with respect to the logits, the
 // closed-form part of the upper bound G^_i of eq. 20 (Katharopoulos & Fleuret 2018). One fused kernel.
-// logits float32 [n, c], labels int32 [n] -> float32 [n]. Never recorded by autograd.
+// logits float32 [n, c], labels int32 [n] -> float32 [n]. Never recorded by autograd. Labels are checked against
+// [0, c) on the CPU; on the GPU they are trusted and an out-of-range label gives a NaN score.
 Tensor upper_bound_scores(const Tensor& logits, const Tensor& labels);
-// Per-example cross-entropy, the `loss` score (no autograd).
+// Per-example cross-entropy, the `loss` score: core's cross_entropy under NoGradGuard.
 Tensor loss_scores(const Tensor& logits, const Tensor& labels);
+// The score of `kind`, on the device of the logits.
 Tensor compute_scores(ScoreKind kind, const Tensor& logits, const Tensor& labels);
 
 namespace cpu {

@@ -1,0 +1,178 @@
+#include "apps/trainer.h"
+
+#include <cmath>
+#include <iomanip>
+#include <sstream>
+
+#include "core/ops.h"
+#include "data/batch.h"
+#include "layers/models.h"
+
+namespace sieve {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Evaluation forwards this many examples at a time: bounded memory for any data-set size.
+constexpr int64_t kEvalChunk = 2000;
+
+// Independent Philox streams of one run's seed (Note [one seed]): the same seed gives every sampler the same
+// initial model and the same training subset for evaluation, so runs differ only by their selection.
+enum RunStream : uint64_t { kRunInitStream = 1, kRunSelectorStream = 2, kRunSubsetStream = 3 };
+
+std::string json_number(double v) {
+  if (!std::isfinite(v)) return "null";
+  std::ostringstream os;
+  os << std::setprecision(8) << v;
+  return os.str();
+}
+
+}  // namespace
+
+std::string to_json_line(const EvalRecord& r) {
+  std::ostringstream os;
+  os << "{\"sampler\": \"" << r.sampler << "\", \"step\": " << r.step << ", \"time_s\": " << json_number(r.time_s)
+     << ", \"train_loss\": " << json_number(r.train_loss) << ", \"test_loss\": " << json_number(r.test_loss)
+     << ", \"test_accuracy\": " << json_number(r.test_accuracy)
+     << ", \"tau\": " << (r.tau ? json_number(*r.tau) : "null")
+     << ", \"importance_on\": " << (r.importance_on ? "true" : "false")
+     << ", \"importance_fraction\": " << json_number(r.importance_fraction) << ", \"lr\": " << json_number(r.lr)
+     << ", \"examples\": " << r.examples << ", \"scored\": " << r.scored;
+  if (r.final) os << ", \"final\": true";
+  os << "}";
+  return os.str();
+}
+
+Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device device)
+    : options_(options), data_(data), device_(device) {
+  SIEVE_CHECK(options.iterations > 0 || options.time_budget_s > 0,
+              "give a length for the run: --iterations N or --time-budget SECONDS");
+  SIEVE_CHECK(options.iterations >= 0 && options.time_budget_s >= 0, "--iterations and --time-budget must be >= 0");
+  SIEVE_CHECK(options.eval_every >= 0, "--eval-every must be >= 0");
+  SIEVE_CHECK(data.train.size() > 0 && data.test.size() > 0, "the data set is empty");
+  SIEVE_CHECK(data.train.device() == device, "Trainer: data on ", to_string(data.train.device()), ", training on ",
+              to_string(device));
+
+  const Generator root(options.seed);
+  Generator init = root.fork(kRunInitStream);
+  const Shape sample{data.train.channels(), data.train.height(), data.train.width()};
+  model_ = make_model(options.model, sample, data.train.num_classes, init, device);
+
+  SelectorOptions selection = options.selection;
+  selection.seed = root.fork(kRunSelectorStream).seed();
+  selector_ = make_selector(options.sampler, selection);
+
+  optimizer_ = std::make_unique<Sgd>(model_->parameters(), options.sgd);
+  schedule_ = make_schedule(options.schedule, options.sgd.lr, options.schedule == "time" || options.schedule == "step"
+                                                                  ? options.milestones
+                                                                  : std::vector<double>{},
+                            options.gamma, RunLength{options.iterations, options.time_budget_s});
+
+  Generator subset = root.fork(kRunSubsetStream);
+  const int64_t n = std::min(options.train_eval_size, data.train.size());
+  train_subset_ = data.train.subset(randint({n}, data.train.size(), subset, device));
+
+  context_.labels = data.train.labels;
+  context_.dataset_size = data.train.size();
+  context_.device = device;
+  // Note [scoring mode] (sampling/importance.h): candidates are scored in evaluation mode, without gradients.
+  context_.logits = [this](const Tensor& indices) {
+    NoGradGuard no_grad;
+    model_->eval();
+    Tensor logits = model_->forward(gather_batch(data_.train, indices));
+    model_->train();
+    scored_ += indices.numel();
+    return logits;
+  };
+}
+
+Trainer::~Trainer() = default;
+
+Progress Trainer::progress() const { return Progress{steps_, options_.iterations, training_s_, options_.time_budget_s}; }
+
+void Trainer::step() {
+  model_->train();
+  const Selection batch = selector_->select(context_);
+  Tensor x = gather_batch(data_.train, batch.indices);
+  Tensor y = gather_labels(data_.train, batch.indices);
+  Tensor logits = model_->forward(x);
+  Tensor losses = cross_entropy(logits, y);
+  Tensor loss = weighted_mean(losses, batch.weights);
+  selector_->observe(batch, logits.detach(), y, losses.detach());
+  optimizer_->zero_grad();
+  loss.backward();
+  optimizer_->set_lr(schedule_->lr(progress()));
+  optimizer_->step();
+  steps_++;
+  examples_ += batch.indices.numel();
+}
+
+double Trainer::evaluate_loss(const Dataset& d, double* accuracy) {
+  NoGradGuard no_grad;
+  Tensor total = Tensor::zeros({}, DType::F32, device_);
+  int64_t correct = 0;
+  for (int64_t begin = 0; begin < d.size(); begin += kEvalChunk) {
+    const int64_t end = std::min(d.size(), begin + kEvalChunk);
+    Tensor labels = d.labels.rows(begin, end);
+    // Evaluation data are whole rows in order: gather by an arange so normalisation is the training one.
+    std::vector<int32_t> idx(static_cast<size_t>(end - begin));
+    for (int64_t i = begin; i < end; ++i) idx[static_cast<size_t>(i - begin)] = static_cast<int32_t>(i);
+    Tensor logits = model_->forward(gather_batch(d, Tensor::from_vector(idx, {end - begin}, device_)));
+    add_(total, sum(cross_entropy(logits, labels)));
+    if (accuracy) correct += count_equal(argmax_rows(logits), labels);
+  }
+  if (accuracy) *accuracy = static_cast<double>(correct) / static_cast<double>(d.size());
+  return total.item() / static_cast<double>(d.size());
+}
+
+EvalRecord Trainer::evaluate() {
+  model_->eval();
+  EvalRecord r;
+  r.sampler = selector_->name();
+  r.step = steps_;
+  r.time_s = training_s_;
+  r.train_loss = evaluate_loss(train_subset_, nullptr);
+  r.test_loss = evaluate_loss(data_.test, &r.test_accuracy);
+  for (const auto& [key, value] : selector_->stats()) {
+    if (key == "tau") r.tau = value;
+    if (key == "importance_on") r.importance_on = value != 0;
+    if (key == "importance_fraction") r.importance_fraction = value;
+  }
+  r.lr = optimizer_->lr();
+  r.examples = examples_;
+  r.scored = scored_;
+  model_->train();
+  return r;
+}
+
+EvalRecord Trainer::run(const std::function<void(const EvalRecord&)>& on_record) {
+  const bool by_time = options_.time_budget_s > 0;
+  const int64_t every_steps = options_.eval_every > 0 ? options_.eval_every
+                              : by_time            ? 0
+                                                   : std::max<int64_t>(1, options_.iterations / 10);
+  const double every_s = by_time && options_.eval_every == 0 ? options_.time_budget_s / 10 : 0;
+  on_record(evaluate());
+  double next_eval_s = every_s;
+  while (true) {
+    // Only training is timed: the clock runs from here to the device synchronisation before an evaluation.
+    const auto start = Clock::now();
+    const double start_s = training_s_;
+    bool done = false, eval_due = false;
+    while (!done && !eval_due) {
+      step();
+      training_s_ = start_s + std::chrono::duration<double>(Clock::now() - start).count();
+      done = (options_.iterations > 0 && steps_ >= options_.iterations) ||
+             (by_time && training_s_ >= options_.time_budget_s);
+      eval_due = every_steps > 0 ? steps_ % every_steps == 0 : training_s_ >= next_eval_s;
+    }
+    synchronize(device_);
+    training_s_ = start_s + std::chrono::duration<double>(Clock::now() - start).count();
+    while (every_s > 0 && next_eval_s <= training_s_) next_eval_s += every_s;
+    EvalRecord r = evaluate();
+    r.final = done;
+    on_record(r);
+    if (done) return r;
+  }
+}
+
+}  // namespace sieve

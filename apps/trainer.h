@@ -1,0 +1,90 @@
+// The training loop of sieve-train, sieve-bench and the end-to-end tests: one model, one selector, SGD, and
+// evaluation on a fixed footing (DESIGN.md, "A training step").
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "layers/module.h"
+#include "optim/schedule.h"
+#include "optim/sgd.h"
+#include "sampling/make_selector.h"
+
+namespace sieve {
+
+struct TrainOptions {
+  std::string model = "mlp";
+  std::string sampler = "upper-bound";
+  SelectorOptions selection;  // batch b, presample B, tau_th, tau_ema (its seed is derived from `seed`)
+  SgdOptions sgd{0.05f, 0.9f, 0.f, false};
+  std::string schedule = "time";  // see optim/schedule.h; "time" needs a time budget
+  std::vector<double> milestones{0.5, 0.8};
+  float gamma = 0.2f;
+  int64_t iterations = 0;    // stop after this many steps (0: no step limit)
+  double time_budget_s = 0;  // stop after this much training time (0: no time limit)
+  int64_t eval_every = 0;    // evaluate every N steps; 0: ten times per run
+  int64_t train_eval_size = 10000;  // the fixed training subset on which the training loss is reported
+  uint64_t seed = 0;
+};
+
+// One evaluation, as written to the JSON log.
+struct EvalRecord {
+  std::string sampler;
+  int64_t step = 0;
+  double time_s = 0;         // training time so far (evaluation excluded)
+  double train_loss = 0;     // mean cross-entropy on the fixed training subset, evaluation mode
+  double test_loss = 0;
+  double test_accuracy = 0;  // in [0, 1]
+  std::optional<double> tau; // the selector's τ, if it keeps one
+  bool importance_on = false;
+  double importance_fraction = 0;
+  double lr = 0;
+  int64_t examples = 0;      // examples trained on (forward and backward), b per step
+  int64_t scored = 0;        // examples scored without gradients by the selector
+  bool final = false;
+};
+std::string to_json_line(const EvalRecord& r);
+
+class Trainer {
+ public:
+  // `data` already on `device`. Throws sieve::Error on invalid options.
+  Trainer(const TrainOptions& options, const DataSplits& data, Device device);
+  ~Trainer();
+
+  // One training step: select, gather, forward, weighted loss, backward, SGD update.
+  void step();
+  // Losses and accuracy in evaluation mode without gradients.
+  EvalRecord evaluate();
+  // Trains until the step or time limit, evaluating on the way; on_record sees every record, the final one last.
+  EvalRecord run(const std::function<void(const EvalRecord&)>& on_record);
+
+  Module& model() { return *model_; }
+  Selector& selector() { return *selector_; }
+  int64_t steps() const { return steps_; }
+  double training_seconds() const { return training_s_; }
+
+ private:
+  Progress progress() const;
+  double evaluate_loss(const Dataset& d, double* accuracy);
+
+  TrainOptions options_;
+  const DataSplits& data_;
+  Device device_;
+  Dataset train_subset_;
+  std::shared_ptr<Module> model_;
+  std::unique_ptr<Selector> selector_;
+  std::unique_ptr<Sgd> optimizer_;
+  std::unique_ptr<LrSchedule> schedule_;
+  ScoringContext context_;
+  int64_t steps_ = 0;
+  int64_t examples_ = 0;
+  int64_t scored_ = 0;
+  double training_s_ = 0;
+};
+
+}  // namespace sieve

@@ -1,0 +1,61 @@
+#include "sampling/make_selector.h"
+
+#include <functional>
+
+#include "sampling/importance.h"
+#include "sampling/uniform.h"
+
+namespace sieve {
+
+namespace {
+
+ImportanceOptions importance_options(ScoreKind score, const SelectorOptions& o) {
+  ImportanceOptions out;
+  out.score = score;
+  out.batch = o.batch;
+  out.presample = o.presample;
+  out.tau_th = o.tau_th;
+  out.tau_ema = o.tau_ema;
+  out.seed = o.seed;
+  return out;
+}
+
+struct Entry {
+  const char* name;
+  std::function<std::unique_ptr<Selector>(const SelectorOptions&)> make;
+};
+
+// A new selector is one row here.
+const std::vector<Entry>& registry() {
+  static const std::vector<Entry> entries = {
+      {"uniform", [](const SelectorOptions& o) { return std::make_unique<UniformSelector>(o.batch, o.seed); }},
+      {"loss",
+       [](const SelectorOptions& o) {
+         return std::make_unique<ImportanceSampler>(importance_options(ScoreKind::Loss, o));
+       }},
+      {"upper-bound",
+       [](const SelectorOptions& o) {
+         return std::make_unique<ImportanceSampler>(importance_options(ScoreKind::UpperBound, o));
+       }},
+  };
+  return entries;
+}
+
+}  // namespace
+
+std::vector<std::string> selector_names() {
+  std::vector<std::string> names;
+  for (const Entry& e : registry()) names.emplace_back(e.name);
+  return names;
+}
+
+std::unique_ptr<Selector> make_selector(const std::string& name, const SelectorOptions& options) {
+  for (const Entry& e : registry()) {
+    if (name == e.name) return e.make(options);
+  }
+  std::string accepted;
+  for (const std::string& n : selector_names()) accepted += (accepted.empty() ? "" : ", ") + n;
+  SIEVE_FAIL("unknown selector '", name, "': expected one of ", accepted);
+}
+
+}  // namespace sieve

@@ -1,0 +1,32 @@
+// Selectors by name, for programs that choose one from the command line.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sampling/selector.h"
+
+namespace sieve {
+
+// The options of every selector; each reads the fields it needs.
+struct SelectorOptions {
+  int64_t batch = 128;          // b: examples per training step
+  int64_t presample = 1024;     // B: pre-sample scored per importance-sampling step
+  std::optional<float> tau_th;  // importance sampling: τ_th; unset: (B + 3b) / (3b)
+  float tau_ema = 0.9f;         // importance sampling: a_τ
+  uint64_t seed = 0;            // Note [selector seed]
+};
+
+// Note [selector seed]: a selector draws from Generator(seed) as given. Give it a stream of its own, derived from
+// the run's seed with Generator::fork (apps/trainer.cpp does), so that its draws are independent of initialisation
+// and augmentation. Selectors given the same seed start from the same uniform batches: importance sampling and
+// its uniform baseline then train on identical batches until τ first crosses τ_th.
+
+// "uniform", "loss" or "upper-bound" (importance sampling with that score); throws listing the accepted names.
+std::unique_ptr<Selector> make_selector(const std::string& name, const SelectorOptions& options);
+std::vector<std::string> selector_names();
+
+}  // namespace sieve
