@@ -1,0 +1,86 @@
+// Optimizer: what every optimizer (SGD now, Adam later) offers a training loop.
+//
+// An optimizer keeps shallow copies of the parameters: Tensor copies share storage and autograd state, so step()
+// updates the model's own tensors in place and zero_grad() drops the gradients the model's leaves hold. A loop:
+//
+//   opt.set_lr(schedule->lr(progress));    // optim/schedule.h
+//   opt.zero_grad();
+//   loss.backward();
+//   opt.step();
+#pragma once
+
+#include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace sieve {
+
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  Optimizer(const Optimizer&) = delete;
+  Optimizer& operator=(const Optimizer&) = delete;
+
+  // Updates every parameter whose gradient is defined; a parameter without one is left as it is.
+  virtual void step() = 0;
+
+  // Named state tensors for checkpoints, e.g. "momentum.3" for the momentum buffer of parameter 3. They share
+  // storage with the optimizer's buffers (a loader may copy_ into them); buffers not yet created are absent.
+  virtual std::vector<std::pair<std::string, Tensor>> state() const { return {}; }
+
+  // Drops every parameter's gradient (Tensor::zero_grad): the next backward pass starts from nothing.
+  void zero_grad() {
+    for (Tensor& p : params_) p.zero_grad();
+  }
+
+  float lr() const { return lr_; }
+  void set_lr(float lr) {
+    SIEVE_CHECK(std::isfinite(lr) && lr >= 0.f, name_, ": the learning rate must be finite and >= 0, found ", lr);
+    lr_ = lr;
+  }
+
+  const std::vector<Tensor>& parameters() const { return params_; }
+  Device device() const { return params_.front().device(); }
+  const std::string& name() const { return name_; }
+
+ protected:
+  // Parameters: a non-empty list of distinct float32 leaf tensors that require gradients, all on one device.
+  Optimizer(std::vector<Tensor> parameters, float lr, std::string name)
+      : params_(std::move(parameters)), name_(std::move(name)) {
+    SIEVE_CHECK(!params_.empty(), name_, ": the parameter list is empty (did the model register its parameters?)");
+    for (size_t i = 0; i < params_.size(); ++i) {
+      const Tensor& p = params_[i];
+      SIEVE_CHECK(p.defined(), name_, ": parameter ", i, " is an undefined tensor");
+      SIEVE_CHECK(p.dtype() == DType::F32, name_, ": parameter ", i, " is ", p.description(),
+                  "; parameters must be float32");
+      SIEVE_CHECK(p.requires_grad(), name_, ": parameter ", i, " (", p.description(),
+                  ") does not require gradients; call set_requires_grad() on it or leave it out");
+      SIEVE_CHECK(p.grad_fn() == nullptr, name_, ": parameter ", i, " (", p.description(),
+                  ") is the result of an operation, not a leaf tensor; optimise the leaf it was computed from");
+      SIEVE_CHECK(p.device() == params_[0].device(), name_, ": parameters on different devices (parameter 0 is ",
+                  params_[0].description(), ", parameter ", i, " is ", p.description(), "); move the model first");
+      for (size_t j = 0; j < i; ++j)
+        SIEVE_CHECK(p.numel() == 0 || p.raw_data() != params_[j].raw_data(), name_, ": parameter ", i,
+                    " is the same tensor as parameter ", j, "; each parameter must appear once");
+    }
+    set_lr(lr);
+  }
+
+  // A gradient must match its parameter (autograd guarantees it; a hand-set gradient might not).
+  void check_gradient(size_t i, const Tensor& grad) const {
+    const Tensor& p = params_[i];
+    SIEVE_CHECK(grad.dtype() == DType::F32 && grad.shape() == p.shape() && grad.device() == p.device(), name_,
+                ": the gradient of parameter ", i, " is ", grad.description(), ", expected ", p.description());
+  }
+
+  std::vector<Tensor> params_;
+
+ private:
+  std::string name_;
+  float lr_ = 0.f;
+};
+
+}  // namespace sieve
