@@ -1,8 +1,7 @@
 #include "apps/trainer.h"
 
 #include <cmath>
-#include <iomanip>
-#include <sstream>
+#include <nlohmann/json.hpp>
 
 #include "core/ops.h"
 #include "data/batch.h"
@@ -20,27 +19,25 @@ constexpr int64_t kEvalChunk = 2000;
 // initial model and the same training subset for evaluation, so runs differ only by their selection.
 enum RunStream : uint64_t { kRunInitStream = 1, kRunSelectorStream = 2, kRunSubsetStream = 3 };
 
-std::string json_number(double v) {
-  if (!std::isfinite(v)) return "null";
-  std::ostringstream os;
-  os << std::setprecision(8) << v;
-  return os.str();
-}
-
 }  // namespace
 
 std::string to_json_line(const EvalRecord& r) {
-  std::ostringstream os;
-  os << "{\"sampler\": \"" << r.sampler << "\", \"step\": " << r.step << ", \"time_s\": " << json_number(r.time_s)
-     << ", \"train_loss\": " << json_number(r.train_loss) << ", \"test_loss\": " << json_number(r.test_loss)
-     << ", \"test_accuracy\": " << json_number(r.test_accuracy)
-     << ", \"tau\": " << (r.tau ? json_number(*r.tau) : "null")
-     << ", \"importance_on\": " << (r.importance_on ? "true" : "false")
-     << ", \"importance_fraction\": " << json_number(r.importance_fraction) << ", \"lr\": " << json_number(r.lr)
-     << ", \"examples\": " << r.examples << ", \"scored\": " << r.scored;
-  if (r.final) os << ", \"final\": true";
-  os << "}";
-  return os.str();
+  // Non-finite numbers (a diverged run) are written as null: JSON has no NaN.
+  auto number = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
+  nlohmann::json j = {{"sampler", r.sampler},
+                      {"step", r.step},
+                      {"time_s", number(r.time_s)},
+                      {"train_loss", number(r.train_loss)},
+                      {"test_loss", number(r.test_loss)},
+                      {"test_accuracy", number(r.test_accuracy)},
+                      {"tau", r.tau ? number(*r.tau) : nlohmann::json(nullptr)},
+                      {"importance_on", r.importance_on},
+                      {"importance_fraction", number(r.importance_fraction)},
+                      {"lr", number(r.lr)},
+                      {"examples", r.examples},
+                      {"scored", r.scored}};
+  if (r.final) j["final"] = true;
+  return j.dump();
 }
 
 Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device device)

@@ -40,15 +40,21 @@ std::shared_ptr<Sequential> make_mlp(int64_t inputs, const std::vector<int64_t>&
   return net;
 }
 
-std::shared_ptr<Module> make_model(const std::string& spec, const Shape& sample_shape, int64_t classes, Generator& gen,
-                                   Device device) {
-  const std::string kind = spec.substr(0, spec.find(':'));
-  const std::string args = spec.find(':') == std::string::npos ? "" : spec.substr(spec.find(':') + 1);
-  if (kind == "mlp") {
-    const std::vector<int64_t> hidden = args.empty() ? kDefaultMlpHidden : parse_widths(spec, args);
-    return make_mlp(shape_numel(sample_shape), hidden, classes, gen, device);
+ModelSpec parse_model_spec(const std::string& spec) {
+  const size_t colon = spec.find(':');
+  ModelSpec m{spec.substr(0, colon), {}};
+  const std::string args = colon == std::string::npos ? "" : spec.substr(colon + 1);
+  if (m.kind == "mlp") {
+    m.args = args.empty() ? kDefaultMlpHidden : parse_widths(spec, args);
+    return m;
   }
   SIEVE_FAIL("unknown --model '", spec, "': expected mlp or mlp:H1,H2,...");
+}
+
+std::shared_ptr<Module> make_model(const std::string& spec, const Shape& sample_shape, int64_t classes, Generator& gen,
+                                   Device device) {
+  const ModelSpec m = parse_model_spec(spec);
+  return make_mlp(shape_numel(sample_shape), m.args, classes, gen, device);
 }
 
 }  // namespace sieve

@@ -15,6 +15,14 @@ namespace sieve {
 std::shared_ptr<Sequential> make_mlp(int64_t inputs, const std::vector<int64_t>& hidden, int64_t classes,
                                      Generator& gen, Device device = Device::cpu());
 
+// A parsed --model spec: the family and its integer arguments (e.g. mlp:512,256 -> {"mlp", {512, 256}}).
+struct ModelSpec {
+  std::string kind;
+  std::vector<int64_t> args;
+};
+// Checks the spec without building anything, so that a program can reject it before loading data.
+ModelSpec parse_model_spec(const std::string& spec);
+
 // "mlp" (default widths) or "mlp:H1,H2,...". `sample_shape` is one example's shape, e.g. {1, 28, 28}.
 std::shared_ptr<Module> make_model(const std::string& spec, const Shape& sample_shape, int64_t classes, Generator& gen,
                                    Device device = Device::cpu());

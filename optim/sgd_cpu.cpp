@@ -4,8 +4,8 @@
 namespace sieve::cpu {
 
 void sgd_update(float* param, const float* grad, float* momentum, int64_t n, SgdStep step) {
-  // Elements are independent, so threads change nothing but the time (worth it only for large tensors).
-#pragma omp parallel for schedule(static) if (n >= (int64_t{1} << 16))
+  // Single-threaded on purpose: the loop runs at copy bandwidth already, and an OpenMP team left spinning after
+  // it takes the cores from OpenBLAS's threads in the next matrix product (measured in sieve-bench).
   for (int64_t i = 0; i < n; ++i) {
     const float v = (momentum != nullptr && !step.first) ? momentum[i] : 0.f;
     const SgdElement r = sgd_element(param[i], grad[i], v, step);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <string>
 #include <vector>
@@ -14,12 +15,20 @@
 
 namespace sieve::testing {
 
+// Where no GPU is present, GPU tests skip; with SIEVE_REQUIRE_GPU=1 in the environment (scripts/gpu-check)
+// they fail instead, so that a GPU run cannot pass by skipping.
+#define SIEVE_SKIP_OR_FAIL_WITHOUT_GPU()                                                          \
+  do {                                                                                     \
+    if (std::getenv("SIEVE_REQUIRE_GPU")) FAIL() << "SIEVE_REQUIRE_GPU is set but no CUDA GPU is usable"; \
+    GTEST_SKIP() << "no CUDA GPU present";                                                 \
+  } while (0)
+
 // One test body over both backends: TEST_P(DeviceTest, ...) with GetParam() the device. The CUDA instance
 // skips (not fails) where no GPU is present.
 class DeviceTest : public ::testing::TestWithParam<DeviceType> {
  protected:
   void SetUp() override {
-    if (GetParam() == DeviceType::CUDA && !cuda_available()) GTEST_SKIP() << "no CUDA GPU present";
+    if (GetParam() == DeviceType::CUDA && !cuda_available()) SIEVE_SKIP_OR_FAIL_WITHOUT_GPU();
   }
   Device device() const { return GetParam() == DeviceType::CUDA ? Device::cuda(0) : Device::cpu(); }
 };
@@ -34,7 +43,7 @@ class DeviceTest : public ::testing::TestWithParam<DeviceType> {
 class GpuTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!cuda_available()) GTEST_SKIP() << "no CUDA GPU present";
+    if (!cuda_available()) SIEVE_SKIP_OR_FAIL_WITHOUT_GPU();
   }
 };
 
