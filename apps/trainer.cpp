@@ -69,6 +69,10 @@ Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device dev
   const int64_t n = std::min(options.train_eval_size, data.train.size());
   train_subset_ = data.train.subset(randint({n}, data.train.size(), subset, device));
 
+  std::vector<int32_t> arange(static_cast<size_t>(kEvalChunk));
+  for (int64_t i = 0; i < kEvalChunk; ++i) arange[static_cast<size_t>(i)] = static_cast<int32_t>(i);
+  eval_arange_ = Tensor::from_vector(arange, {kEvalChunk}, device);
+
   context_.labels = data.train.labels;
   context_.dataset_size = data.train.size();
   context_.device = device;
@@ -110,13 +114,13 @@ double Trainer::evaluate_loss(const Dataset& d, double* accuracy) {
   int64_t correct = 0;
   for (int64_t begin = 0; begin < d.size(); begin += kEvalChunk) {
     const int64_t end = std::min(d.size(), begin + kEvalChunk);
-    Tensor labels = d.labels.rows(begin, end);
-    // Evaluation data are whole rows in order: gather by an arange so normalisation is the training one.
-    std::vector<int32_t> idx(static_cast<size_t>(end - begin));
-    for (int64_t i = begin; i < end; ++i) idx[static_cast<size_t>(i - begin)] = static_cast<int32_t>(i);
-    Tensor logits = model_->forward(gather_batch(d, Tensor::from_vector(idx, {end - begin}, device_)));
-    add_(total, sum(cross_entropy(logits, labels)));
-    if (accuracy) correct += count_equal(argmax_rows(logits), labels);
+    // A chunk is a view of consecutive rows, gathered by the cached 0..n-1 so that normalisation is the training one.
+    Dataset chunk = d;
+    chunk.images = d.images.rows(begin, end);
+    chunk.labels = d.labels.rows(begin, end);
+    Tensor logits = model_->forward(gather_batch(chunk, eval_arange_.rows(0, end - begin)));
+    add_(total, sum(cross_entropy(logits, chunk.labels)));
+    if (accuracy) correct += count_equal(argmax_rows(logits), chunk.labels);
   }
   if (accuracy) *accuracy = static_cast<double>(correct) / static_cast<double>(d.size());
   return total.item() / static_cast<double>(d.size());

@@ -76,6 +76,7 @@ class Trainer {
   const DataSplits& data_;
   Device device_;
   Dataset train_subset_;
+  Tensor eval_arange_;  // int32 0, 1, ..., kEvalChunk - 1 on the device
   std::shared_ptr<Module> model_;
   std::unique_ptr<Selector> selector_;
   std::unique_ptr<Sgd> optimizer_;
