@@ -1,6 +1,7 @@
 // sieve-train: trains a model with one or more selection methods at equal budget and compares them.
 #include <CLI/CLI.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iomanip>
@@ -73,7 +74,7 @@ void print_summary(const std::vector<EvalRecord>& results) {
     const EvalRecord& base = results.front();
     for (size_t i = 1; i < results.size(); ++i) {
       const double rel = (results[i].train_loss - base.train_loss) / base.train_loss;
-      std::cout << "\n" << results[i].sampler << " vs " << base.sampler << ": training loss " << fixed(100 * rel, 1)
+      std::cout << "\n" << results[i].sampler << " vs " << base.sampler << ": training loss " << fixed(100 * std::abs(rel), 1)
                 << "% " << (rel < 0 ? "lower" : "higher") << ", test error " << fixed(100 * (1 - results[i].test_accuracy), 2)
                 << "% vs " << fixed(100 * (1 - base.test_accuracy), 2) << "%, at equal training time\n";
     }
@@ -108,11 +109,11 @@ int run(int argc, char** argv) {
   app.add_option("--tau-ema", o.selection.tau_ema, "a_τ: moving-average factor of τ, in [0, 1)")->capture_default_str();
   app.add_option("--lr", o.sgd.lr, "base learning rate")->capture_default_str();
   app.add_option("--lr-schedule", o.schedule,
-                 "constant|step|time|cosine: time divides by 1/gamma at fractions of the budget, step at step counts")
+                 "constant|step|time|cosine: step and time multiply by gamma at milestones (step counts, budget fractions)")
       ->capture_default_str();
-  app.add_option("--lr-milestones", o.milestones, "budget fractions (time) or step counts (step), comma-separated")
-      ->delimiter(',')
-      ->capture_default_str();
+  app.add_option("--lr-milestones", o.milestones,
+                 "budget fractions (time) or step counts (step), comma-separated (default 50% and 80% of the run)")
+      ->delimiter(',');
   app.add_option("--lr-gamma", o.gamma, "factor applied at each milestone")->capture_default_str();
   app.add_option("--momentum", o.sgd.momentum, "SGD momentum")->capture_default_str();
   app.add_flag("--nesterov", o.sgd.nesterov, "Nesterov momentum");
@@ -132,9 +133,12 @@ int run(int argc, char** argv) {
     return app.exit(e);
   }
   if (iterations->count() > 0 && budget->count() == 0) o.time_budget_s = 0;  // --iterations alone: no time limit
-  if (iterations->count() > 0 && o.schedule == "time") o.schedule = o.time_budget_s > 0 ? "time" : "step";
-  if (o.schedule == "step" && app.get_option("--lr-milestones")->count() == 0)
-    o.milestones = {static_cast<double>(o.iterations / 2), static_cast<double>(o.iterations * 4 / 5)};
+  // Milestones by default: the reference's 50% and 80% of the run, in the schedule's unit.
+  if (app.get_option("--lr-milestones")->count() == 0) {
+    if (o.schedule == "time") o.milestones = {0.5, 0.8};
+    if (o.schedule == "step" && o.iterations >= 5)
+      o.milestones = {static_cast<double>(o.iterations / 2), static_cast<double>(o.iterations * 4 / 5)};
+  }
   if (tau_th > 0) o.selection.tau_th = tau_th;
   SIEVE_CHECK(o.selection.batch <= o.selection.presample, "--batch ", o.selection.batch, " exceeds --presample ",
               o.selection.presample, ": importance sampling draws b of B pre-sampled examples");

@@ -24,13 +24,20 @@ int64_t shape_numel(const Shape& s) {
   return n;
 }
 
-Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
-  data_ = device.is_cuda() ? device_malloc(bytes, device.index) : host_malloc(bytes);
+Storage::Storage(size_t bytes, Device device, bool pinned)
+    : bytes_(bytes), device_(device), pinned_(pinned && device.is_cpu() && cuda_available()) {
+  if (device.is_cuda()) {
+    data_ = device_malloc(bytes, device.index);
+  } else {
+    data_ = pinned_ ? pinned_malloc(bytes) : host_malloc(bytes);  // without a GPU there is nothing to pin for
+  }
 }
 
 Storage::~Storage() {
   if (device_.is_cuda()) {
     device_free(data_, device_.index);
+  } else if (pinned_) {
+    pinned_free(data_);
   } else {
     host_free(data_);
   }
@@ -123,6 +130,19 @@ Tensor Tensor::to(Device device) const {
   copy_bytes(out.raw_data(), device, raw_data(), this->device(), nbytes());
   return out;
 }
+
+Tensor Tensor::pin_memory() const {
+  SIEVE_CHECK(device().is_cpu(), "pin_memory: ", description(), " is not in host memory");
+  if (is_pinned()) return *this;
+  Tensor out;
+  out.shape_ = shape_;
+  out.dtype_ = dtype_;
+  out.storage_ = std::make_shared<Storage>(nbytes(), Device::cpu(), /*pinned=*/true);
+  copy_bytes(out.raw_data(), Device::cpu(), raw_data(), Device::cpu(), nbytes());
+  return out;
+}
+
+bool Tensor::is_pinned() const { return storage_ && storage_->pinned(); }
 
 Tensor Tensor::clone() const {
   Tensor out = empty(shape_, dtype_, device());

@@ -23,18 +23,21 @@ int64_t shape_numel(const Shape& s);
 
 class Storage {
  public:
-  Storage(size_t bytes, Device device);
+  // Host storage may be page-locked (pinned): transfers from it run at full bus speed and asynchronously.
+  Storage(size_t bytes, Device device, bool pinned = false);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
   void* data() const { return data_; }
   size_t bytes() const { return bytes_; }
   Device device() const { return device_; }
+  bool pinned() const { return pinned_; }
 
  private:
   void* data_ = nullptr;
   size_t bytes_ = 0;
   Device device_;
+  bool pinned_ = false;
 };
 
 struct Node;
@@ -87,6 +90,9 @@ class Tensor {
   // Explicit copies and views.
   Tensor to(Device device) const;  // same tensor (no copy) when already there
   Tensor clone() const;
+  // A copy in page-locked host memory (staging for host-to-device uploads); itself when already pinned.
+  Tensor pin_memory() const;
+  bool is_pinned() const;
   Tensor reshape(const Shape& shape) const;    // a view; one dimension may be -1
   Tensor rows(int64_t begin, int64_t end) const;  // a view of rows [begin, end) along dimension 0
   void copy_(const Tensor& src);               // same shape and dtype; any devices

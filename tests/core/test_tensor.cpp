@@ -72,3 +72,19 @@ TEST(Autograd, AccumulatesAcrossBackwardCallsAndNoGradRecordsNothing) {
 
 }  // namespace
 }  // namespace sieve
+
+namespace sieve {
+namespace {
+
+TEST(Tensor, PinnedCopyHoldsTheSameValues) {
+  Tensor h = testing::random_tensor({1000}, 9);
+  Tensor p = h.pin_memory();
+  EXPECT_EQ(p.to_vector<float>(), h.to_vector<float>());
+  EXPECT_FALSE(p.same_storage(h));
+  // Without a driver there is nothing to pin for: the copy is ordinary memory and says so.
+  EXPECT_EQ(p.is_pinned(), cuda_available());
+  if (p.is_pinned()) EXPECT_TRUE(p.pin_memory().same_storage(p));
+}
+
+}  // namespace
+}  // namespace sieve
