@@ -54,6 +54,23 @@ Tensor random_labels(int64_t n, int classes, uint64_t seed, Device device) {
   return all_close(actual.to_vector<float>(), expected.to_vector<float>(), atol, rtol);
 }
 
+::testing::AssertionResult throws_error(const std::function<void()>& f, const std::vector<std::string>& parts) {
+  try {
+    f();
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    for (const std::string& p : parts)
+      if (message.find(p) == std::string::npos)
+        return ::testing::AssertionFailure() << "message \"" << message << "\" lacks \"" << p << "\"";
+    if (message.find('\n') != std::string::npos)
+      return ::testing::AssertionFailure() << "message spans lines: \"" << message << "\"";
+    return ::testing::AssertionSuccess();
+  } catch (const std::exception& e) {
+    return ::testing::AssertionFailure() << "threw a non-sieve exception: " << e.what();
+  }
+  return ::testing::AssertionFailure() << "did not throw";
+}
+
 ::testing::AssertionResult gradient_check(const std::function<Tensor(const std::vector<Tensor>&)>& f,
                                           std::vector<Tensor> inputs, float h, float atol, float rtol) {
   for (Tensor& t : inputs) {

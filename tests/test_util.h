@@ -56,6 +56,12 @@ Tensor random_labels(int64_t n, int classes, uint64_t seed, Device device = Devi
 ::testing::AssertionResult all_close(const std::vector<float>& actual, const std::vector<float>& expected, float atol,
                                      float rtol);
 
+// f must throw sieve::Error with a one-line message containing every one of `parts`.
+::testing::AssertionResult throws_error(const std::function<void()>& f, const std::vector<std::string>& parts);
+inline ::testing::AssertionResult throws_error(const std::function<void()>& f, const std::string& part) {
+  return throws_error(f, std::vector<std::string>{part});
+}
+
 // Checks d f(inputs)/d inputs[k] from autograd against central differences (double-sided, step h) on the CPU.
 // f must return a scalar. Inputs are float32 CPU tensors that require gradients.
 ::testing::AssertionResult gradient_check(const std::function<Tensor(const std::vector<Tensor>&)>& f,

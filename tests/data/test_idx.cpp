@@ -13,12 +13,15 @@
 #include <string>
 #include <vector>
 
+#include "tests/test_util.h"
 #include "core/error.h"
 #include "data/dataset.h"
 #include "data/idx.h"
 
 namespace sieve {
 namespace {
+
+using testing::throws_error;
 
 namespace fs = std::filesystem;
 
@@ -75,24 +78,6 @@ void write_file(const std::string& path, const std::vector<uint8_t>& bytes, bool
   }
 }
 
-// Runs f, which must throw sieve::Error whose message contains every one of `parts`.
-::testing::AssertionResult throws_error_with(const std::function<void()>& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-  } catch (const Error& e) {
-    const std::string message = e.what();
-    for (const std::string& p : parts)
-      if (message.find(p) == std::string::npos)
-        return ::testing::AssertionFailure() << "message \"" << message << "\" lacks \"" << p << "\"";
-    if (message.find('\n') != std::string::npos)
-      return ::testing::AssertionFailure() << "message spans lines: \"" << message << "\"";
-    return ::testing::AssertionSuccess();
-  } catch (const std::exception& e) {
-    return ::testing::AssertionFailure() << "threw a non-sieve exception: " << e.what();
-  }
-  return ::testing::AssertionFailure() << "did not throw";
-}
-
 const char* suffix(bool gzip) { return gzip ? ".gz" : ""; }
 
 // Small IDX data set: `n_train` / `n_test` images of 4x5 pixels and their labels.
@@ -147,56 +132,56 @@ TEST_P(IdxLoader, LoadsOneAndFourDimensions) {
 
 TEST_P(IdxLoader, RejectsTruncatedData) {
   const std::string path = write(idx_file({5, 4, 3}, random_bytes(59, 14)));
-  EXPECT_TRUE(throws_error_with([&] { read_idx(path); },
+  EXPECT_TRUE(throws_error([&] { read_idx(path); },
                                 {path, "truncated", "header declares 5x4x3 = 60 bytes of data, found 59"}));
 }
 
 TEST_P(IdxLoader, RejectsTrailingBytes) {
   const std::string path = write(idx_file({5, 4, 3}, random_bytes(63, 15)));
-  EXPECT_TRUE(throws_error_with([&] { read_idx(path); }, {path, "trailing", "found 63 (3 too many)"}));
+  EXPECT_TRUE(throws_error([&] { read_idx(path); }, {path, "trailing", "found 63 (3 too many)"}));
 }
 
 TEST_P(IdxLoader, RejectsWrongMagic) {
   std::vector<uint8_t> bytes = idx_file({5}, random_bytes(5, 16));
   bytes[1] = 0x01;
   const std::string path = write(bytes);
-  EXPECT_TRUE(throws_error_with([&] { read_idx(path); }, {path, "bad magic number 0x00010801", "not an IDX file"}));
+  EXPECT_TRUE(throws_error([&] { read_idx(path); }, {path, "bad magic number 0x00010801", "not an IDX file"}));
 }
 
 TEST_P(IdxLoader, RejectsWrongTypeByte) {
   const std::string path = write(idx_file({5}, random_bytes(20, 17), 0x0D));
-  EXPECT_TRUE(throws_error_with([&] { read_idx(path); }, {path, "unsupported element type 0x0D"}));
+  EXPECT_TRUE(throws_error([&] { read_idx(path); }, {path, "unsupported element type 0x0D"}));
 }
 
 TEST_P(IdxLoader, RejectsBadDimensionCount) {
   const std::string none = write(idx_file({}, {}));
-  EXPECT_TRUE(throws_error_with([&] { read_idx(none); }, {none, "bad dimension count 0"}));
+  EXPECT_TRUE(throws_error([&] { read_idx(none); }, {none, "bad dimension count 0"}));
   const std::string five = write(idx_file({1, 1, 1, 1, 1}, {7}));
-  EXPECT_TRUE(throws_error_with([&] { read_idx(five); }, {five, "bad dimension count 5"}));
+  EXPECT_TRUE(throws_error([&] { read_idx(five); }, {five, "bad dimension count 5"}));
 }
 
 TEST_P(IdxLoader, RejectsZeroDimension) {
   const std::string path = write(idx_file({3, 0, 2}, {}));
-  EXPECT_TRUE(throws_error_with([&] { read_idx(path); }, {path, "dimension 1 has size 0"}));
+  EXPECT_TRUE(throws_error([&] { read_idx(path); }, {path, "dimension 1 has size 0"}));
 }
 
 TEST_P(IdxLoader, RejectsTruncatedHeader) {
   const std::string magic_only = write({0, 0, 8});
-  EXPECT_TRUE(throws_error_with([&] { read_idx(magic_only); }, {magic_only, "truncated header"}));
+  EXPECT_TRUE(throws_error([&] { read_idx(magic_only); }, {magic_only, "truncated header"}));
   std::vector<uint8_t> bytes = idx_file({5, 4, 3}, {});
   bytes.resize(10);
   const std::string sizes = write(bytes);
-  EXPECT_TRUE(throws_error_with([&] { read_idx(sizes); }, {sizes, "truncated header", "found 6"}));
+  EXPECT_TRUE(throws_error([&] { read_idx(sizes); }, {sizes, "truncated header", "found 6"}));
 }
 
 TEST_P(IdxLoader, RejectsEmptyFile) {
   const std::string path = write({});
-  EXPECT_TRUE(throws_error_with([&] { read_idx(path); }, {path, "empty file"}));
+  EXPECT_TRUE(throws_error([&] { read_idx(path); }, {path, "empty file"}));
 }
 
 TEST_P(IdxLoader, RejectsMissingFile) {
   const std::string path = dir_.file(std::string("absent-idx3-ubyte") + suffix(gzip()));
-  EXPECT_TRUE(throws_error_with([&] { read_idx(path); }, {path + ": cannot open (No such file or directory)"}));
+  EXPECT_TRUE(throws_error([&] { read_idx(path); }, path + ": cannot open (No such file or directory)"));
 }
 
 TEST_P(IdxLoader, LoadsSmallDataset) {
@@ -232,7 +217,7 @@ TEST_P(IdxLoader, RejectsLabelCountDifferentFromImageCount) {
   write_fake_dataset(dir_, gzip());
   const std::string labels = dir_.file(std::string("t10k-labels-idx1-ubyte") + suffix(gzip()));
   write_file(labels, idx_file({6}, {1, 2, 3, 4, 5, 6}), gzip());
-  EXPECT_TRUE(throws_error_with([&] { load_idx_dataset("mnist", dir_.str()); },
+  EXPECT_TRUE(throws_error([&] { load_idx_dataset("mnist", dir_.str()); },
                                 {labels, "label count differs from image count: 6 labels for 7 images"}));
 }
 
@@ -242,7 +227,7 @@ TEST_P(IdxLoader, RejectsLabelOutOfRange) {
   std::vector<uint8_t> values(12, 4);
   values[9] = 10;
   write_file(labels, idx_file({12}, values), gzip());
-  EXPECT_TRUE(throws_error_with([&] { load_idx_dataset("fashion-mnist", dir_.str()); },
+  EXPECT_TRUE(throws_error([&] { load_idx_dataset("fashion-mnist", dir_.str()); },
                                 {labels, "label out of range at index 9: 10"}));
 }
 
@@ -250,7 +235,7 @@ TEST_P(IdxLoader, RejectsImagesOfWrongRank) {
   write_fake_dataset(dir_, gzip());
   const std::string images = dir_.file(std::string("train-images-idx3-ubyte") + suffix(gzip()));
   write_file(images, idx_file({12, 20}, random_bytes(240, 18)), gzip());
-  EXPECT_TRUE(throws_error_with([&] { load_idx_dataset("mnist", dir_.str()); },
+  EXPECT_TRUE(throws_error([&] { load_idx_dataset("mnist", dir_.str()); },
                                 {images, "expected 3 dimensions", "found 2 (12x20)"}));
 }
 
@@ -262,7 +247,7 @@ TEST(IdxLoaderFiles, RejectsGzipStreamCutShort) {
   const std::string path = dir.file("cut-idx3-ubyte.gz");
   write_file(path, idx_file({50, 10, 10}, random_bytes(5000, 19)), true);
   fs::resize_file(path, fs::file_size(path) - 12);
-  EXPECT_TRUE(throws_error_with([&] { read_idx(path); }, {path, "truncated"}));
+  EXPECT_TRUE(throws_error([&] { read_idx(path); }, {path, "truncated"}));
 }
 
 TEST(IdxLoaderFiles, PrefersGzipOverRaw) {
@@ -277,16 +262,16 @@ TEST(IdxLoaderFiles, MissingFileNamesItAndHowToGetIt) {
   TempDir dir;
   write_fake_dataset(dir, true);
   fs::remove(dir.file("t10k-labels-idx1-ubyte.gz"));
-  EXPECT_TRUE(throws_error_with([&] { load_idx_dataset("fashion-mnist", dir.str()); },
+  EXPECT_TRUE(throws_error([&] { load_idx_dataset("fashion-mnist", dir.str()); },
                                 {dir.file("t10k-labels-idx1-ubyte.gz"), "cannot open",
                                  dir.file("t10k-labels-idx1-ubyte"), "apt-get install dataset-fashion-mnist"}));
 }
 
 TEST(IdxLoaderFiles, MissingDirectoryNamesItAndHowToGetIt) {
   const std::string dir = "/nonexistent/sieve-data-dir";
-  EXPECT_TRUE(throws_error_with([&] { load_idx_dataset("fashion-mnist", dir); },
+  EXPECT_TRUE(throws_error([&] { load_idx_dataset("fashion-mnist", dir); },
                                 {dir, "no such directory", "apt-get install dataset-fashion-mnist"}));
-  EXPECT_TRUE(throws_error_with([&] { load_idx_dataset("mnist", dir); }, {dir, "no such directory", "mnist:DIR"}));
+  EXPECT_TRUE(throws_error([&] { load_idx_dataset("mnist", dir); }, {dir, "no such directory", "mnist:DIR"}));
 }
 
 TEST(DatasetSpec, ParsesNameAndOptionalDirectory) {
@@ -299,9 +284,9 @@ TEST(DatasetSpec, ParsesNameAndOptionalDirectory) {
 }
 
 TEST(DatasetSpec, RejectsUnknownNameListingAcceptedOnes) {
-  EXPECT_TRUE(throws_error_with([] { parse_data_spec("imagenet"); },
+  EXPECT_TRUE(throws_error([] { parse_data_spec("imagenet"); },
                                 {"unknown data set 'imagenet'", "fashion-mnist", "mnist"}));
-  EXPECT_TRUE(throws_error_with([] { parse_data_spec("mnist:"); }, {"empty directory"}));
+  EXPECT_TRUE(throws_error([] { parse_data_spec("mnist:"); }, "empty directory"));
 }
 
 TEST(DatasetSpec, LoadsThroughSpec) {

@@ -7,11 +7,14 @@
 #include <string>
 #include <vector>
 
+#include "tests/test_util.h"
 #include "core/error.h"
 #include "optim/schedule.h"
 
 namespace sieve {
 namespace {
+
+using testing::throws_error;
 
 Progress at_step(int64_t step, int64_t total_steps = 0) { return {step, total_steps, 0.0, 0.0}; }
 Progress at_time(double fraction, double budget_s = 3600.0) { return {0, 0, fraction * budget_s, budget_s}; }
@@ -110,17 +113,6 @@ TEST(LrSchedule, ConstructorsRejectImpossibleOptions) {
   EXPECT_THROW(CosineLr(0.1f, Horizon::Steps, -0.01f), Error);
 }
 
-// Runs f and checks that it throws sieve::Error whose message contains `needle`.
-template <typename F>
-::testing::AssertionResult throws_error(F&& f, const std::string& needle) {
-  try {
-    f();
-  } catch (const Error& e) {
-    if (std::string(e.what()).find(needle) != std::string::npos) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << "the message \"" << e.what() << "\" does not mention \"" << needle << "\"";
-  }
-  return ::testing::AssertionFailure() << "no sieve::Error thrown (expected one mentioning \"" << needle << "\")";
-}
 
 TEST(ScheduleFactory, BuildsEachKind) {
   const RunLength steps{1000, 0.0}, time{0, 3600.0};

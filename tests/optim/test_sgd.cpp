@@ -14,6 +14,8 @@
 namespace sieve {
 namespace {
 
+using testing::throws_error;
+
 using ::sieve::testing::all_close;
 using ::sieve::testing::random_tensor;
 
@@ -230,17 +232,6 @@ TEST_F(SgdGpu, FusedUpdateMatchesCpuAfterSeveralSteps) {
   }
 }
 
-// Runs f and checks that it throws sieve::Error whose message contains `needle`.
-template <typename F>
-::testing::AssertionResult throws_error(F&& f, const std::string& needle) {
-  try {
-    f();
-  } catch (const Error& e) {
-    if (std::string(e.what()).find(needle) != std::string::npos) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << "the message \"" << e.what() << "\" does not mention \"" << needle << "\"";
-  }
-  return ::testing::AssertionFailure() << "no sieve::Error thrown (expected one mentioning \"" << needle << "\")";
-}
 
 std::vector<Tensor> one_parameter() {
   Tensor p = random_tensor({4}, 1);
