@@ -2,9 +2,12 @@
 #pragma once
 
 #include "core/autograd.h"
+#include "core/ops/batch_norm.h"
+#include "core/ops/dropout.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/gather.h"
 #include "core/ops/linear.h"
+#include "core/ops/pool.h"
 #include "core/ops/reduce.h"
 #include "core/ops/softmax.h"
 #include "core/random.h"

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <concepts>
 #include <cstdlib>
 #include <functional>
 #include <string>
@@ -58,7 +59,14 @@ Tensor random_labels(int64_t n, int classes, uint64_t seed, Device device = Devi
 
 // f must throw sieve::Error with a one-line message containing every one of `parts`.
 ::testing::AssertionResult throws_error(const std::function<void()>& f, const std::vector<std::string>& parts);
-inline ::testing::AssertionResult throws_error(const std::function<void()>& f, const std::string& part) {
+// One expected part. Not a plain std::string parameter: a braced pair {"a", "b"} would also match std::string's
+// iterator-pair constructor; a template parameter is never deduced from a braced list.
+inline ::testing::AssertionResult throws_error(const std::function<void()>& f, const char* part) {
+  return throws_error(f, std::vector<std::string>{part});
+}
+template <typename S>
+  requires(std::same_as<S, std::string>)
+::testing::AssertionResult throws_error(const std::function<void()>& f, const S& part) {
   return throws_error(f, std::vector<std::string>{part});
 }
 
