@@ -1,5 +1,6 @@
 #include "data/batch.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "core/ops/dispatch.h"
@@ -19,6 +20,11 @@ void check_batch_indices(const Dataset& d, const Tensor& indices, const char* wh
 }  // namespace
 
 Tensor gather_batch(const Dataset& d, const Tensor& indices) {
+  Generator unused;
+  return gather_batch(d, indices, Augment{}, unused);
+}
+
+Tensor gather_batch(const Dataset& d, const Tensor& indices, const Augment& aug, Generator& gen) {
   check_batch_indices(d, indices, "gather_batch indices");
   check_dtype(d.images, DType::U8, "gather_batch images");
   check_dim(d.images, 4, "gather_batch images");
@@ -48,9 +54,19 @@ Tensor gather_batch(const Dataset& d, const Tensor& indices) {
     args.mean[c] = d.mean[c];
     args.std[c] = d.std[c];
   }
+  if (aug.crop_flip) {
+    SIEVE_CHECK(aug.pad >= 0 && aug.pad < d.height() && aug.pad < d.width(), "gather_batch: crop padding ",
+                aug.pad, " for ", d.name, " images of ", d.height(), "x", d.width(), " (expected 0 <= pad < ",
+                std::min(d.height(), d.width()), ")");
+    args.crop_flip = true;
+    args.pad = aug.pad;
+    args.seed = gen.seed();
+    args.offset = gen.offset();  // reserved below, once the gather has accepted the indices
+  }
   args.out = out.data<float>();
 
   SIEVE_DISPATCH(device, gather_images, args);  // a DeviceGuard around the CUDA launch
+  if (aug.crop_flip) gen.advance(static_cast<uint64_t>(batch));
   return out;
 }
 

@@ -9,10 +9,10 @@ void gather_images(const BatchGatherArgs& a) {
     SIEVE_CHECK(a.indices[b] >= 0 && a.indices[b] < a.num_images, "gather_batch: index ", a.indices[b],
                 " at position ", b, " is out of range for a data set of ", a.num_images, " images");
   const int sample = a.channels * a.height * a.width;
-#pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < a.batch; ++b) {
     float* out = a.out + b * sample;  // (C, H, W)
-    for (int i = 0; i < sample; ++i) out[i] = batch_pixel(a, b, i);
+    const CropFlip t = batch_transform(a, b);  // one draw per row (Note [crop and flip])
+    for (int i = 0; i < sample; ++i) out[i] = batch_pixel(a, b, i, t);
   }
 }
 

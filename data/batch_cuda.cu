@@ -1,4 +1,5 @@
-// CUDA gather_batch: one fused kernel gathers uint8 rows by index and normalises them.
+// CUDA gather_batch: one fused kernel gathers uint8 rows by index, crops and flips them (when asked) and
+// normalises them.
 #include "core/cuda_check.h"
 #include "core/host_device.h"
 #include "data/batch_math.h"
@@ -10,15 +11,21 @@ namespace {
 constexpr int kThreads = 256;
 constexpr unsigned int kMaxGridY = 65535;
 
-// out[b, c, y, x] = (images[indices[b], c, y, x] / 255 - mean[c]) / std[c].
-// Grid: x covers the C*H*W elements of a sample (consecutive threads, consecutive bytes: coalesced), y strides
-// over batch rows, so no thread divides by the sample size.
+// out[b, c, y, x] = (images[indices[b], c, y + dy_b, x' + dx_b] / 255 - mean[c]) / std[c], byte 0 outside the
+// image, x' = x or W - 1 - x by the flip bit of row b (all zero shifts and no flip without augmentation).
+// Grid: x covers the C*H*W elements of a sample (consecutive threads, consecutive bytes: coalesced, reversed
+// within a row when flipped), y strides over batch rows, so no thread divides by the sample size.
+// With augmentation every thread draws its row's (dx, dy, flip) itself: one Philox block, some 60 integer
+// operations per output float, by arithmetic about as long as moving its 5 bytes on an H100 (microseconds for a
+// batch of 128 CIFAR images), and no shared memory or barrier. Not yet timed on a GPU: if sieve-bench shows it
+// matters, broadcast one draw per block through shared memory.
 __global__ void gather_images_kernel(BatchGatherArgs a) {
   const int sample = a.channels * a.height * a.width;
   const int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (t >= sample) return;
   const int within = static_cast<int>(t);
-  for (int64_t b = blockIdx.y; b < a.batch; b += gridDim.y) a.out[b * sample + within] = batch_pixel(a, b, within);
+  for (int64_t b = blockIdx.y; b < a.batch; b += gridDim.y)
+    a.out[b * sample + within] = batch_pixel(a, b, within, batch_transform(a, b));
 }
 
 }  // namespace

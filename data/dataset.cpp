@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "core/ops/gather.h"
+#include "data/cifar.h"
 #include "data/idx.h"
 
 namespace sieve {
@@ -144,7 +145,7 @@ DataSplits load_idx_dataset(const std::string& name, const std::string& dir_arg)
 }
 
 const std::vector<std::string>& known_dataset_names() {
-  static const std::vector<std::string> names = {"fashion-mnist", "mnist"};
+  static const std::vector<std::string> names = {"fashion-mnist", "mnist", "cifar10", "cifar100"};
   return names;
 }
 
@@ -163,12 +164,15 @@ DataSpec parse_data_spec(const std::string& text) {
     accepted += (accepted.empty() ? "" : ", ") + n;
   }
   SIEVE_CHECK(known, "bad --data '", text, "': unknown data set '", spec.name, "' (accepted: ", accepted,
-              "; each optionally followed by :DIR)");
+              "; each followed by :DIR, optional for the IDX sets)");
+  SIEVE_CHECK(!is_cifar_dataset(spec.name) || !spec.dir.empty(), "bad --data '", text, "': ", spec.name,
+              " needs a directory, as ", spec.name, ":DIR (", cifar_download_hint(spec.name), ")");
   return spec;
 }
 
 DataSplits load_dataset(const DataSpec& spec) {
   if (spec.name == "fashion-mnist" || spec.name == "mnist") return load_idx_dataset(spec.name, spec.dir);
+  if (is_cifar_dataset(spec.name)) return load_cifar_dataset(spec.name, spec.dir);
   SIEVE_FAIL("load_dataset: unknown data set '", spec.name, "'");
 }
 

@@ -11,8 +11,8 @@ namespace sieve {
 
 // A whole split held as raw bytes; batches are gathered and normalised from it on the fly (data/batch.h).
 struct Dataset {
-  std::string name;               // "fashion-mnist", "mnist"
-  Tensor images;                  // uint8 [N, C, H, W] (C = 1 for the IDX sets)
+  std::string name;               // "fashion-mnist", "mnist", "cifar10", "cifar100"
+  Tensor images;                  // uint8 [N, C, H, W] (C = 1 for the IDX sets, 3 for CIFAR)
   Tensor labels;                  // int32 [N], on the same device as images
   int num_classes = 0;
   std::vector<float> mean, std;   // per channel, in units of [0, 1] pixels (Note [normalisation constants])
@@ -51,15 +51,15 @@ void channel_mean_std(const Tensor& images, std::vector<float>& mean, std::vecto
 // The command line's --data value: NAME or NAME:DIR.
 struct DataSpec {
   std::string name;  // a name from known_dataset_names()
-  std::string dir;   // empty: the default location
+  std::string dir;   // empty: the default location (IDX sets only)
 };
 
-// Parses "fashion-mnist", "mnist", "fashion-mnist:DIR", "mnist:DIR"; an unknown name throws an error listing
-// the accepted ones.
+// Parses "fashion-mnist", "mnist", "fashion-mnist:DIR", "mnist:DIR", "cifar10:DIR", "cifar100:DIR" (CIFAR has
+// no default location: DIR is required); an unknown name throws an error listing the accepted ones.
 DataSpec parse_data_spec(const std::string& text);
 const std::vector<std::string>& known_dataset_names();
 
-// Loads the data set a spec names, onto the CPU.
+// Loads the data set a spec names, onto the CPU (load_idx_dataset, or load_cifar_dataset in data/cifar.h).
 DataSplits load_dataset(const DataSpec& spec);
 
 }  // namespace sieve
