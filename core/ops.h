@@ -3,6 +3,7 @@
 
 #include "core/autograd.h"
 #include "core/ops/batch_norm.h"
+#include "core/ops/conv2d.h"
 #include "core/ops/dropout.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/gather.h"

@@ -1,0 +1,60 @@
+// 2-d convolution (cross-correlation, as in every DL framework) of NCHW float32 images: im2col + OpenBLAS on
+// the CPU, cuDNN on the GPU.
+#pragma once
+
+#include <compare>
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace sieve {
+
+struct Conv2dParams {
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_h = 0, pad_w = 0;  // zeros on each side
+};
+
+// y[n, k, p, q] = bias[k] + sum_{c, r, s} x[n, c, p * stride_h - pad_h + r, q * stride_w - pad_w + s] w[k, c, r, s]
+// x [N, C, H, W], w [K, C, R, S], bias [K] or undefined  ->  y [N, K, P, Q],
+// P = (H + 2 pad_h - R) / stride_h + 1, Q = (W + 2 pad_w - S) / stride_w + 1.
+// Differentiable in x (only computed when x requires a gradient), w and bias.
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams params = {});
+
+// Note [conv tf32]: whether cuDNN may run float32 convolutions on TF32 tensor cores (Ampere and newer): inputs
+// rounded to a 10-bit mantissa, products accumulated in float32; several times faster, relative error ~1e-3.
+// On (the default, as for convolutions in PyTorch): the descriptor's math type is CUDNN_DEFAULT_MATH, which
+// permits TF32 on sm_80+, and cuDNN may pick a kernel whose math type is CUDNN_TENSOR_OP_MATH; kernels that
+// would down-convert to half precision (CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) are never used. Off:
+// CUDNN_FMA_MATH, exact float32 FMA kernels only (CUDNN_DEFAULT_MATH would not do: it permits TF32). The CPU
+// path is always float32. The caller decides; tests that compare a GPU with the CPU turn it off. A process-wide
+// setting, read at each call, so a change applies to the next convolution.
+void set_allow_tf32(bool allow);
+bool allow_tf32();
+
+// The plain description the backends take (Note [views, not Tensors]).
+struct Conv2dShape {
+  int64_t n = 0, c = 0, h = 0, w = 0;  // input x [n, c, h, w]
+  int64_t k = 0, r = 0, s = 0;         // filters w [k, c, r, s]
+  int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0;
+  int64_t p() const { return (h + 2 * pad_h - r) / stride_h + 1; }  // output height
+  int64_t q() const { return (w + 2 * pad_w - s) / stride_w + 1; }  // output width
+  auto operator<=>(const Conv2dShape&) const = default;  // a key of the cuDNN plan cache
+};
+
+// Every pointer is contiguous NCHW (KCRS for filters) on the backend's device; outputs are overwritten.
+namespace cpu {
+void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const float* bias /*[k] or null*/,
+                float* y /*[n, k, p, q]*/);
+void conv2d_bwd_data(const Conv2dShape& s, const float* dy, const float* w, float* dx /*[n, c, h, w]*/);
+void conv2d_bwd_filter(const Conv2dShape& s, const float* x, const float* dy, float* dw /*[k, c, r, s]*/);
+void conv2d_bwd_bias(const Conv2dShape& s, const float* dy, float* dbias /*[k]*/);
+}  // namespace cpu
+
+namespace cuda {
+void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);
+void conv2d_bwd_data(const Conv2dShape& s, const float* dy, const float* w, float* dx);
+void conv2d_bwd_filter(const Conv2dShape& s, const float* x, const float* dy, float* dw);
+void conv2d_bwd_bias(const Conv2dShape& s, const float* dy, float* dbias);
+}  // namespace cuda
+
+}  // namespace sieve

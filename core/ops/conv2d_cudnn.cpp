@@ -1,0 +1,249 @@
+// cuDNN convolutions (the legacy cuDNN 9 API). Host-compiled, and the only file that includes cudnn.h: no public
+// header carries cuDNN types and nothing else recompiles when this changes.
+#include <cudnn.h>
+
+#include <climits>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "core/allocator.h"
+#include "core/cuda_check.h"
+#include "core/ops/conv2d.h"
+
+namespace sieve::cuda {
+namespace {
+
+#define SIEVE_CUDNN_CHECK(call)                                                                    \
+  do {                                                                                             \
+    const cudnnStatus_t sieve_cudnn_status_ = (call);                                              \
+    if (sieve_cudnn_status_ != CUDNN_STATUS_SUCCESS)                                               \
+      SIEVE_FAIL("cuDNN error ", cudnnGetErrorString(sieve_cudnn_status_), " in ", #call);         \
+  } while (0)
+
+// One handle per device, bound to that device's compute stream (Note [stream-ordered reuse] in allocator.cpp).
+cudnnHandle_t handle() {
+  static std::mutex mutex;
+  static std::vector<cudnnHandle_t> handles;
+  int device = 0;
+  SIEVE_CUDA_CHECK(cudaGetDevice(&device));
+  std::lock_guard<std::mutex> lock(mutex);
+  if (device >= static_cast<int>(handles.size())) handles.resize(device + 1, nullptr);
+  if (handles[device] == nullptr) {
+    SIEVE_CUDNN_CHECK(cudnnCreate(&handles[device]));
+    SIEVE_CUDNN_CHECK(cudnnSetStream(handles[device], stream()));
+  }
+  return handles[device];
+}
+
+// Note [conv plans]: the descriptors of one (device, shape, TF32 setting) and the algorithm of each direction
+// are built once, on the first call with that shape, and cached for the life of the process. A training run
+// meets a handful of shapes (each layer, the last partial batch, the pre-sample and the selected batch of a
+// sampler), so the cache stays small and a step does no descriptor or algorithm work. Plans are immutable once
+// built, so callers use them outside the lock.
+struct Plan {
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr, bias = nullptr;
+  cudnnFilterDescriptor_t w = nullptr;
+  // One convolution descriptor per direction: each carries the math type its algorithm was chosen with, which
+  // cuDNN needs together with the algorithm (Note [conv algorithm choice]).
+  cudnnConvolutionDescriptor_t fwd = nullptr, bwd_data = nullptr, bwd_filter = nullptr;
+  cudnnConvolutionFwdAlgo_t fwd_algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+  cudnnConvolutionBwdDataAlgo_t bwd_data_algo = CUDNN_CONVOLUTION_BWD_DATA_ALGO_0;
+  cudnnConvolutionBwdFilterAlgo_t bwd_filter_algo = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0;
+  size_t fwd_bytes = 0, bwd_data_bytes = 0, bwd_filter_bytes = 0;  // workspace of each chosen algorithm
+
+  Plan() = default;
+  Plan(const Plan&) = delete;
+  Plan& operator=(const Plan&) = delete;
+  ~Plan() {  // only reached when building a plan fails: cached plans live as long as the process
+    for (cudnnTensorDescriptor_t d : {x, y, bias})
+      if (d) cudnnDestroyTensorDescriptor(d);
+    if (w) cudnnDestroyFilterDescriptor(w);
+    for (cudnnConvolutionDescriptor_t d : {fwd, bwd_data, bwd_filter})
+      if (d) cudnnDestroyConvolutionDescriptor(d);
+  }
+};
+
+struct PlanKey {
+  int device = 0;
+  Conv2dShape shape;
+  bool tf32 = true;
+  auto operator<=>(const PlanKey&) const = default;
+};
+
+int to_int(int64_t v) { return static_cast<int>(v); }  // range checked once, in make_plan
+
+cudnnTensorDescriptor_t tensor_desc(int64_t n, int64_t c, int64_t h, int64_t w) {
+  cudnnTensorDescriptor_t d = nullptr;
+  SIEVE_CUDNN_CHECK(cudnnCreateTensorDescriptor(&d));
+  SIEVE_CUDNN_CHECK(cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, to_int(n), to_int(c),
+                                               to_int(h), to_int(w)));
+  return d;
+}
+
+cudnnConvolutionDescriptor_t conv_desc(const Conv2dShape& s, cudnnMathType_t math) {
+  cudnnConvolutionDescriptor_t d = nullptr;
+  SIEVE_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&d));
+  // Cross-correlation (no kernel flip) with float32 accumulation, the op's definition in conv2d.h.
+  SIEVE_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(d, to_int(s.pad_h), to_int(s.pad_w), to_int(s.stride_h),
+                                                    to_int(s.stride_w), 1, 1, CUDNN_CROSS_CORRELATION,
+                                                    CUDNN_DATA_FLOAT));
+  SIEVE_CUDNN_CHECK(cudnnSetConvolutionMathType(d, math));
+  return d;
+}
+
+// Note [conv algorithm choice]: algorithms come from cuDNN's heuristics (cudnnGet*Algorithm_v7), not from
+// benchmarking (cudnnFind*AlgorithmEx), because
+//   - the heuristic answer is a fixed function of (GPU, cuDNN version, shape): reruns of a seed pick the same
+//     kernels and so round the same way, whereas timing-based choices vary with noise from run to run;
+//   - it costs microseconds and no memory, so all three directions are chosen up front, while Find runs every
+//     candidate (tens of milliseconds per direction and shape, with trial workspaces of up to gigabytes).
+// The price is an occasional slower kernel than Find would pick; sieve-bench measures the convolutions, and a
+// switch to Find is confined to this function. From the ranked list we take the first supported result whose
+// math type the TF32 setting allows (Note [conv tf32]), preferring deterministic algorithms (no atomics: a
+// rerun gives bit-identical gradients) over faster non-deterministic ones. If none qualifies, algorithm 0 of the
+// direction, which supports every float32 NCHW convolution, runs with the descriptor's own math type.
+template <typename Perf>
+const Perf* choose(const Perf* results, int count, bool tf32) {
+  const Perf* first_allowed = nullptr;
+  for (int i = 0; i < count; ++i) {
+    const Perf& r = results[i];
+    if (r.status != CUDNN_STATUS_SUCCESS) continue;
+    if (r.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;  // may down-convert to half precision
+    if (!tf32 && r.mathType != CUDNN_FMA_MATH) continue;
+    if (r.determinism == CUDNN_DETERMINISTIC) return &r;
+    if (!first_allowed) first_allowed = &r;
+  }
+  return first_allowed;
+}
+
+std::unique_ptr<Plan> make_plan(cudnnHandle_t h, const Conv2dShape& s, bool tf32) {
+  // The legacy API indexes with int: every tensor must have fewer than 2^31 elements.
+  for (int64_t count : {s.n * s.c * s.h * s.w, s.k * s.c * s.r * s.s, s.n * s.k * s.p() * s.q()})
+    SIEVE_CHECK(count <= INT_MAX, "conv2d on a GPU: a tensor of ", count,
+                " elements exceeds cuDNN's limit of 2^31 - 1; split the batch");
+  auto p = std::make_unique<Plan>();
+  p->x = tensor_desc(s.n, s.c, s.h, s.w);
+  p->y = tensor_desc(s.n, s.k, s.p(), s.q());
+  p->bias = tensor_desc(1, s.k, 1, 1);
+  SIEVE_CUDNN_CHECK(cudnnCreateFilterDescriptor(&p->w));
+  SIEVE_CUDNN_CHECK(cudnnSetFilter4dDescriptor(p->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, to_int(s.k), to_int(s.c),
+                                               to_int(s.r), to_int(s.s)));
+  // CUDNN_DEFAULT_MATH permits TF32 on sm_80+; CUDNN_FMA_MATH forbids it (Note [conv tf32]).
+  const cudnnMathType_t math = tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+  p->fwd = conv_desc(s, math);
+  p->bwd_data = conv_desc(s, math);
+  p->bwd_filter = conv_desc(s, math);
+
+  int n = 0, k = 0, oh = 0, ow = 0;  // cuDNN's output shape must be the one the op allocated
+  SIEVE_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(p->fwd, p->x, p->w, &n, &k, &oh, &ow));
+  SIEVE_CHECK(n == s.n && k == s.k && oh == s.p() && ow == s.q(), "conv2d: cuDNN output ", n, "x", k, "x", oh, "x",
+              ow, " differs from the expected ", s.n, "x", s.k, "x", s.p(), "x", s.q());
+
+  int count = 0;
+  cudnnConvolutionFwdAlgoPerf_t fwd[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+  SIEVE_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, p->x, p->w, p->fwd, p->y,
+                                                           CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, fwd));
+  if (const auto* best = choose(fwd, count, tf32)) {
+    p->fwd_algo = best->algo;
+    SIEVE_CUDNN_CHECK(cudnnSetConvolutionMathType(p->fwd, best->mathType));
+  }
+  SIEVE_CUDNN_CHECK(
+      cudnnGetConvolutionForwardWorkspaceSize(h, p->x, p->w, p->fwd, p->y, p->fwd_algo, &p->fwd_bytes));
+
+  cudnnConvolutionBwdDataAlgoPerf_t data[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+  SIEVE_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p->w, p->y, p->bwd_data, p->x,
+                                                                CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, data));
+  if (const auto* best = choose(data, count, tf32)) {
+    p->bwd_data_algo = best->algo;
+    SIEVE_CUDNN_CHECK(cudnnSetConvolutionMathType(p->bwd_data, best->mathType));
+  }
+  SIEVE_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, p->w, p->y, p->bwd_data, p->x, p->bwd_data_algo,
+                                                                 &p->bwd_data_bytes));
+
+  cudnnConvolutionBwdFilterAlgoPerf_t filter[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+  SIEVE_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+      h, p->x, p->y, p->bwd_filter, p->w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, filter));
+  if (const auto* best = choose(filter, count, tf32)) {
+    p->bwd_filter_algo = best->algo;
+    SIEVE_CUDNN_CHECK(cudnnSetConvolutionMathType(p->bwd_filter, best->mathType));
+  }
+  SIEVE_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p->x, p->y, p->bwd_filter, p->w,
+                                                                   p->bwd_filter_algo, &p->bwd_filter_bytes));
+  return p;
+}
+
+// The plan of `s` on the current device under the current TF32 setting (Note [conv plans]).
+const Plan& plan_for(cudnnHandle_t h, const Conv2dShape& s) {
+  static std::mutex mutex;
+  // Never destroyed: destroying descriptors during static destruction may run after cuDNN is unloaded.
+  static auto* plans = new std::map<PlanKey, std::unique_ptr<Plan>>();
+  PlanKey key{0, s, allow_tf32()};
+  SIEVE_CUDA_CHECK(cudaGetDevice(&key.device));
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = plans->find(key);
+  if (it == plans->end()) it = plans->emplace(key, make_plan(h, s, key.tf32)).first;
+  return *it->second;
+}
+
+// Workspace for one call from the caching allocator, returned when the call has been queued: the next user of
+// the block runs after it on the same stream (Note [stream-ordered reuse]). Sharing the cache across shapes
+// keeps one workspace's worth of memory alive rather than one per plan.
+class Workspace {
+ public:
+  explicit Workspace(size_t bytes) : bytes_(bytes) {
+    if (bytes_ == 0) return;
+    SIEVE_CUDA_CHECK(cudaGetDevice(&device_));
+    ptr_ = device_malloc(bytes_, device_);
+  }
+  ~Workspace() {
+    if (ptr_) device_free(ptr_, device_);
+  }
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
+  void* data() const { return ptr_; }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+  int device_ = 0;
+};
+
+const float kOne = 1.f, kZero = 0.f;  // cuDNN's alpha and beta for float data
+
+}  // namespace
+
+void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
+  cudnnHandle_t h = handle();
+  const Plan& p = plan_for(h, s);
+  Workspace ws(p.fwd_bytes);
+  SIEVE_CUDNN_CHECK(cudnnConvolutionForward(h, &kOne, p.x, x, p.w, w, p.fwd, p.fwd_algo, ws.data(), ws.bytes(),
+                                            &kZero, p.y, y));
+  if (bias) SIEVE_CUDNN_CHECK(cudnnAddTensor(h, &kOne, p.bias, bias, &kOne, p.y, y));  // y += bias[k], broadcast
+}
+
+void conv2d_bwd_data(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
+  cudnnHandle_t h = handle();
+  const Plan& p = plan_for(h, s);
+  Workspace ws(p.bwd_data_bytes);
+  SIEVE_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &kOne, p.w, w, p.y, dy, p.bwd_data, p.bwd_data_algo, ws.data(),
+                                                 ws.bytes(), &kZero, p.x, dx));
+}
+
+void conv2d_bwd_filter(const Conv2dShape& s, const float* x, const float* dy, float* dw) {
+  cudnnHandle_t h = handle();
+  const Plan& p = plan_for(h, s);
+  Workspace ws(p.bwd_filter_bytes);
+  SIEVE_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &kOne, p.x, x, p.y, dy, p.bwd_filter, p.bwd_filter_algo,
+                                                   ws.data(), ws.bytes(), &kZero, p.w, dw));
+}
+
+void conv2d_bwd_bias(const Conv2dShape& s, const float* dy, float* dbias) {
+  cudnnHandle_t h = handle();
+  const Plan& p = plan_for(h, s);
+  SIEVE_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &kOne, p.y, dy, &kZero, p.bias, dbias));
+}
+
+}  // namespace sieve::cuda

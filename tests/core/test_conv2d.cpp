@@ -1,0 +1,251 @@
+// conv2d: the CPU path against direct loops in double and against finite differences, each device against the
+// CPU at Wide-ResNet shapes, readable shape errors, and the GPU's TF32 setting and memory reuse.
+#include <string>
+
+#include "core/allocator.h"
+#include "core/ops.h"
+#include "core/ops/conv2d.h"
+#include "tests/test_util.h"
+
+namespace sieve {
+namespace {
+
+using testing::all_close;
+using testing::DeviceTest;
+using testing::GpuTest;
+using testing::gradient_check;
+using testing::random_tensor;
+using testing::throws_error;
+// The parts one expected error message must contain.
+using Parts = std::vector<std::string>;
+
+Conv2dParams params_of(const Conv2dShape& s) { return {s.stride_h, s.stride_w, s.pad_h, s.pad_w}; }
+Shape x_shape(const Conv2dShape& s) { return {s.n, s.c, s.h, s.w}; }
+Shape w_shape(const Conv2dShape& s) { return {s.k, s.c, s.r, s.s}; }
+Shape y_shape(const Conv2dShape& s) { return {s.n, s.k, s.p(), s.q()}; }
+
+std::string describe(const Conv2dShape& s) {
+  return "x [" + std::to_string(s.n) + ", " + std::to_string(s.c) + ", " + std::to_string(s.h) + ", " +
+         std::to_string(s.w) + "], w [" + std::to_string(s.k) + ", " + std::to_string(s.c) + ", " +
+         std::to_string(s.r) + ", " + std::to_string(s.s) + "], stride " + std::to_string(s.stride_h) + "x" +
+         std::to_string(s.stride_w) + ", padding " + std::to_string(s.pad_h) + "x" + std::to_string(s.pad_w);
+}
+
+// Small shapes for the CPU checks, one per path through im2col:
+//   n, c, h, w, k, r, s, stride_h, stride_w, pad_h, pad_w
+const std::vector<Conv2dShape> kSmallCases = {
+    {2, 3, 6, 5, 4, 3, 3, 1, 1, 1, 1},  // 3x3 "same" convolution
+    {2, 3, 7, 7, 4, 3, 3, 2, 2, 1, 1},  // 3x3 stride 2, padded: Wide-ResNet's downsampling
+    {2, 3, 8, 6, 4, 3, 3, 2, 2, 0, 0},  // stride 2 unpadded: the last row and column are never read
+    {3, 4, 5, 5, 2, 1, 1, 1, 1, 0, 0},  // 1x1: the pointwise path without im2col
+    {2, 4, 6, 6, 3, 1, 1, 2, 2, 0, 0},  // 1x1 stride 2: Wide-ResNet's shortcut
+    {2, 2, 5, 6, 3, 2, 3, 2, 1, 0, 1},  // non-square kernel, unequal strides and paddings
+    {1, 2, 3, 3, 2, 5, 5, 1, 1, 1, 1},  // the kernel covers the whole padded input: one output pixel
+    {2, 2, 7, 7, 2, 1, 2, 3, 3, 1, 0},  // stride beyond the kernel: unread pixels get zero gradient
+};
+
+// y in double by the definition in conv2d.h: seven loops, no im2col.
+std::vector<float> direct_conv2d(const Conv2dShape& s, const std::vector<float>& x, const std::vector<float>& w,
+                                 const std::vector<float>& bias) {
+  const int64_t P = s.p(), Q = s.q();
+  std::vector<float> y(s.n * s.k * P * Q);
+  for (int64_t n = 0; n < s.n; ++n)
+    for (int64_t k = 0; k < s.k; ++k)
+      for (int64_t p = 0; p < P; ++p)
+        for (int64_t q = 0; q < Q; ++q) {
+          double total = bias.empty() ? 0.0 : bias[k];
+          for (int64_t c = 0; c < s.c; ++c)
+            for (int64_t r = 0; r < s.r; ++r)
+              for (int64_t t = 0; t < s.s; ++t) {
+                const int64_t ih = p * s.stride_h - s.pad_h + r, iw = q * s.stride_w - s.pad_w + t;
+                if (ih < 0 || ih >= s.h || iw < 0 || iw >= s.w) continue;
+                total += static_cast<double>(x[((n * s.c + c) * s.h + ih) * s.w + iw]) *
+                         w[((k * s.c + c) * s.r + r) * s.s + t];
+              }
+          y[((n * s.k + k) * P + p) * Q + q] = static_cast<float>(total);
+        }
+  return y;
+}
+
+TEST(Conv2dCpu, ForwardMatchesDirectLoopsInDouble) {
+  uint64_t seed = 100;
+  for (const Conv2dShape& s : kSmallCases) {
+    Tensor x = random_tensor(x_shape(s), seed++), w = random_tensor(w_shape(s), seed++);
+    Tensor b = random_tensor({s.k}, seed++);
+    const auto expected = direct_conv2d(s, x.to_vector<float>(), w.to_vector<float>(), b.to_vector<float>());
+    Tensor y = conv2d(x, w, b, params_of(s));
+    ASSERT_EQ(y.shape(), y_shape(s)) << describe(s);
+    // At most C*R*S = 50 products of magnitude <= 1 per output: float32 GEMM rounding stays within
+    // ~sqrt(50) * 6e-8 * 50 = 2e-5 of the double result, 1e-5 relative for the larger sums.
+    EXPECT_TRUE(all_close(y.to_vector<float>(), expected, 2e-5f, 1e-5f)) << describe(s);
+    const auto no_bias = direct_conv2d(s, x.to_vector<float>(), w.to_vector<float>(), {});
+    EXPECT_TRUE(all_close(conv2d(x, w, Tensor(), params_of(s)).to_vector<float>(), no_bias, 2e-5f, 1e-5f))
+        << describe(s) << " without bias";
+  }
+}
+
+// sum(conv2d(...) * weights): random weights make every output matter to the gradient.
+Tensor weighted_sum(const Tensor& y, uint64_t seed) {
+  return sum(mul(y, random_tensor(y.shape(), seed, y.device(), 0.5f, 2.f)));
+}
+
+TEST(Conv2dCpu, GradientsMatchFiniteDifferences) {
+  // conv2d is linear in each of x, w and bias separately, so central differences have no truncation error at
+  // any step: a large step h = 0.5 keeps the float rounding of f (~1e-5 for sums of a few hundred O(1) terms,
+  // divided by 2h = 1) far below the tolerance, which an indexing error (an O(1) difference) exceeds.
+  uint64_t seed = 200;
+  for (const Conv2dShape& s : kSmallCases) {
+    const Conv2dParams p = params_of(s);
+    Tensor x = random_tensor(x_shape(s), seed++), w = random_tensor(w_shape(s), seed++);
+    Tensor b = random_tensor({s.k}, seed++);
+    const uint64_t out_seed = seed++;
+    auto with_bias = [&](const auto& in) { return weighted_sum(conv2d(in[0], in[1], in[2], p), out_seed); };
+    auto without_bias = [&](const auto& in) { return weighted_sum(conv2d(in[0], in[1], Tensor(), p), out_seed); };
+    EXPECT_TRUE(gradient_check(with_bias, {x, w, b}, 0.5f, 1e-3f, 1e-3f)) << describe(s);
+    EXPECT_TRUE(gradient_check(without_bias, {x.clone(), w.clone()}, 0.5f, 1e-3f, 1e-3f))
+        << describe(s) << " without bias";
+  }
+}
+
+TEST(Conv2dCpu, InputNeedsNoGradientForTheFirstLayer) {
+  Tensor x = random_tensor({2, 3, 6, 6}, 300), w = random_tensor({4, 3, 3, 3}, 301), b = random_tensor({4}, 302);
+  w.set_requires_grad(true);
+  b.set_requires_grad(true);
+  sum(conv2d(x, w, b, {1, 1, 1, 1})).backward();
+  EXPECT_FALSE(x.grad().defined());
+  EXPECT_EQ(w.grad().shape(), (Shape{4, 3, 3, 3}));
+  // d sum(y) / d bias[k] counts the outputs of channel k: n * P * Q = 2 * 6 * 6.
+  EXPECT_TRUE(all_close(b.grad(), Tensor::full({4}, 72.0), 0.f, 0.f));
+}
+
+TEST(Conv2dCpu, ShapeErrorsAreOneLineMessages) {
+  Tensor x = random_tensor({2, 3, 8, 8}, 310), w = random_tensor({4, 3, 3, 3}, 311);
+  EXPECT_TRUE(throws_error([&] { conv2d(x, random_tensor({4, 5, 3, 3}, 312), Tensor()); },
+                           Parts{"conv2d", "3 channels", "expects 5"}));
+  Tensor small = random_tensor({1, 3, 3, 3}, 313), large_kernel = random_tensor({2, 3, 5, 5}, 314);
+  EXPECT_TRUE(throws_error([&] { conv2d(small, large_kernel, Tensor()); },
+                           Parts{"kernel 5x5", "larger than the padded input 3x3"}));
+  // The same kernel fits once padded.
+  EXPECT_EQ(conv2d(small, large_kernel, Tensor(), {1, 1, 1, 1}).shape(), (Shape{1, 2, 1, 1}));
+  EXPECT_TRUE(throws_error([&] { conv2d(x, w, random_tensor({3}, 315)); }, Parts{"bias", "4 output channels"}));
+  EXPECT_TRUE(throws_error([&] { conv2d(x.reshape({6, 8, 8}), w, Tensor()); }, Parts{"conv2d input", "4-d"}));
+  EXPECT_TRUE(throws_error([&] { conv2d(x, w.reshape({4, 27}), Tensor()); }, Parts{"conv2d weight", "4-d"}));
+  EXPECT_TRUE(throws_error([&] { conv2d(x, w, Tensor(), {0, 1, 0, 0}); }, "strides must be at least 1"));
+  EXPECT_TRUE(throws_error([&] { conv2d(x, w, Tensor(), {1, 1, -1, 0}); }, "padding must not be negative"));
+  EXPECT_TRUE(throws_error([&] { conv2d(Tensor::zeros({2, 3, 8, 8}, DType::I32), w, Tensor()); },
+                           Parts{"conv2d input", "float32"}));
+}
+
+// Float32-exact GPU convolutions for the life of the guard (Note [conv tf32]), restoring the setting after.
+class Tf32Setting {
+ public:
+  explicit Tf32Setting(bool allow) : saved_(allow_tf32()) { set_allow_tf32(allow); }
+  ~Tf32Setting() { set_allow_tf32(saved_); }
+  Tf32Setting(const Tf32Setting&) = delete;
+  Tf32Setting& operator=(const Tf32Setting&) = delete;
+
+ private:
+  bool saved_;
+};
+
+struct ConvResult {
+  Tensor y, dx, dw, db;  // on the host; dx undefined when x needs no gradient
+};
+
+// Forward and backward of conv2d on `device` from host inputs and a host output gradient.
+ConvResult run_conv(const Conv2dShape& s, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& dy,
+                    Device device, bool x_needs_grad) {
+  Tensor xd = x.to(device).clone(), wd = w.to(device).clone(), bd = b.to(device).clone();
+  if (x_needs_grad) xd.set_requires_grad(true);
+  wd.set_requires_grad(true);
+  bd.set_requires_grad(true);
+  Tensor y = conv2d(xd, wd, bd, params_of(s));
+  y.backward(dy.to(device));
+  const Device cpu = Device::cpu();
+  return {y.detach().to(cpu), xd.grad().defined() ? xd.grad().to(cpu) : Tensor(), wd.grad().to(cpu),
+          bd.grad().to(cpu)};
+}
+
+class Conv2dOnDevice : public DeviceTest {};
+
+TEST_P(Conv2dOnDevice, ForwardAndGradientsMatchCpuAtWideResNetShapes) {
+  const Tf32Setting exact(false);
+  // n, c, h, w, k, r, s, stride_h, stride_w, pad_h, pad_w; the last flag: whether x needs a gradient.
+  const std::vector<std::pair<Conv2dShape, bool>> cases = {
+      {{4, 16, 16, 16, 32, 3, 3, 1, 1, 1, 1}, true},   // a block's 3x3 convolution
+      {{4, 16, 16, 16, 32, 3, 3, 2, 2, 1, 1}, true},   // the downsampling 3x3 convolution
+      {{4, 16, 16, 16, 32, 1, 1, 2, 2, 0, 0}, true},   // the 1x1 shortcut
+      {{4, 3, 16, 16, 16, 3, 3, 1, 1, 1, 1}, false},  // the stem: the image needs no gradient
+      {{4, 8, 12, 10, 8, 1, 3, 1, 2, 0, 1}, true},    // non-square kernel and strides
+  };
+  // Sums have at most N*P*Q = 1024 (weight gradient) or K*R*S = 288 (input gradient) terms of magnitude
+  // <= 1.5, so results are O(10). Summing in another order (cuDNN's tiling, Winograd or FFT transforms) moves
+  // a float32 result by ~sqrt(n) * 6e-8 * |partial sums| ~ 1e-5, up to ~10x more through the transforms;
+  // 1e-3 absolute keeps a margin and still catches any indexing error, which shows as an O(1) difference.
+  const float atol = 1e-3f, rtol = 1e-4f;
+  uint64_t seed = 400;
+  for (const auto& [s, x_needs_grad] : cases) {
+    Tensor x = random_tensor(x_shape(s), seed++), w = random_tensor(w_shape(s), seed++);
+    Tensor b = random_tensor({s.k}, seed++), dy = random_tensor(y_shape(s), seed++, Device::cpu(), 0.5f, 1.5f);
+    const ConvResult ref = run_conv(s, x, w, b, dy, Device::cpu(), x_needs_grad);
+    const ConvResult got = run_conv(s, x, w, b, dy, device(), x_needs_grad);
+    EXPECT_TRUE(all_close(got.y, ref.y, atol, rtol)) << "forward, " << describe(s);
+    if (x_needs_grad) EXPECT_TRUE(all_close(got.dx, ref.dx, atol, rtol)) << "input gradient, " << describe(s);
+    if (!x_needs_grad) EXPECT_FALSE(got.dx.defined()) << describe(s);
+    EXPECT_TRUE(all_close(got.dw, ref.dw, atol, rtol)) << "weight gradient, " << describe(s);
+    EXPECT_TRUE(all_close(got.db, ref.db, atol, rtol)) << "bias gradient, " << describe(s);
+  }
+}
+
+TEST_P(Conv2dOnDevice, EmptyBatchGivesEmptyOutputAndZeroGradients) {
+  const Conv2dShape s{0, 3, 8, 8, 4, 3, 3, 1, 1, 1, 1};
+  const ConvResult r = run_conv(s, Tensor::zeros(x_shape(s)), random_tensor(w_shape(s), 500),
+                                random_tensor({4}, 501), Tensor::zeros(y_shape(s)), device(), true);
+  EXPECT_EQ(r.y.shape(), (Shape{0, 4, 8, 8}));
+  EXPECT_EQ(r.dx.shape(), (Shape{0, 3, 8, 8}));
+  EXPECT_TRUE(all_close(r.dw, Tensor::zeros(w_shape(s)), 0.f, 0.f));
+  EXPECT_TRUE(all_close(r.db, Tensor::zeros({4}), 0.f, 0.f));
+}
+
+SIEVE_INSTANTIATE_DEVICE_TESTS(Conv2dOnDevice);
+
+TEST(Conv2dTf32, OnByDefaultAndSwitchable) {
+  EXPECT_TRUE(allow_tf32());
+  {
+    const Tf32Setting exact(false);
+    EXPECT_FALSE(allow_tf32());
+  }
+  EXPECT_TRUE(allow_tf32());
+}
+
+class Conv2dGpu : public GpuTest {};
+
+TEST_F(Conv2dGpu, Tf32StaysCloseToFloat32) {
+  const Tf32Setting fast(true);
+  const Conv2dShape s{4, 16, 16, 16, 32, 3, 3, 1, 1, 1, 1};
+  Tensor x = random_tensor(x_shape(s), 600), w = random_tensor(w_shape(s), 601), b = random_tensor({s.k}, 602);
+  Tensor dy = random_tensor(y_shape(s), 603, Device::cpu(), 0.5f, 1.5f);
+  const ConvResult ref = run_conv(s, x, w, b, dy, Device::cpu(), true);
+  const ConvResult got = run_conv(s, x, w, b, dy, Device::cuda(0), true);
+  // TF32 keeps 10 mantissa bits: each product is off by up to ~1e-3 relative, and 144 (forward) to 1024
+  // (weight gradient) of them with random signs add to ~sqrt(n) * 1e-3 * |term| ~ 1e-2 for these O(1) terms.
+  EXPECT_TRUE(all_close(got.y, ref.y, 5e-2f, 1e-2f)) << "forward";
+  EXPECT_TRUE(all_close(got.dx, ref.dx, 5e-2f, 1e-2f)) << "input gradient";
+  EXPECT_TRUE(all_close(got.dw, ref.dw, 2e-1f, 1e-2f)) << "weight gradient";
+  EXPECT_TRUE(all_close(got.db, ref.db, 1e-2f, 1e-4f)) << "bias gradient (no products: exact summation)";
+}
+
+TEST_F(Conv2dGpu, RepeatedCallsReuseCachedMemory) {
+  // Descriptors and algorithms are built once per shape and workspaces come from the caching allocator
+  // (Note [conv plans]): after the first step, steps of the same shape never reach cudaMalloc.
+  const Conv2dShape s{8, 16, 16, 16, 32, 3, 3, 2, 2, 1, 1};
+  Tensor x = random_tensor(x_shape(s), 700), w = random_tensor(w_shape(s), 701), b = random_tensor({s.k}, 702);
+  Tensor dy = random_tensor(y_shape(s), 703, Device::cpu(), 0.5f, 1.5f);
+  run_conv(s, x, w, b, dy, Device::cuda(0), true);
+  const uint64_t mallocs = allocator_stats(0).device_mallocs;
+  for (int step = 0; step < 3; ++step) run_conv(s, x, w, b, dy, Device::cuda(0), true);
+  EXPECT_EQ(allocator_stats(0).device_mallocs, mallocs);
+}
+
+}  // namespace
+}  // namespace sieve
