@@ -1,5 +1,7 @@
 #include "optim/sgd.h"
 
+#include <algorithm>
+#include <charconv>
 #include <cmath>
 
 #include "core/ops/dispatch.h"
@@ -42,6 +44,33 @@ std::vector<std::pair<std::string, Tensor>> Sgd::state() const {
   for (size_t i = 0; i < momentum_.size(); ++i)
     if (momentum_[i].defined()) out.emplace_back("momentum." + std::to_string(i), momentum_[i]);
   return out;
+}
+
+void Sgd::load_state(const std::vector<std::pair<std::string, Tensor>>& state) {
+  const std::string kPrefix = "momentum.";
+  std::vector<Tensor> loaded(params_.size());
+  for (const auto& [name, t] : state) {
+    size_t i = 0;
+    const char* digits = name.data() + std::min(name.size(), kPrefix.size());
+    const char* end = name.data() + name.size();
+    const auto [ptr, ec] = std::from_chars(digits, end, i);
+    SIEVE_CHECK(name.compare(0, kPrefix.size(), kPrefix) == 0 && ec == std::errc() && ptr == end && digits != end &&
+                    i < params_.size(),
+                "SGD: state entry '", name, "' is not \"momentum.<i>\" for one of its ", params_.size(), " parameters");
+    SIEVE_CHECK(options_.momentum != 0.f, "SGD: the state has momentum buffers ('", name,
+                "') but this optimizer has momentum 0");
+    SIEVE_CHECK(!loaded[i].defined(), "SGD: the state has two entries for '", name, "'");
+    SIEVE_CHECK(t.defined() && t.dtype() == DType::F32 && t.shape() == params_[i].shape(), "SGD: state entry '", name,
+                "' is ", t.defined() ? t.description() : "undefined", ", expected ", params_[i].description());
+    loaded[i] = t;
+  }
+  for (size_t i = 0; i < loaded.size(); ++i) {
+    if (!loaded[i].defined()) continue;
+    Tensor v = Tensor::empty(params_[i].shape(), DType::F32, params_[i].device());
+    v.copy_(loaded[i]);
+    loaded[i] = v;
+  }
+  momentum_ = std::move(loaded);
 }
 
 SgdOptions Sgd::options() const {

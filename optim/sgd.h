@@ -31,6 +31,11 @@ class Sgd final : public Optimizer {
   void step() override;
   // "momentum.<i>" for each parameter i whose buffer exists (momentum > 0 and at least one step with a gradient).
   std::vector<std::pair<std::string, Tensor>> state() const override;
+  // The inverse of state(), for resuming (core/checkpoint.h): the buffers become copies of `state`'s on the
+  // parameters' device, so a parameter with a saved buffer continues v <- mu v + g on its next step and one without
+  // starts afresh (v <- g), exactly as the saved optimizer would have. Every entry is checked (name, index, shape,
+  // dtype) before anything changes.
+  void load_state(const std::vector<std::pair<std::string, Tensor>>& state);
   // The options, with the current learning rate.
   SgdOptions options() const;
 

@@ -1,0 +1,162 @@
+#include "core/checkpoint.h"
+
+#include <charconv>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <unordered_map>
+
+#include "core/safetensors.h"
+#include "layers/module.h"
+#include "optim/optimizer.h"
+
+namespace sieve {
+namespace {
+
+// Parses all of `text` as a number; false on anything else (empty, trailing characters, out of range).
+template <typename T>
+bool parse_number(const std::string& text, T* out) {
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, *out);
+  return ec == std::errc() && ptr == end && !text.empty();
+}
+
+// A metadata value as it may appear in a one-line message: control characters (a newline) become '?'.
+std::string printable(std::string text) {
+  for (char& c : text)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  return text;
+}
+
+// The module's tensors that a checkpoint holds: parameters, then the buffers that exist.
+std::vector<std::pair<std::string, Tensor>> module_tensors(const Module& module) {
+  std::vector<std::pair<std::string, Tensor>> out = module.named_parameters();
+  for (auto& [name, t] : module.named_buffers())
+    if (t.defined()) out.emplace_back(name, t);
+  return out;
+}
+
+}  // namespace
+
+void CheckpointState::add_tensors(const std::vector<std::pair<std::string, Tensor>>& named, const std::string& prefix) {
+  std::set<std::string> present;
+  for (const auto& [name, t] : tensors) present.insert(name);
+  for (const auto& [name, t] : named) {
+    SIEVE_CHECK(present.insert(prefix + name).second, "checkpoint: two tensors named '", prefix + name, "'");
+    SIEVE_CHECK(t.defined(), "checkpoint: tensor '", prefix + name, "' is undefined");
+  }
+  for (const auto& [name, t] : named) tensors.emplace_back(prefix + name, t);
+}
+
+Tensor CheckpointState::find(const std::string& name) const {
+  for (const auto& [n, t] : tensors)
+    if (n == name) return t;
+  return Tensor();
+}
+
+std::vector<std::pair<std::string, Tensor>> CheckpointState::with_prefix(const std::string& prefix) const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (const auto& [name, t] : tensors)
+    if (name.compare(0, prefix.size(), prefix) == 0) out.emplace_back(name.substr(prefix.size()), t);
+  return out;
+}
+
+void CheckpointState::set_int(const std::string& key, int64_t value) { metadata[key] = std::to_string(value); }
+
+void CheckpointState::set_double(const std::string& key, double value) {
+  // Shortest form that parses back to the same double: a resumed run sees exactly the saved value.
+  char buffer[64];
+  const auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value);
+  metadata[key] = std::string(buffer, end);
+}
+
+void CheckpointState::set_generator(const std::string& key, const Generator& gen) {
+  metadata[key] = nlohmann::json{{"seed", gen.seed()}, {"offset", gen.offset()}}.dump();
+}
+
+const std::string& CheckpointState::get_string(const std::string& key) const {
+  const auto it = metadata.find(key);
+  SIEVE_CHECK(it != metadata.end(), "checkpoint: the metadata has no \"", key, "\"");
+  return it->second;
+}
+
+int64_t CheckpointState::get_int(const std::string& key) const {
+  const std::string& text = get_string(key);
+  int64_t v = 0;
+  SIEVE_CHECK(parse_number(text, &v), "checkpoint: metadata \"", key, "\" is \"", printable(text),
+              "\", expected an integer");
+  return v;
+}
+
+double CheckpointState::get_double(const std::string& key) const {
+  const std::string& text = get_string(key);
+  double v = 0;
+  SIEVE_CHECK(parse_number(text, &v), "checkpoint: metadata \"", key, "\" is \"", printable(text),
+              "\", expected a number");
+  return v;
+}
+
+Generator CheckpointState::get_generator(const std::string& key) const {
+  const std::string& text = get_string(key);
+  const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  const bool valid = j.is_object() && j.contains("seed") && j.contains("offset") && j["seed"].is_number_unsigned() &&
+                     j["offset"].is_number_unsigned();
+  SIEVE_CHECK(valid, "checkpoint: metadata \"", key, "\" is not a generator {\"seed\": S, \"offset\": O}");
+  return Generator(j["seed"].get<uint64_t>(), j["offset"].get<uint64_t>());
+}
+
+void add_module_state(CheckpointState& state, const Module& module, const std::string& prefix) {
+  state.add_tensors(module_tensors(module), prefix);
+}
+
+void add_optimizer_state(CheckpointState& state, const Optimizer& optimizer, const std::string& prefix) {
+  state.add_tensors(optimizer.state(), prefix);
+}
+
+void load_module_state(const CheckpointState& state, Module& module, const std::string& prefix) {
+  std::unordered_map<std::string, Tensor> saved;
+  for (const auto& [name, t] : state.tensors) saved.emplace(name, t);
+  const std::vector<std::pair<std::string, Tensor>> targets = module_tensors(module);
+  std::vector<Tensor> sources;
+  // All checks first: a failed load leaves the module as it was, not half overwritten.
+  for (const auto& [name, target] : targets) {
+    const auto it = saved.find(prefix + name);
+    SIEVE_CHECK(it != saved.end(), "checkpoint: no tensor '", prefix + name, "' for the model's ", target.description(),
+                " (a checkpoint of another model?)");
+    const Tensor& src = it->second;
+    SIEVE_CHECK(src.shape() == target.shape() && src.dtype() == target.dtype(), "checkpoint: tensor '", prefix + name,
+                "' is ", to_string(src.dtype()), shape_string(src.shape()), ", the model's is ",
+                to_string(target.dtype()), shape_string(target.shape()), " (a checkpoint of another model?)");
+    sources.push_back(src);
+  }
+  for (size_t i = 0; i < targets.size(); ++i) {
+    Tensor target = targets[i].second;  // shares storage with the module's own tensor
+    target.copy_(sources[i]);
+  }
+}
+
+void save_checkpoint(const std::string& path, const CheckpointState& state) {
+  std::map<std::string, std::string> metadata = state.metadata;
+  for (const auto& [key, value] :
+       {std::pair{kCheckpointFormatKey, kCheckpointFormat}, std::pair{kCheckpointVersionKey, kCheckpointVersion}}) {
+    const auto it = metadata.find(key);
+    SIEVE_CHECK(it == metadata.end() || it->second == value, "cannot write ", path, ": metadata \"", key,
+                "\" is reserved for the checkpoint's tag (\"", value, "\"), found \"", it->second, "\"");
+    metadata[key] = value;
+  }
+  save_safetensors(path, state.tensors, metadata);
+}
+
+CheckpointState load_checkpoint(const std::string& path) {
+  SafetensorsFile file = load_safetensors(path);
+  const auto format = file.metadata.find(kCheckpointFormatKey);
+  SIEVE_CHECK(format != file.metadata.end() && format->second == kCheckpointFormat, path,
+              " is a safetensors file but not a sieve checkpoint (its metadata has no \"", kCheckpointFormatKey,
+              "\": \"", kCheckpointFormat, "\")");
+  const auto version = file.metadata.find(kCheckpointVersionKey);
+  const std::string found = version == file.metadata.end() ? "none" : version->second;
+  SIEVE_CHECK(found == kCheckpointVersion, path, " is a sieve checkpoint of version ", found,
+              "; this build reads version ", kCheckpointVersion);
+  return CheckpointState{std::move(file.tensors), std::move(file.metadata)};
+}
+
+}  // namespace sieve

@@ -1,0 +1,89 @@
+// Training checkpoints: a safetensors file (core/safetensors.h) holding a model's parameters and buffers under their
+// module names ("1.weight", as torch's state_dict names them), the optimizer's state under "optimizer.", and the
+// scalars of a run (step, time, τ, generator positions) as metadata strings. A user opens one from Python with
+// safetensors.torch.load_file; sieve refuses a safetensors file that is not one of its checkpoints.
+//
+//   CheckpointState s;
+//   add_module_state(s, model);
+//   add_optimizer_state(s, sgd);
+//   s.set_int("step", step);
+//   s.set_generator("rng.sampler", gen);
+//   save_checkpoint(path, s);
+//   ...
+//   CheckpointState r = load_checkpoint(path);
+//   load_module_state(r, model);
+//   sgd.load_state(optimizer_state(r));
+//   step = r.get_int("step");
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/random.h"
+#include "core/tensor.h"
+
+namespace sieve {
+
+class Module;
+class Optimizer;
+
+// Note [checkpoint tag]: the metadata keys that mark a safetensors file as a sieve checkpoint, and its version.
+// A reader refuses other versions rather than guess at their meaning; a new version is needed only when an existing
+// name changes meaning (new names and metadata keys can be added within a version).
+inline constexpr const char* kCheckpointFormatKey = "format";
+inline constexpr const char* kCheckpointFormat = "sieve-checkpoint";
+inline constexpr const char* kCheckpointVersionKey = "version";
+inline constexpr const char* kCheckpointVersion = "1";
+inline constexpr const char* kOptimizerPrefix = "optimizer.";
+
+struct CheckpointState {
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  std::map<std::string, std::string> metadata;
+
+  // Appends `named` with each name prefixed; a name already present throws (the file could not hold both).
+  void add_tensors(const std::vector<std::pair<std::string, Tensor>>& named, const std::string& prefix = "");
+  // The tensor named `name`, or an undefined Tensor.
+  Tensor find(const std::string& name) const;
+  // The tensors whose names start with `prefix`, with the prefix removed, in order.
+  std::vector<std::pair<std::string, Tensor>> with_prefix(const std::string& prefix) const;
+
+  // Scalars as metadata strings that read back exactly (doubles in shortest round-trip form). The getters throw
+  // a sieve::Error naming the key when it is missing or does not parse.
+  void set_string(const std::string& key, const std::string& value) { metadata[key] = value; }
+  void set_int(const std::string& key, int64_t value);
+  void set_double(const std::string& key, double value);
+  void set_generator(const std::string& key, const Generator& gen);  // JSON: {"seed": S, "offset": O}
+  bool has(const std::string& key) const { return metadata.count(key) != 0; }
+  const std::string& get_string(const std::string& key) const;
+  int64_t get_int(const std::string& key) const;
+  double get_double(const std::string& key) const;
+  Generator get_generator(const std::string& key) const;
+};
+
+// The module's parameters, then its buffers, under their hierarchical names with `prefix` before each.
+void add_module_state(CheckpointState& state, const Module& module, const std::string& prefix = "");
+// Optimizer::state() under `prefix`, e.g. "optimizer.momentum.3".
+void add_optimizer_state(CheckpointState& state, const Optimizer& optimizer,
+                         const std::string& prefix = kOptimizerPrefix);
+// The optimizer's entries with the prefix removed: what Sgd::load_state takes.
+inline std::vector<std::pair<std::string, Tensor>> optimizer_state(const CheckpointState& state,
+                                                                   const std::string& prefix = kOptimizerPrefix) {
+  return state.with_prefix(prefix);
+}
+
+// Copies the checkpoint's "<prefix><name>" into each of the module's parameters and buffers (any device). Every
+// name must be present with the module's shape and dtype; all are checked before anything is copied, so on an error
+// (which names the first mismatch) the module is untouched. Entries the module does not name (the optimizer's,
+// a trainer's own) are left for others.
+void load_module_state(const CheckpointState& state, Module& module, const std::string& prefix = "");
+
+// Writes `state` atomically with the format tag added (Note [checkpoint tag]); metadata may not set the tag's
+// keys to other values.
+void save_checkpoint(const std::string& path, const CheckpointState& state);
+// Reads a checkpoint written by save_checkpoint (tensors on the CPU); refuses any other safetensors file.
+CheckpointState load_checkpoint(const std::string& path);
+
+}  // namespace sieve
