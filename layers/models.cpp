@@ -2,6 +2,12 @@
 
 #include <sstream>
 
+#include "layers/conv.h"
+#include "layers/norm.h"
+#include "layers/pool.h"
+#include "layers/resnet.h"
+#include "layers/wide_resnet.h"
+
 namespace sieve {
 namespace {
 
@@ -48,13 +54,58 @@ ModelSpec parse_model_spec(const std::string& spec) {
     m.args = args.empty() ? kDefaultMlpHidden : parse_widths(spec, args);
     return m;
   }
-  SIEVE_FAIL("unknown --model '", spec, "': expected mlp or mlp:H1,H2,...");
+  if (m.kind == "cnn" && args.empty()) return m;
+  if (m.kind == "resnet18" || m.kind == "resnet34" || m.kind == "resnet50") {
+    if (args.empty()) return {"resnet", {std::stoll(m.kind.substr(6))}};
+  }
+  if (m.kind.rfind("wrn-", 0) == 0 && args.empty()) {
+    // wrn-D-K
+    const std::string rest = m.kind.substr(4);
+    const size_t dash = rest.find('-');
+    if (dash != std::string::npos) {
+      const std::vector<int64_t> dk = parse_widths(spec, rest.substr(0, dash) + "," + rest.substr(dash + 1));
+      if (dk.size() == 2) {
+        SIEVE_CHECK(dk[0] >= 10 && (dk[0] - 4) % 6 == 0, "bad --model '", spec,
+                    "': a Wide-ResNet's depth is 6n + 4 (10, 16, 22, 28, 40, ...)");
+        return {"wrn", dk};
+      }
+    }
+  }
+  SIEVE_FAIL("unknown --model '", spec, "': expected mlp[:H1,H2,...], cnn, wrn-D-K (e.g. wrn-28-2), resnet18, "
+             "resnet34 or resnet50");
+}
+
+std::shared_ptr<Sequential> make_cnn(int64_t in_channels, int64_t height, int64_t width, int64_t classes,
+                                     Generator& gen, Device device) {
+  SIEVE_CHECK(height % 4 == 0 && width % 4 == 0 && height >= 8 && width >= 8, "cnn: expects images whose sides are "
+              "multiples of 4 (e.g. 28x28 or 32x32), found ", height, "x", width);
+  auto net = std::make_shared<Sequential>();
+  net->add(std::make_shared<Conv2d>(in_channels, 32, 3, gen, 1, 1, false, device));
+  net->add(std::make_shared<BatchNorm2d>(32, 0.1f, 1e-5f, device));
+  net->add(std::make_shared<ReLU>());
+  net->add(std::make_shared<MaxPool2d>(2, 2));
+  net->add(std::make_shared<Conv2d>(32, 64, 3, gen, 1, 1, false, device));
+  net->add(std::make_shared<BatchNorm2d>(64, 0.1f, 1e-5f, device));
+  net->add(std::make_shared<ReLU>());
+  net->add(std::make_shared<MaxPool2d>(2, 2));
+  net->add(std::make_shared<Flatten>());
+  net->add(std::make_shared<Linear>(64 * (height / 4) * (width / 4), 128, gen, Init::KaimingNormal, true, device));
+  net->add(std::make_shared<ReLU>());
+  net->add(std::make_shared<Linear>(128, classes, gen, Init::GlorotUniform, true, device));
+  return net;
 }
 
 std::shared_ptr<Module> make_model(const std::string& spec, const Shape& sample_shape, int64_t classes, Generator& gen,
                                    Device device) {
   const ModelSpec m = parse_model_spec(spec);
-  return make_mlp(shape_numel(sample_shape), m.args, classes, gen, device);
+  SIEVE_CHECK(sample_shape.size() == 3, "make_model: expected an example shape [C, H, W], found ",
+              shape_string(sample_shape));
+  const int64_t c = sample_shape[0], h = sample_shape[1], w = sample_shape[2];
+  if (m.kind == "mlp") return make_mlp(shape_numel(sample_shape), m.args, classes, gen, device);
+  if (m.kind == "cnn") return make_cnn(c, h, w, classes, gen, device);
+  if (m.kind == "wrn") return std::make_shared<WideResNet>(static_cast<int>(m.args[0]), static_cast<int>(m.args[1]), c,
+                                                           classes, gen, device);
+  return std::make_shared<ResNet>(static_cast<int>(m.args[0]), c, classes, gen, device);
 }
 
 }  // namespace sieve

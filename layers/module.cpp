@@ -15,6 +15,18 @@ void Module::register_module(std::string name, std::shared_ptr<Module> child) {
   children_.emplace_back(std::move(name), std::move(child));
 }
 
+void Module::replace_module(const std::string& name, std::shared_ptr<Module> child) {
+  SIEVE_CHECK(child != nullptr, "replace_module: '", name, "' is null");
+  for (auto& [n, c] : children_) {
+    if (n == name) {
+      c = std::move(child);
+      c->train(training_);
+      return;
+    }
+  }
+  SIEVE_FAIL("replace_module: no child named '", name, "'");
+}
+
 void Module::collect(const std::string& prefix, bool buffers, std::vector<std::pair<std::string, Tensor*>>& out) const {
   for (const auto& [name, slot] : buffers ? buffers_ : params_) out.emplace_back(prefix + name, slot);
   for (const auto& [name, child] : children_) child->collect(prefix + name + ".", buffers, out);

@@ -44,6 +44,8 @@ class Module {
   void register_parameter(std::string name, Tensor* slot);
   void register_buffer(std::string name, Tensor* slot);
   void register_module(std::string name, std::shared_ptr<Module> child);
+  // Swaps the registered child `name` for another (e.g. a new classifier head); throws if there is none.
+  void replace_module(const std::string& name, std::shared_ptr<Module> child);
 
  private:
   void collect(const std::string& prefix, bool buffers, std::vector<std::pair<std::string, Tensor*>>& out) const;
