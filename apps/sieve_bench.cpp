@@ -1,21 +1,15 @@
-// sieve-bench: times sieve's kernels and one training step in isolation, and reports achieved bandwidth against
-// the device's measured copy bandwidth (DESIGN.md, "Measured, not assumed").
+// sieve-bench: times sieve's kernels, convolutions and training steps in isolation, and reports them against the
+// device's measured copy bandwidth and matrix rate (DESIGN.md, "Measured, not assumed").
 #include <CLI/CLI.hpp>
-#include <cuda_runtime_api.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <functional>
-#include <iomanip>
-#include <iostream>
-#include <sstream>
+#include <string>
+#include <vector>
 
+#include "apps/bench.h"
 #include "apps/trainer.h"
-#include "core/allocator.h"
-#include "core/cuda_check.h"
 #include "core/ops.h"
 #include "data/batch.h"
 #include "optim/sgd.h"
@@ -25,198 +19,176 @@
 namespace {
 
 using namespace sieve;
+using namespace sieve::bench;
 
-struct Options {
-  Device device;
-  int repeats = 30;
-  int warmup = 5;
-  std::string filter;
-  std::string csv;
-};
+// A WRN-28-2 step takes about a second on a CPU (the paper's b 128 and B 640 take ten): there, a smaller step
+// with the paper's ratio B / b, timed a few times, keeps the default run near half a minute.
+constexpr int64_t kCpuWrnBatch = 16, kCpuWrnPresample = 64;
+constexpr int kCpuWrnRepeats = 3;
 
-// Median seconds of `repeats` runs of fn after `warmup` runs: CUDA events around each run on a GPU (device time,
-// not launch time), the steady clock on the CPU.
-double time_median(const Options& o, const std::function<void()>& fn) {
-  for (int i = 0; i < o.warmup; ++i) fn();
-  synchronize(o.device);
-  std::vector<double> seconds;
-  if (o.device.is_cuda()) {
-    cudaEvent_t start, stop;
-    cudaEventCreate(&start);
-    cudaEventCreate(&stop);
-    // The events go on sieve's compute stream: the legacy default stream would not order them with the work.
-    for (int i = 0; i < o.repeats; ++i) {
-      cudaEventRecord(start, cuda::stream());
-      fn();
-      cudaEventRecord(stop, cuda::stream());
-      cudaEventSynchronize(stop);
-      float ms = 0;
-      cudaEventElapsedTime(&ms, start, stop);
-      seconds.push_back(ms * 1e-3);
-    }
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-  } else {
-    for (int i = 0; i < o.repeats; ++i) {
-      const auto t0 = std::chrono::steady_clock::now();
-      fn();
-      seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    }
-  }
-  std::sort(seconds.begin(), seconds.end());
-  return seconds[seconds.size() / 2];
-}
-
-struct Row {
-  std::string name, size;
-  double seconds = 0;
-  double bytes = 0;        // minimum bytes the kernel must move
-  double items = 0;        // examples (or elements) processed, for a rate
-  std::string item_unit;
-};
-
-class Bench {
- public:
-  explicit Bench(Options o) : o_(std::move(o)) {}
-
-  void add(const std::string& name, const std::string& size, double bytes, double items, const std::string& unit,
-           const std::function<void()>& fn) {
-    if (!o_.filter.empty() && name.find(o_.filter) == std::string::npos) return;
-    Row r{name, size, time_median(o_, fn), bytes, items, unit};
-    rows_.push_back(r);
-    print(r);
-  }
-
-  void header(double copy_gbs) {
-    copy_gbs_ = copy_gbs;
-    std::cout << "sieve-bench on " << to_string(o_.device) << " (" << device_name() << "), median of " << o_.repeats
-              << " runs after " << o_.warmup << " warm-up runs\n";
-    std::cout << "reference: device copy bandwidth " << std::fixed << std::setprecision(1) << copy_gbs
-              << " GB/s (read + write, measured)\n\n";
-    std::cout << std::left << std::setw(30) << "kernel" << std::setw(22) << "size" << std::right << std::setw(12)
-              << "time (us)" << std::setw(12) << "GB/s" << std::setw(10) << "% copy" << std::setw(20) << "rate"
-              << "\n";
-  }
-
-  void write_csv() const {
-    if (o_.csv.empty()) return;
-    std::ofstream f(o_.csv);
-    SIEVE_CHECK(f.good(), o_.csv, ": cannot open for writing");
-    f << "device,kernel,size,time_us,gb_per_s,percent_of_copy,rate,unit\n";
-    for (const Row& r : rows_) {
-      const double gbs = r.bytes / r.seconds / 1e9;
-      f << to_string(o_.device) << "," << r.name << ",\"" << r.size << "\"," << r.seconds * 1e6 << "," << gbs << ","
-        << 100 * gbs / copy_gbs_ << "," << r.items / r.seconds << "," << r.item_unit << "\n";
-    }
-  }
-
- private:
-  std::string device_name() const {
-    if (o_.device.is_cpu()) return "host CPU";
-    cudaDeviceProp prop{};
-    cudaGetDeviceProperties(&prop, o_.device.index);
-    return prop.name;
-  }
-
-  void print(const Row& r) const {
-    const double gbs = r.bytes / r.seconds / 1e9;
-    std::ostringstream rate;
-    if (r.items > 0) rate << std::fixed << std::setprecision(0) << r.items / r.seconds << " " << r.item_unit;
-    std::cout << std::left << std::setw(30) << r.name << std::setw(22) << r.size << std::right << std::fixed
-              << std::setprecision(1) << std::setw(12) << r.seconds * 1e6 << std::setw(12) << std::setprecision(2)
-              << (r.bytes > 0 ? gbs : 0.0) << std::setw(9) << std::setprecision(1)
-              << (r.bytes > 0 ? 100 * gbs / copy_gbs_ : 0.0) << "%" << std::setw(20) << rate.str() << std::endl;
-  }
-
-  Options o_;
-  std::vector<Row> rows_;
-  double copy_gbs_ = 1;
-};
-
-// A synthetic Fashion-MNIST-shaped data set: the bench needs no files.
-DataSplits synthetic_data(int64_t n, Device device) {
+// Random uint8 images [n, c, h, w] with the given normalisation constants: the bench needs no files.
+DataSplits synthetic_data(const std::string& name, int64_t n, const Shape& image, std::vector<float> mean,
+                          std::vector<float> std, Device device) {
+  const int64_t numel = n * shape_numel(image);
+  std::vector<uint8_t> pixels(static_cast<size_t>(numel));
+  for (int64_t i = 0; i < numel; ++i) pixels[static_cast<size_t>(i)] = static_cast<uint8_t>(i * 2654435761u >> 24);
   Generator gen(42);
-  std::vector<uint8_t> pixels(static_cast<size_t>(n * 784));
-  for (auto& p : pixels) p = static_cast<uint8_t>(gen.advance(1) * 2654435761u >> 24);
   DataSplits d;
-  d.train.name = "synthetic";
-  d.train.images = Tensor::from_vector(pixels, {n, 1, 28, 28}, device);
+  d.train.name = name;
+  d.train.images = Tensor::from_vector(pixels, {n, image[0], image[1], image[2]}, device);
   d.train.labels = randint({n}, 10, gen, device);
   d.train.num_classes = 10;
-  d.train.mean = {0.5f};
-  d.train.std = {0.3f};
+  d.train.mean = std::move(mean);
+  d.train.std = std::move(std);
   d.test = d.train.subset(randint({1000}, n, gen, device));
   return d;
 }
 
-void run_benchmarks(const Options& o) {
-  Bench bench(o);
+double copy_bytes_per_s(const Options& o) {
+  const int64_t n = 64 << 20;
+  Tensor a = Tensor::zeros({n}, DType::U8, o.device), b = Tensor::zeros({n}, DType::U8, o.device);
+  return 2.0 * n / time_median(o.device, o.repeats, o.warmup, [&] { b.copy_(a); });
+}
+
+void kernel_cases(Table& t, const Options& o, const DataSplits& mnist, const DataSplits& cifar) {
   const Device dev = o.device;
-  {
-    const int64_t n = 64 << 20;
-    Tensor a = Tensor::zeros({n}, DType::U8, dev), b = Tensor::zeros({n}, DType::U8, dev);
-    const double s = time_median(o, [&] { b.copy_(a); });
-    bench.header(2.0 * n / s / 1e9);
-  }
+  t.section("kernels", "% ref = % of the copy bandwidth");
   for (auto [rows, cols] : {std::pair<int64_t, int64_t>{640, 10}, {65536, 10}, {65536, 100}}) {
-    Tensor logits = normal({rows, cols}, *std::make_unique<Generator>(1), dev, 0.f, 3.f);
-    Generator lg(2);
+    Generator lg(1);
+    Tensor logits = normal({rows, cols}, lg, dev, 0.f, 3.f);
     Tensor labels = randint({rows}, cols, lg, dev);
-    const std::string size = std::to_string(rows) + " x " + std::to_string(cols);
-    bench.add("upper_bound_scores", size, rows * cols * 4.0 + rows * 8.0, rows, "rows/s",
-              [&] { upper_bound_scores(logits, labels); });
+    t.add({.name = "upper_bound_scores", .size = std::to_string(rows) + " x " + std::to_string(cols),
+           .bytes = rows * cols * 4.0 + rows * 8.0, .items = double(rows), .unit = "rows/s"},
+          [&] { upper_bound_scores(logits, labels); });
   }
   for (auto [B, b] : {std::pair<int64_t, int64_t>{640, 128}, {65536, 8192}}) {
     Generator sg(3);
     Tensor scores = uniform({B}, sg, dev, 0.01f, 1.f);
-    const std::string size = "B " + std::to_string(B) + ", b " + std::to_string(b);
-    bench.add("sample_with_replacement", size, B * 12.0 + b * 8.0, b, "draws/s",
-              [&] { sample_with_replacement(scores, b, sg); });
-    bench.add("tau_estimate", "B " + std::to_string(B), B * 4.0, B, "scores/s", [&] { tau_estimate(scores); });
+    t.add({.name = "sample_with_replacement", .size = "B " + std::to_string(B) + ", b " + std::to_string(b),
+           .bytes = B * 12.0 + b * 8.0, .items = double(b), .unit = "draws/s"},
+          [&] { sample_with_replacement(scores, b, sg); });
+    t.add({.name = "tau_estimate", .size = "B " + std::to_string(B), .bytes = B * 4.0, .items = double(B),
+           .unit = "scores/s"},
+          [&] { tau_estimate(scores); });
   }
-  DataSplits data = synthetic_data(60000, dev);
-  for (int64_t b : {128, 1024}) {
+  // A gather reads each uint8 pixel and writes it as a float: 5 bytes a pixel, plus the index.
+  auto gather_case = [&](const std::string& name, const DataSplits& d, int64_t b, const std::string& extra,
+                         const std::function<void(const Tensor&)>& gather) {
+    const int64_t pixels = d.train.sample_numel();
+    const std::string size = "b " + std::to_string(b) + " x " + std::to_string(d.train.channels()) + "x" +
+                             std::to_string(d.train.height()) + "x" + std::to_string(d.train.width()) + extra;
     Generator ig(4);
-    Tensor idx = randint({b}, data.train.size(), ig, dev);
-    bench.add("gather_batch", "b " + std::to_string(b) + " x 1x28x28", b * 784 * 5.0 + b * 4.0, b, "images/s",
-              [&] { gather_batch(data.train, idx); });
-  }
+    Tensor idx = randint({b}, d.train.size(), ig, dev);
+    t.add({.name = name, .size = size, .bytes = b * pixels * 5.0 + b * 4.0, .items = double(b), .unit = "images/s"},
+          [&] { gather(idx); });
+  };
+  for (int64_t b : {128, 1024})
+    gather_case("gather_batch", mnist, b, "", [&](const Tensor& idx) { gather_batch(mnist.train, idx); });
+  gather_case("gather_batch", cifar, 128, "", [&](const Tensor& idx) { gather_batch(cifar.train, idx); });
+  // Crop and flip read no more than the plain gather (the padding is not read), so its bytes are an upper bound.
+  Generator ag(6);
+  const Augment augment{.crop_flip = true, .pad = 4};
+  gather_case("gather_batch crop+flip", cifar, 128, " pad 4",
+              [&](const Tensor& idx) { gather_batch(cifar.train, idx, augment, ag); });
   {
     Generator pg(5);
     const int64_t n = 784 * 512 + 512 * 256 + 256 * 10;
     Tensor p = normal({n}, pg, dev).set_requires_grad(true);
     p.set_grad(normal({n}, pg, dev));
     Sgd sgd({p}, SgdOptions{0.01f, 0.9f, 5e-4f, true});
-    bench.add("sgd_update (nesterov, wd)", std::to_string(n) + " params", n * 20.0, n, "params/s", [&] { sgd.step(); });
+    t.add({.name = "sgd_update (nesterov, wd)", .size = std::to_string(n) + " params", .bytes = n * 20.0,
+           .items = double(n), .unit = "params/s"},
+          [&] { sgd.step(); });
   }
-  for (const std::string sampler : {"uniform", "upper-bound"}) {
-    TrainOptions t;
-    t.sampler = sampler;
-    t.selection.batch = 128;
-    t.selection.presample = 256;  // sieve-train's default B
-    t.selection.tau_th = 0.5f;  // τ >= 1 always, so importance sampling is on from the second step
-    t.schedule = "constant";
-    t.iterations = 1 << 30;
-    Trainer trainer(t, data, dev);
-    trainer.step();
-    const std::string size = sampler == "uniform" ? "mlp:512,256 b 128" : "mlp:512,256 b 128 B 256";
-    bench.add("train_step " + sampler, size, 0, 128, "examples/s", [&] { trainer.step(); });
+}
+
+bool importance_on(Trainer& trainer) {
+  for (const auto& [key, value] : trainer.selector().stats())
+    if (key == "importance_on") return value != 0;
+  return false;
+}
+
+// One step of Trainer (select, gather, forward, backward, update), as sieve-train runs it, b images a step.
+void train_step_case(Table& t, const Options& o, const DataSplits& data, const std::string& model,
+                     const std::string& sampler, int64_t b, int64_t B, int repeats, int warmup) {
+  const bool uniform = sampler == "uniform";
+  const std::string name = "train_step " + sampler;
+  const std::string size = model + " b " + std::to_string(b) + (uniform ? "" : " B " + std::to_string(B));
+  if (!t.wants(name, size)) return;
+  TrainOptions opt;
+  opt.model = model;
+  opt.sampler = sampler;
+  opt.selection.batch = b;
+  opt.selection.presample = B;
+  // τ starts at 0 and is positive once the first step's estimate is folded in: importance sampling is on from the
+  // second step, so the timed steps score B and train on b.
+  opt.selection.tau_th = 0.f;
+  opt.schedule = "constant";
+  opt.iterations = int64_t{1} << 30;
+  Trainer trainer(opt, data, o.device);
+  trainer.step();
+  if (!uniform) {
+    for (int i = 0; i < 5 && !importance_on(trainer); ++i) trainer.step();
+    SIEVE_CHECK(importance_on(trainer), "sieve-bench: importance sampling did not switch on for ", size);
   }
-  bench.write_csv();
+  t.add({.name = name, .size = size, .items = double(b), .unit = "images/s", .repeats = repeats, .warmup = warmup},
+        [&] { trainer.step(); });
+}
+
+void training_step_cases(Table& t, const Options& o, const DataSplits& mnist, const DataSplits& cifar) {
+  const bool cpu = o.device.is_cpu();
+  // Printed with the first row, once a Trainer has applied its TF32 setting.
+  t.section("training steps", [&o, cpu] {
+    std::string note = "Trainer on synthetic data";
+    if (o.device.is_cuda()) note += std::string(", TF32 convolutions ") + (allow_tf32() ? "on" : "off");
+    if (o.quick) return note + "; --quick: no WRN-28-2";
+    if (cpu)
+      note += "; WRN-28-2 at b " + std::to_string(kCpuWrnBatch) + ", B " + std::to_string(kCpuWrnPresample) +
+              ", at most " + std::to_string(kCpuWrnRepeats) + " runs on the CPU";
+    return note;
+  });
+  for (const std::string sampler : {"uniform", "upper-bound"})
+    train_step_case(t, o, mnist, "mlp:512,256", sampler, 128, 256, 0, -1);  // sieve-train's default B
+  if (o.quick) return;
+  const int64_t b = cpu ? kCpuWrnBatch : 128, B = cpu ? kCpuWrnPresample : 640;  // the paper's CIFAR b and B
+  const int repeats = cpu ? std::min(o.repeats, kCpuWrnRepeats) : 0, warmup = cpu ? std::min(o.warmup, 1) : -1;
+  for (const std::string sampler : {"uniform", "upper-bound"})
+    train_step_case(t, o, cifar, "wrn-28-2", sampler, b, B, repeats, warmup);
+}
+
+void run_benchmarks(const Options& o) {
+  Table table(o);
+  std::string matmul_what;
+  const double copy = copy_bytes_per_s(o);
+  const double matmul = matmul_flops_per_s(o, &matmul_what);
+  table.set_references(copy, matmul, matmul_what);
+  table.print_preamble();
+  const DataSplits mnist = synthetic_data("synthetic fashion-mnist", 60000, {1, 28, 28}, {0.5f}, {0.3f}, o.device);
+  const DataSplits cifar = synthetic_data("synthetic cifar10", 50000, {3, 32, 32}, {0.49f, 0.48f, 0.45f},
+                                          {0.25f, 0.24f, 0.26f}, o.device);
+  kernel_cases(table, o, mnist, cifar);
+  convolution_cases(table, o);
+  training_step_cases(table, o, mnist, cifar);
+  table.write_csv();
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"sieve-bench: time sieve's kernels and training step in isolation (CUDA events on a GPU, the steady "
-               "clock on the CPU; median after warm-up) and report bandwidth against the device's copy bandwidth."};
+  CLI::App app{"sieve-bench: time sieve's kernels, convolutions and training steps in isolation (CUDA events on a "
+               "GPU, the steady clock on the CPU; median after warm-up) and report them against the device's "
+               "measured copy bandwidth and sgemm rate."};
   std::string device_name = "auto";
   Options o;
   app.add_option("--device", device_name, "auto|cpu|cuda|cuda:N")->capture_default_str();
-  app.add_option("--repeats", o.repeats, "timed runs per case")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--repeats", o.repeats,
+                 "timed runs per case (at most " + std::to_string(kCpuWrnRepeats) + " for WRN-28-2 steps on a CPU)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--warmup", o.warmup, "untimed runs before timing")->capture_default_str()->check(CLI::NonNegativeNumber);
-  app.add_option("--filter", o.filter, "only cases whose name contains this text");
+  app.add_option("--filter", o.filter, "only cases whose name or size contains this text");
   app.add_option("--csv", o.csv, "also write the table to this CSV file");
+  app.add_flag("--quick", o.quick, "skip the WRN-28-2 training steps (seconds each on a CPU)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -95,9 +95,14 @@ int run(int argc, char** argv) {
   o.selection.presample = 256;  // B = 2b: measured best of 2b, 3b, 5b for the MLP on a 2-core CPU (README)
   float tau_th = 0;
   bool quiet = false;
-  app.add_option("--data", data_spec, "fashion-mnist|mnist[:DIR] (default directory: where Debian's package installs it)")
+  app.add_option("--data", data_spec,
+                 "fashion-mnist|mnist[:DIR] (default: where Debian's package installs it), cifar10:DIR, cifar100:DIR")
       ->capture_default_str();
-  app.add_option("--model", o.model, "mlp[:H1,H2,...] (mlp = mlp:512,256)")->capture_default_str();
+  app.add_option("--model", o.model, "mlp[:H1,H2,...] (mlp = mlp:512,256), cnn, wrn-D-K (e.g. wrn-28-2), resnet18|34|50")
+      ->capture_default_str();
+  app.add_flag("--augment", o.augment, "random crop (4-pixel padding) and horizontal flip of training images");
+  bool no_tf32 = false;
+  app.add_flag("--no-tf32", no_tf32, "full float32 convolutions on the GPU (TF32 tensor cores are on by default)");
   app.add_option("--sampler", samplers,
                  "uniform|loss|upper-bound, or a comma-separated list run one after the other at equal budget")
       ->capture_default_str();
@@ -127,6 +132,11 @@ int run(int argc, char** argv) {
   app.add_option("--eval-every", o.eval_every, "evaluate every N steps (default: ten times per run)");
   app.add_option("--log", log_path, "write JSON lines, one per evaluation, the last with \"final\": true");
   app.add_flag("--quiet", quiet, "print only the final summary");
+  app.add_option("--checkpoint", o.checkpoint, "write a checkpoint (safetensors) here at the end of the run");
+  app.add_option("--checkpoint-every", o.checkpoint_every, "also every N steps")->check(CLI::NonNegativeNumber);
+  app.add_option("--resume", o.resume, "continue the run saved in this checkpoint (same model and sampler)");
+  app.add_option("--init-from", o.init_from, "start from this checkpoint's weights (fine-tuning)");
+  app.add_flag("--reset-head", o.reset_head, "with --init-from: a new classifier for this data set's classes");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -140,12 +150,19 @@ int run(int argc, char** argv) {
       o.milestones = {static_cast<double>(o.iterations / 2), static_cast<double>(o.iterations * 4 / 5)};
   }
   if (tau_th > 0) o.selection.tau_th = tau_th;
+  o.tf32 = !no_tf32;
+  SIEVE_CHECK(!o.reset_head || !o.init_from.empty(), "--reset-head needs --init-from CHECKPOINT");
+  SIEVE_CHECK(o.init_from.empty() || o.resume.empty(), "--init-from starts a new run and --resume continues one: "
+              "give one of them");
+  SIEVE_CHECK(o.checkpoint_every == 0 || !o.checkpoint.empty(), "--checkpoint-every needs --checkpoint FILE");
   SIEVE_CHECK(o.selection.batch <= o.selection.presample, "--batch ", o.selection.batch, " exceeds --presample ",
               o.selection.presample, ": importance sampling draws b of B pre-sampled examples");
 
   const Device device = parse_device(device_name);
   const std::vector<std::string> names = split(samplers, ',');
   SIEVE_CHECK(!names.empty(), "--sampler: no sampler given");
+  SIEVE_CHECK(names.size() == 1 || (o.checkpoint.empty() && o.resume.empty()),
+              "--checkpoint and --resume take a single --sampler (", names.size(), " given)");
   // Reject bad names before the data are loaded.
   for (const auto& name : names) make_selector(name, o.selection);
   parse_model_spec(o.model);
@@ -169,6 +186,11 @@ int run(int argc, char** argv) {
     TrainOptions run_options = o;
     run_options.sampler = name;
     Trainer trainer(run_options, data, device);
+    if (!o.init_from.empty()) trainer.init_from(o.init_from, o.reset_head);
+    if (!o.resume.empty()) {
+      trainer.resume(o.resume);
+      if (!quiet) std::cout << "resumed " << o.resume << " at step " << trainer.steps() << "\n";
+    }
     if (!quiet && finals.empty()) {
       std::cout << "model: " << o.model << " (" << trainer.model().parameter_count() << " parameters); b = "
                 << o.selection.batch << ", B = " << o.selection.presample << ", tau_th = "

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "core/checkpoint.h"
 #include "core/ops.h"
 #include "data/batch.h"
 #include "layers/models.h"
@@ -13,11 +14,11 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // Evaluation forwards this many examples at a time: bounded memory for any data-set size.
-constexpr int64_t kEvalChunk = 2000;
+constexpr int64_t kEvalChunk = 500;
 
 // Independent Philox streams of one run's seed (Note [one seed]): the same seed gives every sampler the same
 // initial model and the same training subset for evaluation, so runs differ only by their selection.
-enum RunStream : uint64_t { kRunInitStream = 1, kRunSelectorStream = 2, kRunSubsetStream = 3 };
+enum RunStream : uint64_t { kRunInitStream = 1, kRunSelectorStream = 2, kRunSubsetStream = 3, kRunAugmentStream = 4 };
 
 }  // namespace
 
@@ -50,7 +51,9 @@ Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device dev
   SIEVE_CHECK(data.train.device() == device, "Trainer: data on ", to_string(data.train.device()), ", training on ",
               to_string(device));
 
+  set_allow_tf32(options.tf32);
   const Generator root(options.seed);
+  augment_gen_ = root.fork(kRunAugmentStream);
   Generator init = root.fork(kRunInitStream);
   const Shape sample{data.train.channels(), data.train.height(), data.train.width()};
   model_ = make_model(options.model, sample, data.train.num_classes, init, device);
@@ -94,7 +97,8 @@ Progress Trainer::progress() const { return Progress{steps_, options_.iterations
 void Trainer::step() {
   model_->train();
   const Selection batch = selector_->select(context_);
-  Tensor x = gather_batch(data_.train, batch.indices);
+  Tensor x = options_.augment ? gather_batch(data_.train, batch.indices, Augment{true, 4}, augment_gen_)
+                              : gather_batch(data_.train, batch.indices);
   Tensor y = gather_labels(data_.train, batch.indices);
   Tensor logits = model_->forward(x);
   Tensor losses = cross_entropy(logits, y);
@@ -146,28 +150,88 @@ EvalRecord Trainer::evaluate() {
   return r;
 }
 
+// Note [checkpoint contents]: the model under its own names (as a Python user expects), the optimizer under
+// "optimizer.", the selector's and the trainer's scalars and generators as metadata. The run's options are
+// recorded too, and a resume refuses a checkpoint of another model or sampler.
+void Trainer::save_checkpoint(const std::string& path) {
+  CheckpointState state;
+  add_module_state(state, *model_);
+  add_optimizer_state(state, *optimizer_);
+  selector_->save_state(state, "selector.");
+  state.set_string("model", options_.model);
+  state.set_string("sampler", selector_->name());
+  state.set_int("step", steps_);
+  state.set_int("examples", examples_);
+  state.set_int("scored", scored_);
+  state.set_double("training_seconds", training_s_);
+  state.set_generator("rng.augment", augment_gen_);
+  ::sieve::save_checkpoint(path, state);
+}
+
+void Trainer::resume(const std::string& path) {
+  const CheckpointState state = load_checkpoint(path);
+  SIEVE_CHECK(state.get_string("model") == options_.model, path, ": a checkpoint of model ", state.get_string("model"),
+              ", not of --model ", options_.model);
+  SIEVE_CHECK(state.get_string("sampler") == selector_->name(), path, ": a checkpoint of sampler ",
+              state.get_string("sampler"), ", not of --sampler ", selector_->name());
+  load_module_state(state, *model_);
+  optimizer_->load_state(optimizer_state(state));
+  selector_->load_state(state, "selector.");
+  steps_ = state.get_int("step");
+  examples_ = state.get_int("examples");
+  scored_ = state.get_int("scored");
+  training_s_ = state.get_double("training_seconds");
+  augment_gen_ = state.get_generator("rng.augment");
+}
+
+void Trainer::init_from(const std::string& path, bool reset_head) {
+  CheckpointState state = load_checkpoint(path);
+  if (reset_head) {
+    // The classifier is the module's last parameters (the final Linear's weight and bias in every sieve model):
+    // they are taken from the new model itself, so loading leaves them as initialised.
+    const auto params = model_->named_parameters();
+    SIEVE_CHECK(params.size() >= 2, "--reset-head: the model has no classifier to reset");
+    for (size_t i = params.size() - 2; i < params.size(); ++i) {
+      bool replaced = false;
+      for (auto& [name, t] : state.tensors)
+        if (name == params[i].first) {
+          t = params[i].second.detach().to(Device::cpu());
+          replaced = true;
+        }
+      if (!replaced) state.tensors.emplace_back(params[i].first, params[i].second.detach().to(Device::cpu()));
+    }
+  }
+  load_module_state(state, *model_);
+}
+
 EvalRecord Trainer::run(const std::function<void(const EvalRecord&)>& on_record) {
   const bool by_time = options_.time_budget_s > 0;
   const int64_t every_steps = options_.eval_every > 0 ? options_.eval_every
                               : by_time            ? 0
                                                    : std::max<int64_t>(1, options_.iterations / 10);
   const double every_s = by_time && options_.eval_every == 0 ? options_.time_budget_s / 10 : 0;
-  on_record(evaluate());
+  const int64_t checkpoint_every = options_.checkpoint.empty() ? 0 : options_.checkpoint_every;
   double next_eval_s = every_s;
+  while (every_s > 0 && next_eval_s <= training_s_) next_eval_s += every_s;  // a resumed run
+  if (steps_ == 0) on_record(evaluate());
   while (true) {
-    // Only training is timed: the clock runs from here to the device synchronisation before an evaluation.
+    // Only training is timed: the clock runs from here to the device synchronisation before an evaluation or a
+    // checkpoint, which are not counted.
     const auto start = Clock::now();
     const double start_s = training_s_;
-    bool done = false, eval_due = false;
-    while (!done && !eval_due) {
+    bool done = false, eval_due = false, checkpoint_due = false;
+    while (!done && !eval_due && !checkpoint_due) {
       step();
       training_s_ = start_s + std::chrono::duration<double>(Clock::now() - start).count();
       done = (options_.iterations > 0 && steps_ >= options_.iterations) ||
              (by_time && training_s_ >= options_.time_budget_s);
       eval_due = every_steps > 0 ? steps_ % every_steps == 0 : training_s_ >= next_eval_s;
+      checkpoint_due = checkpoint_every > 0 && steps_ % checkpoint_every == 0;
     }
     synchronize(device_);
     training_s_ = start_s + std::chrono::duration<double>(Clock::now() - start).count();
+    if (checkpoint_due || (done && !options_.checkpoint.empty())) save_checkpoint(options_.checkpoint);
+    if (!eval_due && !done) continue;
     while (every_s > 0 && next_eval_s <= training_s_) next_eval_s += every_s;
     EvalRecord r = evaluate();
     r.final = done;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/random.h"
 #include "data/dataset.h"
 #include "layers/module.h"
 #include "optim/schedule.h"
@@ -33,6 +34,13 @@ struct TrainOptions {
   int64_t eval_every = 0;    // evaluate every N steps; 0: ten times per run
   int64_t train_eval_size = 10000;  // the fixed training subset on which the training loss is reported
   uint64_t seed = 0;
+  bool augment = false;        // random crop (4-pixel padding) and horizontal flip of training batches
+  bool tf32 = true;            // TF32 tensor cores for convolutions (core/ops/conv2d.h, Note [conv tf32])
+  std::string checkpoint;      // write a checkpoint here every `checkpoint_every` steps and at the end
+  int64_t checkpoint_every = 0;
+  std::string resume;          // continue the run saved in this checkpoint
+  std::string init_from;       // start from this checkpoint's weights (a new run: fresh optimizer and selector)
+  bool reset_head = false;     // with init_from: keep the new model's freshly initialised classifier
 };
 
 // One evaluation, as written to the JSON log.
@@ -69,6 +77,11 @@ class Trainer {
   Module& model() { return *model_; }
   Selector& selector() { return *selector_; }
   int64_t steps() const { return steps_; }
+  // Everything needed to continue exactly: model, optimizer, selector, generators, counters, training time.
+  void save_checkpoint(const std::string& path);
+  void resume(const std::string& path);
+  // Copies a checkpoint's weights into the model; with reset_head the final classifier keeps its fresh values.
+  void init_from(const std::string& path, bool reset_head);
   double training_seconds() const { return training_s_; }
 
  private:
@@ -85,6 +98,7 @@ class Trainer {
   std::unique_ptr<Sgd> optimizer_;
   std::unique_ptr<LrSchedule> schedule_;
   ScoringContext context_;
+  Generator augment_gen_;
   int64_t steps_ = 0;
   int64_t examples_ = 0;
   int64_t scored_ = 0;

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/autograd.h"
+#include "core/checkpoint.h"
 #include "core/ops/gather.h"
 #include "sampling/sample.h"
 #include "sampling/uniform.h"
@@ -81,6 +82,28 @@ void ImportanceSampler::observe(const Selection& selection, const Tensor& logits
 std::vector<std::pair<std::string, double>> ImportanceSampler::stats() const {
   const double fraction = steps_ > 0 ? static_cast<double>(importance_steps_) / static_cast<double>(steps_) : 0.0;
   return {{"tau", tau_}, {"importance_on", importance_on_ ? 1.0 : 0.0}, {"importance_fraction", fraction}};
+}
+
+void ImportanceSampler::save_state(CheckpointState& state, const std::string& prefix) {
+  state.set_generator(prefix + "generator", gen_);
+  state.set_double(prefix + "tau", tau_);
+  state.set_int(prefix + "tau_pending", tau_pending_ ? 1 : 0);
+  if (tau_pending_) state.set_double(prefix + "tau_new", tau_new_.get());
+  state.set_int(prefix + "importance_on", importance_on_ ? 1 : 0);
+  state.set_int(prefix + "awaiting_observe", awaiting_observe_ ? 1 : 0);
+  state.set_int(prefix + "steps", steps_);
+  state.set_int(prefix + "importance_steps", importance_steps_);
+}
+
+void ImportanceSampler::load_state(const CheckpointState& state, const std::string& prefix) {
+  gen_ = state.get_generator(prefix + "generator");
+  tau_ = static_cast<float>(state.get_double(prefix + "tau"));
+  tau_pending_ = state.get_int(prefix + "tau_pending") != 0;
+  if (tau_pending_) tau_new_.capture(Tensor::scalar(static_cast<float>(state.get_double(prefix + "tau_new"))));
+  importance_on_ = state.get_int(prefix + "importance_on") != 0;
+  awaiting_observe_ = state.get_int(prefix + "awaiting_observe") != 0;
+  steps_ = state.get_int(prefix + "steps");
+  importance_steps_ = state.get_int(prefix + "importance_steps");
 }
 
 }  // namespace sieve

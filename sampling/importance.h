@@ -45,6 +45,9 @@ class ImportanceSampler : public Selector {
   void observe(const Selection& selection, const Tensor& logits, const Tensor& labels, const Tensor& losses) override;
   // {"tau", τ}, {"importance_on", 0 or 1 for the last step}, {"importance_fraction", share of steps so far}.
   std::vector<std::pair<std::string, double>> stats() const override;
+  // τ, a pending τ_new (read now: checkpoints are rare), the generator and the step counts.
+  void save_state(CheckpointState& state, const std::string& prefix) override;
+  void load_state(const CheckpointState& state, const std::string& prefix) override;
 
   float tau() const { return tau_; }  // as used by the last select()
   float tau_th() const { return tau_th_; }

@@ -15,6 +15,8 @@
 
 namespace sieve {
 
+struct CheckpointState;
+
 struct ScoringContext {
   // Logits [n, classes] for int32 example indices [n] on the training device: no gradients, evaluation mode
   // (Note [scoring mode] in sampling/importance.h).
@@ -38,6 +40,10 @@ class Selector {
   virtual void observe(const Selection& selection, const Tensor& logits, const Tensor& labels, const Tensor& losses) {}
   // Named scalars for logs and progress lines, e.g. {"tau", 1.7}, {"importance_on", 1}.
   virtual std::vector<std::pair<std::string, double>> stats() const { return {}; }
+  // Checkpoints: everything a selector needs to continue exactly (generator positions, running estimates), as
+  // metadata keys starting with `prefix` (core/checkpoint.h).
+  virtual void save_state(CheckpointState& state, const std::string& prefix) = 0;
+  virtual void load_state(const CheckpointState& state, const std::string& prefix) = 0;
 };
 
 }  // namespace sieve

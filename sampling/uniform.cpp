@@ -2,6 +2,7 @@
 
 #include <limits>
 
+#include "core/checkpoint.h"
 #include "core/ops/elementwise.h"
 
 namespace sieve {
@@ -25,6 +26,14 @@ UniformSelector::UniformSelector(int64_t batch, uint64_t seed)
 Selection UniformSelector::select(const ScoringContext& ctx) {
   check_dataset_size(ctx, "uniform selector");
   return draw_uniform(batch_, ctx, gen_);
+}
+
+void UniformSelector::save_state(CheckpointState& state, const std::string& prefix) {
+  state.set_generator(prefix + "generator", gen_);
+}
+
+void UniformSelector::load_state(const CheckpointState& state, const std::string& prefix) {
+  gen_ = state.get_generator(prefix + "generator");
 }
 
 }  // namespace sieve
