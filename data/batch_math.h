@@ -74,16 +74,23 @@ SIEVE_HD float channel_constant(const float (&v)[kMaxBatchChannels], int c) {
 // out[b, c, y, x] for the element at offset `within` (= (c * H + y) * W + x) of batch row b, whose draw is
 // t = batch_transform(a, b). An index outside [0, N) gives zeros (the CPU backend rejects such indices
 // before it gets here); a source pixel in the padding reads as byte 0 (Note [crop and flip]).
+// Offset of output pixel (c, y, x)'s source within its image under transform t, or -1 for a padded pixel.
+SIEVE_HD int source_offset(const BatchGatherArgs& a, CropFlip t, int c, int y, int x) {
+  const int sy = y + t.dy, sx = (t.flip ? a.width - 1 - x : x) + t.dx;
+  if (sy < 0 || sy >= a.height || sx < 0 || sx >= a.width) return -1;
+  return (c * a.height + sy) * a.width + sx;
+}
+
+// Output pixel `within` (= (c * H + y) * W + x) of batch row b.
 SIEVE_HD float batch_pixel(const BatchGatherArgs& a, int64_t b, int within, CropFlip t) {
   const int hw = a.height * a.width;
   const int c = within / hw;
   const int64_t row = a.indices[b];
   if (row < 0 || row >= a.num_images) return 0.0f;
   const int y = within % hw / a.width, x = within % a.width;
-  const int sy = y + t.dy, sx = (t.flip ? a.width - 1 - x : x) + t.dx;
   const float mean = channel_constant(a.mean, c), std = channel_constant(a.std, c);
-  if (sy < 0 || sy >= a.height || sx < 0 || sx >= a.width) return normalize_pixel(0, mean, std);
-  const int source = (c * a.height + sy) * a.width + sx;
+  const int source = source_offset(a, t, c, y, x);
+  if (source < 0) return normalize_pixel(0, mean, std);
   return normalize_pixel(a.images[row * (static_cast<int64_t>(a.channels) * hw) + source], mean, std);
 }
 
