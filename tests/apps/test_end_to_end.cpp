@@ -228,3 +228,37 @@ TEST(Checkpoint, InitFromWithResetHeadKeepsTheBodyAndANewHead) {
 
 }  // namespace
 }  // namespace sieve
+
+namespace sieve {
+namespace {
+
+// A Wide-ResNet trains end to end on the CPU at small size, with augmentation and importance sampling on.
+TEST(EndToEnd, SmallWideResNetTrainsOnTheCpu) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "apt-get install dataset-fashion-mnist";
+  TrainOptions o;
+  o.model = "wrn-10-1";
+  o.sampler = "upper-bound";
+  o.selection.batch = 32;
+  o.selection.presample = 96;
+  o.selection.tau_th = 0.5f;  // tau >= 1 always; with a_tau = 0.5 the smoothed tau passes 0.5 after one step
+  o.selection.tau_ema = 0.5f;
+  o.augment = true;
+  o.sgd = {0.05f, 0.9f, 5e-4f, true};
+  o.schedule = "constant";
+  o.iterations = 60;
+  o.eval_every = 60;
+  o.train_eval_size = 500;
+  DataSplits small = fashion_mnist();
+  Generator g(2);
+  small.test = small.test.subset(randint({500}, small.test.size(), g));
+  Trainer trainer(o, small, Device::cpu());
+  std::vector<EvalRecord> records;
+  trainer.run([&](const EvalRecord& r) { records.push_back(r); });
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_LT(records.back().train_loss, 0.6 * records.front().train_loss);
+  EXPECT_GT(records.back().test_accuracy, 0.35);  // 60 steps of 32 examples, from 10% (chance)
+  EXPECT_GT(records.back().importance_fraction, 0.9);
+}
+
+}  // namespace
+}  // namespace sieve
