@@ -1,9 +1,11 @@
 #include "tests/test_util.h"
 
 #include <algorithm>
+#include <random>
 #include <sstream>
 
 #include "core/autograd.h"
+#include "core/ops/reduce.h"
 
 namespace sieve::testing {
 
@@ -15,6 +17,29 @@ Tensor random_tensor(const Shape& shape, uint64_t seed, Device device, float lo,
 Tensor random_labels(int64_t n, int classes, uint64_t seed, Device device) {
   Generator gen(seed);
   return randint({n}, classes, gen, Device::cpu()).to(device);
+}
+
+Tensor weighted_total(const Tensor& t, uint64_t seed) {
+  Tensor flat = t.reshape({-1});
+  return weighted_mean(flat, random_tensor(flat.shape(), seed, t.device(), 0.5f, 2.f));
+}
+
+Dataset random_dataset(int64_t n, int c, int h, int w, uint32_t seed, Device device) {
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> pixels(static_cast<size_t>(n * c * h * w));
+  for (auto& p : pixels) p = static_cast<uint8_t>(rng() & 0xFF);
+  std::vector<int32_t> labels(static_cast<size_t>(n));
+  for (auto& l : labels) l = static_cast<int32_t>(rng() % 10);
+  Dataset d;
+  d.name = "random";
+  d.num_classes = 10;
+  d.images = Tensor::from_vector(pixels, {n, c, h, w}, device);
+  d.labels = Tensor::from_vector(labels, {n}, device);
+  for (int ch = 0; ch < c; ++ch) {
+    d.mean.push_back(0.45f + 0.02f * ch);
+    d.std.push_back(0.25f + 0.01f * ch);
+  }
+  return d;
 }
 
 ::testing::AssertionResult all_close(const std::vector<float>& actual, const std::vector<float>& expected, float atol,

@@ -13,6 +13,7 @@
 
 #include "core/random.h"
 #include "core/tensor.h"
+#include "data/dataset.h"
 
 namespace sieve::testing {
 
@@ -51,6 +52,14 @@ class GpuTest : public ::testing::Test {
 // Seeded random values in [lo, hi) on the host, then moved to `device` (never zeros unless asked for).
 Tensor random_tensor(const Shape& shape, uint64_t seed, Device device = Device::cpu(), float lo = -1.f, float hi = 1.f);
 Tensor random_labels(int64_t n, int classes, uint64_t seed, Device device = Device::cpu());
+
+// A scalar from any tensor with random positive weights, so that every output element matters to a gradient
+// check (a plain sum of a batch-normalised tensor has zero gradient in training mode).
+Tensor weighted_total(const Tensor& t, uint64_t seed);
+
+// Random pixels and labels (10 classes); per-channel constants that differ between channels and stay away from
+// 0 and 1, so that a padded pixel (-mean / std) is not 0.
+Dataset random_dataset(int64_t n, int c, int h, int w, uint32_t seed, Device device);
 
 // |a - b| <= atol + rtol * |b| elementwise; on failure reports the largest difference and the first index.
 ::testing::AssertionResult all_close(const Tensor& actual, const Tensor& expected, float atol, float rtol);

@@ -13,14 +13,8 @@ using testing::all_close;
 using testing::DeviceTest;
 using testing::gradient_check;
 using testing::random_tensor;
+using testing::weighted_total;
 using testing::throws_error;
-
-// Reduces a tensor to a scalar with random positive weights, so that every output element matters (a plain
-// sum of a batch-normalised tensor has zero gradient in training mode).
-Tensor weighted_total(const Tensor& t, uint64_t seed) {
-  Tensor flat = t.reshape({-1});
-  return weighted_mean(flat, random_tensor(flat.shape(), seed, t.device(), 0.5f, 2.f));
-}
 
 // Per-channel mean and biased variance of a host [n, c, h, w] tensor, in double.
 void channel_stats(const Tensor& x, std::vector<double>& mean, std::vector<double>& var) {

@@ -13,6 +13,7 @@ using testing::DeviceTest;
 using testing::gradient_check;
 using testing::random_labels;
 using testing::random_tensor;
+using testing::weighted_total;
 
 using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
 
@@ -45,12 +46,6 @@ void expect_matches_cpu(const Fn& f, const std::vector<Tensor>& host_inputs, Dev
     if (!ref.grads[i].defined()) continue;
     EXPECT_TRUE(all_close(got.grads[i], ref.grads[i], tol, tol)) << "gradient of input " << i;
   }
-}
-
-// Reduces any tensor to a scalar with random weights, so every output element matters to the check.
-Tensor weighted_total(const Tensor& t, uint64_t seed) {
-  Tensor flat = t.reshape({-1});
-  return weighted_mean(flat, random_tensor(flat.shape(), seed, t.device(), 0.5f, 2.f));
 }
 
 TEST(Gradients, Elementwise) {

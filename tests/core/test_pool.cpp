@@ -17,12 +17,8 @@ using testing::all_close;
 using testing::DeviceTest;
 using testing::gradient_check;
 using testing::random_tensor;
+using testing::weighted_total;
 using testing::throws_error;
-
-Tensor weighted_total(const Tensor& t, uint64_t seed) {
-  Tensor flat = t.reshape({-1});
-  return weighted_mean(flat, random_tensor(flat.shape(), seed, t.device(), 0.5f, 2.f));
-}
 
 // Distinct values 0.1 apart (a shuffled ramp, never zero): finite differences of step 1e-2 cannot change which
 // element of a window is the largest.

@@ -11,24 +11,7 @@
 namespace sieve {
 namespace {
 
-// Random pixels (never all zero) and labels; per-channel constants that differ from channel to channel.
-Dataset random_dataset(int64_t n, int c, int h, int w, uint32_t seed, Device device) {
-  std::mt19937 rng(seed);
-  std::vector<uint8_t> pixels(static_cast<size_t>(n * c * h * w));
-  for (auto& p : pixels) p = static_cast<uint8_t>(rng() & 0xFF);
-  std::vector<int32_t> labels(static_cast<size_t>(n));
-  for (auto& l : labels) l = static_cast<int32_t>(rng() % 10);
-  Dataset d;
-  d.name = "random";
-  d.num_classes = 10;
-  d.images = Tensor::from_vector(pixels, {n, c, h, w}, device);
-  d.labels = Tensor::from_vector(labels, {n}, device);
-  for (int ch = 0; ch < c; ++ch) {
-    d.mean.push_back(0.2f + 0.13f * ch);
-    d.std.push_back(0.25f + 0.07f * ch);
-  }
-  return d;
-}
+using testing::random_dataset;
 
 // b indices in [0, n), with repeats, as a sampler with replacement draws them.
 std::vector<int32_t> random_indices(int64_t b, int64_t n, uint32_t seed) {
