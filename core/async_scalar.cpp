@@ -8,9 +8,17 @@ namespace sieve {
 AsyncScalar::AsyncScalar() { host_ = static_cast<float*>(pinned_malloc(sizeof(float))); }
 
 AsyncScalar::~AsyncScalar() {
+  // Never throws (a DeviceGuard could, at exit, once the runtime is unloading). A copy still queued into host_
+  // must land before the pinned buffer is released.
   if (event_) {
-    DeviceGuard guard(Device::cuda(device_));
-    cudaEventDestroy(static_cast<cudaEvent_t>(event_));
+    const cudaEvent_t e = static_cast<cudaEvent_t>(event_);
+    int previous = 0;
+    const bool switch_device = cudaGetDevice(&previous) == cudaSuccess && previous != device_ &&
+                               cudaSetDevice(device_) == cudaSuccess;
+    if (pending_) cudaEventSynchronize(e);
+    cudaEventDestroy(e);
+    if (switch_device) cudaSetDevice(previous);
+    cudaGetLastError();
   }
   pinned_free(host_);
 }
@@ -26,7 +34,10 @@ void AsyncScalar::capture(const Tensor& scalar) {
   }
   DeviceGuard guard(scalar.device());
   if (event_ == nullptr || device_ != scalar.device().index) {
-    if (event_) cudaEventDestroy(static_cast<cudaEvent_t>(event_));
+    if (event_) {  // a copy from the previous device may still be on its way into host_: let it land first
+      if (pending_) SIEVE_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(event_)));
+      cudaEventDestroy(static_cast<cudaEvent_t>(event_));
+    }
     cudaEvent_t e;
     SIEVE_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
     event_ = e;

@@ -41,6 +41,17 @@ SIEVE_HD uint32_t philox_word(uint64_t seed, uint64_t offset, uint64_t i, uint32
   return r.v[0];
 }
 
+// a + b * c with the product and the sum each rounded, on both backends. nvcc contracts a multiply feeding an add
+// into one fused multiply-add (one rounding) by default, the host compiler (no FMA in the x86-64 baseline) does not;
+// without this the GPU's uniform(lo, hi) would differ from the CPU's in the last bit for most values.
+SIEVE_HD float mul_add_unfused(float a, float b, float c) {
+#if defined(__CUDA_ARCH__)
+  return __fadd_rn(a, __fmul_rn(b, c));
+#else
+  return a + b * c;
+#endif
+}
+
 // Uniform in [0, 1) with 24 bits: exactly representable, identical on CPU and GPU.
 SIEVE_HD float philox_uniform(uint64_t seed, uint64_t offset, uint64_t i) {
   return static_cast<float>(philox_word(seed, offset, i) >> 8) * (1.0f / 16777216.0f);

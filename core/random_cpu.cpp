@@ -14,8 +14,8 @@ namespace cpu {
 
 void fill_random(float* out, int64_t n, uint64_t seed, uint64_t offset, Distribution dist, float a, float b) {
   for (int64_t i = 0; i < n; ++i) {
-    out[i] = dist == Distribution::Uniform ? a + (b - a) * philox_uniform(seed, offset, i)
-                                           : a + b * philox_normal(seed, offset, i);
+    out[i] = dist == Distribution::Uniform ? mul_add_unfused(a, b - a, philox_uniform(seed, offset, i))
+                                           : mul_add_unfused(a, b, philox_normal(seed, offset, i));
   }
 }
 

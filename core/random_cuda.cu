@@ -9,7 +9,8 @@ namespace {
 __global__ void fill_random_kernel(float* out, long long n, uint64_t seed, uint64_t offset, bool normal, float a,
                                    float b) {
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
-    out[i] = normal ? a + b * philox_normal(seed, offset, i) : a + (b - a) * philox_uniform(seed, offset, i);
+    out[i] = normal ? mul_add_unfused(a, b, philox_normal(seed, offset, i))
+                    : mul_add_unfused(a, b - a, philox_uniform(seed, offset, i));
 }
 
 // out_i = floor(high * W_i / 2^32), W the 32-bit Philox word at counter i.

@@ -114,12 +114,17 @@ void copy_bytes(void* dst, Device dst_dev, const void* src, Device src_dev, size
     std::memcpy(dst, src, bytes);
     return;
   }
+  // Between two GPUs the copy runs on the destination's stream, which is not ordered after the source's: wait for
+  // the work that produces the source first, and (below) for the copy itself before the source block can be freed
+  // and reused by the source's stream (Note [stream-ordered reuse] holds within one device only).
+  const bool across_gpus = dst_dev.is_cuda() && src_dev.is_cuda() && dst_dev != src_dev;
+  if (across_gpus) synchronize(src_dev);
   const Device on = dst_dev.is_cuda() ? dst_dev : src_dev;
   DeviceGuard guard(on);
   cudaMemcpyKind kind = cudaMemcpyDefault;
   SIEVE_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, cuda::stream()));
   // The host side of a transfer must be complete before the caller reads or frees it.
-  if (dst_dev.is_cpu() || src_dev.is_cpu()) SIEVE_CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));
+  if (dst_dev.is_cpu() || src_dev.is_cpu() || across_gpus) SIEVE_CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));
 }
 }  // namespace
 

@@ -33,7 +33,10 @@ __global__ void scatter_add_rows_kernel(const float* src, const Index* idx, long
 
 template <typename Index>
 void launch_gather(const void* src, int64_t src_rows, int64_t row_bytes, const Index* idx, int64_t n, void* dst) {
-  if (row_bytes % 4 == 0) {
+  // Words only when both pointers are 4-byte aligned too: a byte view (rows() of a uint8 tensor) may start anywhere,
+  // and a misaligned 4-byte load is a fatal "misaligned address" error on the device.
+  const bool words_aligned = reinterpret_cast<uintptr_t>(src) % 4 == 0 && reinterpret_cast<uintptr_t>(dst) % 4 == 0;
+  if (row_bytes % 4 == 0 && words_aligned) {
     const long long words = row_bytes / 4;
     gather_rows_kernel<Index, uint32_t><<<blocks_for(n * words), 256, 0, stream()>>>(
         static_cast<const uint32_t*>(src), src_rows, words, idx, n, static_cast<uint32_t*>(dst));

@@ -1,6 +1,7 @@
 // cuBLAS matrix products. Host-compiled: nvcc never sees cuBLAS headers.
 #include <cublas_v2.h>
 
+#include <algorithm>
 #include <mutex>
 #include <vector>
 
@@ -51,8 +52,9 @@ cublasHandle_t handle() {
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
           float beta, float* c) {
   if (m == 0 || n == 0) return;
-  const int lda = static_cast<int>(trans_a ? m : k);
-  const int ldb = static_cast<int>(trans_b ? k : n);
+  // Leading dimensions are at least 1 even for an empty inner dimension (k = 0), as BLAS requires.
+  const int lda = static_cast<int>(std::max<int64_t>(1, trans_a ? m : k));
+  const int ldb = static_cast<int>(std::max<int64_t>(1, trans_b ? k : n));
   SIEVE_CUBLAS_CHECK(cublasSgemm(handle(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
                                  static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha, b, ldb, a, lda,
                                  &beta, c, static_cast<int>(n)));

@@ -104,7 +104,9 @@ TEST_P(Conv2dLayerOnDevice, SameSeedSameLayerOnEveryDevice) {
   Conv2d on_cpu(3, 8, 3, g1, 1, 1);
   Conv2d here(3, 8, 3, g2, 1, 1, true, device());
   EXPECT_EQ(here.device(), device());
-  EXPECT_TRUE(all_close(here.weight.to(Device::cpu()), on_cpu.weight, 0.f, 0.f));  // Philox: same numbers
+  // Philox gives both devices the same uniforms; the normal's logf/cosf may differ in the last ulps between the
+  // host and device maths libraries (core/philox.h), so the Kaiming-normal weights agree to a few ulps, not bits.
+  EXPECT_TRUE(all_close(here.weight.to(Device::cpu()), on_cpu.weight, 1e-6f, 1e-5f));
   Tensor x = random_tensor({2, 3, 8, 8}, 9);
   // 27 products per output, each O(0.3): float32 results within a few ulps of each other.
   EXPECT_TRUE(all_close(here(x.to(device())), on_cpu(x), 1e-5f, 1e-5f));
