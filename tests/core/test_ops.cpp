@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/ops.h"
+#include "core/philox.h"
 #include "tests/test_util.h"
 
 namespace sieve {
@@ -249,6 +250,25 @@ TEST_P(OpsOnDevice, IndexSelectAnyDtypeAndIndexType) {
   EXPECT_EQ(index_select(bytes, Tensor::from_vector<int32_t>({2, 0}, {2}, device())).to_vector<uint8_t>(),
             (std::vector<uint8_t>{7, 8, 9, 1, 2, 3}));
   expect_matches_cpu([idx32](const auto& in) { return index_select(in[0], idx32.to(in[0].device())); }, {x}, device());
+  expect_matches_cpu([idx64](const auto& in) { return index_select(in[0], idx64.to(in[0].device())); }, {x}, device());
+}
+
+TEST_P(OpsOnDevice, IndexSelectOfRandomRowsMatchesCpu) {
+  // Odd row sizes take the byte path, multiples of four bytes the word path; int32 and int64 indices.
+  Generator g(52);
+  Tensor idx32 = randint({300}, 1000, g);
+  std::vector<int64_t> wide;
+  for (int32_t i : idx32.to_vector<int32_t>()) wide.push_back(i);
+  Tensor idx64 = Tensor::from_vector(wide, {300});
+  for (int64_t row : {3, 8, 784}) {
+    std::vector<uint8_t> bytes(static_cast<size_t>(1000 * row));
+    for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<uint8_t>(philox_word(53, 0, i) >> 24);
+    Tensor x = Tensor::from_vector(bytes, {1000, row});
+    for (const Tensor& idx : {idx32, idx64})
+      EXPECT_EQ(index_select(x.to(device()), idx.to(device())).to_vector<uint8_t>(),
+                index_select(x, idx).to_vector<uint8_t>())
+          << "row " << row << " index " << to_string(idx.dtype());
+  }
 }
 
 TEST_P(OpsOnDevice, RandomStreamsAreIdenticalOnEveryDevice) {
