@@ -28,7 +28,8 @@ struct PoolGeometry {
 // Note [max-pool indices]: the forward pass stores, per output, the int32 index y·W + x of the winning input
 // within its plane; backward gathers, per input, the gradients of the outputs whose windows contain it and
 // whose index is its own. Storing (4 bytes per output) instead of recomputing keeps one rule for ties and
-// NaNs, and the gather (rather than a scatter with atomics) is deterministic and the same on both backends.
+// NaNs, and the gather (rather than a scatter with atomics) is deterministic on the GPU. The CPU scatters each
+// output's gradient to its index in output order, which adds the same terms in the same order: bit-identical.
 namespace cpu {
 void max_pool2d_fwd(const float* x, float* y, int32_t* indices, PoolGeometry g);  // indices may be null
 void max_pool2d_bwd(const float* grad_y, const int32_t* indices, float* grad_x, PoolGeometry g);

@@ -249,3 +249,32 @@ TEST_F(Conv2dGpu, RepeatedCallsReuseCachedMemory) {
 
 }  // namespace
 }  // namespace sieve
+
+namespace sieve {
+namespace {
+
+// The CPU backend unrolls groups of images into one matrix (8 MiB of workspace: 10 images of 16x32x32 with a 3x3
+// kernel). A batch of 70 spans seven groups; every image and the summed weight gradient must equal the one-image
+// computations, which always fit in one group.
+TEST(Conv2dCpu, ManyGroupsEqualImageByImage) {
+  Tensor x = testing::random_tensor({70, 16, 32, 32}, 31);
+  Tensor w = testing::random_tensor({32, 16, 3, 3}, 32).set_requires_grad(true);
+  const Conv2dParams p{1, 1, 1, 1};
+  Tensor y = conv2d(x, w, Tensor(), p);
+  Tensor seed = testing::random_tensor(y.shape(), 33);
+  y.backward(seed);
+  const std::vector<float> dw_batch = w.grad().to_vector<float>();
+  std::vector<float> dw_sum(dw_batch.size(), 0.f);
+  for (int64_t i = 0; i < 70; i += 1) {
+    w.zero_grad();
+    Tensor yi = conv2d(x.rows(i, i + 1), w, Tensor(), p);
+    if (i % 9 == 0) EXPECT_TRUE(testing::all_close(yi, y.rows(i, i + 1).clone(), 1e-5f, 1e-5f)) << "image " << i;
+    yi.backward(seed.rows(i, i + 1).clone());
+    const auto dwi = w.grad().to_vector<float>();
+    for (size_t j = 0; j < dwi.size(); ++j) dw_sum[j] += dwi[j];
+  }
+  EXPECT_TRUE(testing::all_close(dw_batch, dw_sum, 1e-3f, 1e-4f));
+}
+
+}  // namespace
+}  // namespace sieve
