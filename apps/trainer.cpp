@@ -79,7 +79,10 @@ Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device dev
   context_.labels = data.train.labels;
   context_.dataset_size = data.train.size();
   context_.device = device;
-  // Note [scoring mode] (sampling/importance.h): candidates are scored in evaluation mode, without gradients.
+  // Note [scoring mode] (sampling/importance.h): candidates are scored in evaluation mode, without gradients,
+  // on their un-augmented images; with --augment the chosen examples are then trained on a random view. (The
+  // reference code scores the augmented view it trains on; keying the augmentation by example and step would
+  // match it and is left for when it is measured to matter.)
   context_.logits = [this](const Tensor& indices) {
     NoGradGuard no_grad;
     model_->eval();
