@@ -150,6 +150,8 @@ void training_step_cases(Table& t, const Options& o, const DataSplits& mnist, co
   for (const std::string sampler : {"uniform", "upper-bound"})
     train_step_case(t, o, mnist, "mlp:512,256", sampler, 128, 256, 0, -1);  // sieve-train's default B
   if (o.quick) return;
+  // The small CNN of --model cnn (few repeats on the CPU, where a step takes tens of milliseconds).
+  train_step_case(t, o, mnist, "cnn", "uniform", 128, 256, cpu ? std::min(o.repeats, 10) : 0, cpu ? 1 : -1);
   const int64_t b = cpu ? kCpuWrnBatch : 128, B = cpu ? kCpuWrnPresample : 640;  // the paper's CIFAR b and B
   const int repeats = cpu ? std::min(o.repeats, kCpuWrnRepeats) : 0, warmup = cpu ? std::min(o.warmup, 1) : -1;
   for (const std::string sampler : {"uniform", "upper-bound"})
