@@ -1,6 +1,9 @@
 #include "tests/test_util.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <filesystem>
 #include <random>
 #include <sstream>
 
@@ -18,6 +21,24 @@ Tensor random_labels(int64_t n, int classes, uint64_t seed, Device device) {
   Generator gen(seed);
   return randint({n}, classes, gen, Device::cpu()).to(device);
 }
+
+TempDir::TempDir() {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string name = "sieve-" + std::string(info->test_suite_name()) + "-" + info->name() + "-" +
+                     std::to_string(getpid());
+  std::replace(name.begin(), name.end(), '/', '_');  // parameterised tests are named "Suite/Name/Param"
+  path_ = (std::filesystem::temp_directory_path() / name).string();
+  std::filesystem::remove_all(path_);
+  std::filesystem::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::string TempDir::file(const std::string& name) const { return (std::filesystem::path(path_) / name).string(); }
+std::string TempDir::str() const { return path_; }
 
 Tensor weighted_total(const Tensor& t, uint64_t seed) {
   Tensor flat = t.reshape({-1});

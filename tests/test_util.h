@@ -53,6 +53,20 @@ class GpuTest : public ::testing::Test {
 Tensor random_tensor(const Shape& shape, uint64_t seed, Device device = Device::cpu(), float lo = -1.f, float hi = 1.f);
 Tensor random_labels(int64_t n, int classes, uint64_t seed, Device device = Device::cpu());
 
+// A fresh directory named after the running test, removed with everything in it when the object goes.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string file(const std::string& name) const;
+  std::string str() const;
+
+ private:
+  std::string path_;
+};
+
 // A scalar from any tensor with random positive weights, so that every output element matters to a gradient
 // check (a plain sum of a batch-normalised tensor has zero gradient in training mode).
 Tensor weighted_total(const Tensor& t, uint64_t seed);

@@ -20,34 +20,13 @@
 namespace sieve {
 namespace {
 
+using testing::TempDir;
+
 using testing::throws_error;
 
 namespace fs = std::filesystem;
 
 constexpr size_t kPixels = 3 * 32 * 32;
-
-// A fresh directory per test, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    std::string name = "sieve-" + std::string(info->test_suite_name()) + "-" + info->name() + "-" +
-                       std::to_string(getpid());
-    std::replace(name.begin(), name.end(), '/', '_');
-    path_ = fs::temp_directory_path() / name;
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::string str() const { return path_.string(); }
-
- private:
-  fs::path path_;
-};
 
 void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
   std::ofstream out(path, std::ios::binary);

@@ -21,32 +21,11 @@
 namespace sieve {
 namespace {
 
+using testing::TempDir;
+
 using testing::throws_error;
 
 namespace fs = std::filesystem;
-
-// A fresh directory per test, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    std::string name = "sieve-" + std::string(info->test_suite_name()) + "-" + info->name() + "-" +
-                       std::to_string(getpid());
-    std::replace(name.begin(), name.end(), '/', '_');  // parameterised tests are named "Suite/Name/Param"
-    path_ = fs::temp_directory_path() / name;
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::string str() const { return path_.string(); }
-
- private:
-  fs::path path_;
-};
 
 std::vector<uint8_t> random_bytes(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
