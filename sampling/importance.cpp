@@ -76,7 +76,9 @@ void ImportanceSampler::observe(const Selection& selection, const Tensor& logits
   SIEVE_CHECK(logits.defined() && labels.defined(), "importance sampler: observe() needs the logits and labels of "
               "the training forward pass");
   NoGradGuard no_grad;
-  capture_tau(compute_scores(options_.score, logits.detach(), labels));  // line 15: g_i for free
+  // Line 15: g_i for free. The loss score is the training pass's own per-example loss: no second pass over the logits.
+  const bool have_losses = options_.score == ScoreKind::Loss && losses.defined();
+  capture_tau(have_losses ? losses.detach() : compute_scores(options_.score, logits.detach(), labels));
 }
 
 std::vector<std::pair<std::string, double>> ImportanceSampler::stats() const {

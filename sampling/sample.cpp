@@ -2,6 +2,8 @@
 
 #include <limits>
 
+#include "core/ops/dispatch.h"
+
 namespace sieve {
 
 namespace {
@@ -23,18 +25,8 @@ WeightedSample sample_with_replacement(const Tensor& scores, int64_t n, Generato
   if (n == 0) return out;
   Tensor prefix = Tensor::empty({count}, DType::F32, device);
   const uint64_t offset = gen.advance(static_cast<uint64_t>(n));
-  switch (device.type) {
-    case DeviceType::CPU:
-      cpu::sample_with_replacement(scores.data<float>(), count, n, gen.seed(), offset, prefix.data<float>(),
-                                   out.positions.data<int32_t>(), out.weights.data<float>());
-      break;
-    case DeviceType::CUDA: {
-      DeviceGuard guard(device);
-      cuda::sample_with_replacement(scores.data<float>(), count, n, gen.seed(), offset, prefix.data<float>(),
-                                    out.positions.data<int32_t>(), out.weights.data<float>());
-      break;
-    }
-  }
+  SIEVE_DISPATCH(device, sample_with_replacement, scores.data<float>(), count, n, gen.seed(), offset,
+                 prefix.data<float>(), out.positions.data<int32_t>(), out.weights.data<float>());
   return out;
 }
 
@@ -42,16 +34,7 @@ Tensor tau_estimate(const Tensor& scores) {
   check_scores(scores, "tau_estimate scores");
   const Device device = scores.device();
   Tensor tau = Tensor::empty({}, DType::F32, device);
-  switch (device.type) {
-    case DeviceType::CPU:
-      cpu::tau_estimate(scores.data<float>(), scores.size(0), tau.data<float>());
-      break;
-    case DeviceType::CUDA: {
-      DeviceGuard guard(device);
-      cuda::tau_estimate(scores.data<float>(), scores.size(0), tau.data<float>());
-      break;
-    }
-  }
+  SIEVE_DISPATCH(device, tau_estimate, scores.data<float>(), scores.size(0), tau.data<float>());
   return tau;
 }
 

@@ -1,6 +1,7 @@
 #include "sampling/scores.h"
 
 #include "core/autograd.h"
+#include "core/ops/dispatch.h"
 #include "core/ops/softmax.h"
 
 namespace sieve {
@@ -31,16 +32,8 @@ Tensor upper_bound_scores(const Tensor& logits, const Tensor& labels) {
   SIEVE_CHECK(cols >= 1 || rows == 0, "upper_bound_scores: logits ", logits.description(), " have no classes");
   Tensor scores = Tensor::empty({rows}, DType::F32, logits.device());
   if (rows == 0) return scores;
-  switch (logits.device().type) {
-    case DeviceType::CPU:
-      cpu::upper_bound_scores(logits.data<float>(), labels.data<int32_t>(), scores.data<float>(), rows, cols);
-      break;
-    case DeviceType::CUDA: {
-      DeviceGuard guard(logits.device());
-      cuda::upper_bound_scores(logits.data<float>(), labels.data<int32_t>(), scores.data<float>(), rows, cols);
-      break;
-    }
-  }
+  SIEVE_DISPATCH(logits.device(), upper_bound_scores, logits.data<float>(), labels.data<int32_t>(),
+                 scores.data<float>(), rows, cols);
   return scores;
 }
 
