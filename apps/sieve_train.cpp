@@ -34,12 +34,14 @@ std::string format_tau(const EvalRecord& r) {
   return os.str();
 }
 
-void print_progress(const EvalRecord& r, double budget_s, int64_t iterations) {
+void print_progress(const EvalRecord& r, const TrainOptions& o) {
+  const double budget_s = o.time_budget_s;
   std::ostringstream os;
   os << std::left << std::setw(12) << r.sampler << std::right << " step " << std::setw(6) << r.step << "  "
      << std::fixed << std::setprecision(1) << std::setw(6) << r.time_s;
   if (budget_s > 0) os << "/" << std::setprecision(0) << budget_s << "s";
-  else os << "s (" << r.step * 100 / std::max<int64_t>(1, iterations) << "%)";
+  else if (o.iterations > 0) os << "s (" << r.step * 100 / o.iterations << "%)";
+  else os << "s (" << r.examples * 100 / std::max<int64_t>(1, o.example_budget) << "% of examples)";
   os << std::setprecision(4) << "  train loss " << r.train_loss << "  test loss " << r.test_loss
      << std::setprecision(2) << "  test acc " << 100 * r.test_accuracy << "%  tau " << format_tau(r)
      << (r.tau ? (r.importance_on ? "  IS on" : "  IS off") : "") << (r.final ? "  (final)" : "");
@@ -64,6 +66,7 @@ void print_summary(const std::vector<EvalRecord>& results) {
   row("steps", [](const EvalRecord& r) { return std::to_string(r.step); });
   row("examples trained", [](const EvalRecord& r) { return std::to_string(r.examples); });
   row("examples scored", [](const EvalRecord& r) { return std::to_string(r.scored); });
+  row("epochs (examples / N)", [&](const EvalRecord& r) { return fixed(r.epochs, 2); });
   row("train loss (10k subset)", [&](const EvalRecord& r) { return fixed(r.train_loss, 4); });
   row("test loss", [&](const EvalRecord& r) { return fixed(r.test_loss, 4); });
   row("test accuracy (%)", [&](const EvalRecord& r) { return fixed(100 * r.test_accuracy, 2); });
@@ -125,8 +128,12 @@ int run(int argc, char** argv) {
   app.add_option("--weight-decay", o.sgd.weight_decay, "L2 weight decay")->capture_default_str();
   auto* iterations = app.add_option("--iterations", o.iterations, "stop after N steps (each sampler)");
   auto* budget = app.add_option("--time-budget", o.time_budget_s,
-                                "seconds of training per sampler (evaluation not counted)")
+                                "seconds of training per sampler (selection counted, evaluation not)")
                      ->capture_default_str();
+  auto* example_budget =
+      app.add_option("--example-budget", o.example_budget,
+                     "stop after N backpropagated examples per sampler (an equal-data budget, e.g. 10 epochs = 10 N)")
+          ->check(CLI::NonNegativeNumber);
   app.add_option("--device", device_name, "auto|cpu|cuda|cuda:N")->capture_default_str();
   app.add_option("--seed", o.seed, "seed of initialisation, sampling and the evaluation subset")->capture_default_str();
   app.add_option("--eval-every", o.eval_every, "evaluate every N steps (default: ten times per run)");
@@ -142,7 +149,8 @@ int run(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (iterations->count() > 0 && budget->count() == 0) o.time_budget_s = 0;  // --iterations alone: no time limit
+  // --iterations or --example-budget alone: no time limit.
+  if ((iterations->count() > 0 || example_budget->count() > 0) && budget->count() == 0) o.time_budget_s = 0;
   // Milestones by default: the reference's 50% and 80% of the run, in the schedule's unit.
   if (app.get_option("--lr-milestones")->count() == 0) {
     if (o.schedule == "time") o.milestones = {0.5, 0.8};
@@ -198,11 +206,13 @@ int run(int argc, char** argv) {
                 << "; budget ";
       if (o.time_budget_s > 0) std::cout << o.time_budget_s << " s";
       if (o.iterations > 0) std::cout << (o.time_budget_s > 0 ? " or " : "") << o.iterations << " steps";
+      if (o.example_budget > 0)
+        std::cout << (o.time_budget_s > 0 || o.iterations > 0 ? " or " : "") << o.example_budget << " examples";
       std::cout << " per sampler\n";
     }
     finals.push_back(trainer.run([&](const EvalRecord& r) {
       if (log.is_open()) log << to_json_line(r) << "\n" << std::flush;
-      if (!quiet) print_progress(r, o.time_budget_s, o.iterations);
+      if (!quiet) print_progress(r, o);
     }));
   }
   print_summary(finals);

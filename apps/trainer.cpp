@@ -36,16 +36,21 @@ std::string to_json_line(const EvalRecord& r) {
                       {"importance_fraction", number(r.importance_fraction)},
                       {"lr", number(r.lr)},
                       {"examples", r.examples},
-                      {"scored", r.scored}};
+                      {"scored", r.scored},
+                      {"epochs", number(r.epochs)}};
+  nlohmann::json stats = nlohmann::json::object();
+  for (const auto& [key, value] : r.selector_stats) stats[key] = number(value);
+  j["selector"] = stats;
   if (r.final) j["final"] = true;
   return j.dump();
 }
 
 Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device device)
     : options_(options), data_(data), device_(device) {
-  SIEVE_CHECK(options.iterations > 0 || options.time_budget_s > 0,
-              "give a length for the run: --iterations N or --time-budget SECONDS");
-  SIEVE_CHECK(options.iterations >= 0 && options.time_budget_s >= 0, "--iterations and --time-budget must be >= 0");
+  SIEVE_CHECK(options.iterations > 0 || options.time_budget_s > 0 || options.example_budget > 0,
+              "give a length for the run: --iterations N, --time-budget SECONDS or --example-budget N");
+  SIEVE_CHECK(options.iterations >= 0 && options.time_budget_s >= 0 && options.example_budget >= 0,
+              "--iterations, --time-budget and --example-budget must be >= 0");
   SIEVE_CHECK(options.eval_every >= 0, "--eval-every must be >= 0");
   SIEVE_CHECK(data.train.size() > 0 && data.test.size() > 0, "the data set is empty");
   SIEVE_CHECK(data.train.device() == device, "Trainer: data on ", to_string(data.train.device()), ", training on ",
@@ -66,7 +71,7 @@ Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device dev
   schedule_ = make_schedule(options.schedule, options.sgd.lr, options.schedule == "time" || options.schedule == "step"
                                                                   ? options.milestones
                                                                   : std::vector<double>{},
-                            options.gamma, RunLength{options.iterations, options.time_budget_s});
+                            options.gamma, RunLength{planned_steps(), options.time_budget_s});
 
   Generator subset = root.fork(kRunSubsetStream);
   const int64_t n = std::min(options.train_eval_size, data.train.size());
@@ -95,7 +100,13 @@ Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device dev
 
 Trainer::~Trainer() = default;
 
-Progress Trainer::progress() const { return Progress{steps_, options_.iterations, training_s_, options_.time_budget_s}; }
+Progress Trainer::progress() const { return Progress{steps_, planned_steps(), training_s_, options_.time_budget_s}; }
+
+int64_t Trainer::planned_steps() const {
+  if (options_.iterations > 0) return options_.iterations;
+  const int64_t b = options_.selection.batch;
+  return options_.example_budget > 0 ? (options_.example_budget + b - 1) / b : 0;
+}
 
 void Trainer::step() {
   model_->train();
@@ -141,7 +152,8 @@ EvalRecord Trainer::evaluate() {
   r.time_s = training_s_;
   r.train_loss = evaluate_loss(train_subset_, nullptr);
   r.test_loss = evaluate_loss(data_.test, &r.test_accuracy);
-  for (const auto& [key, value] : selector_->stats()) {
+  r.selector_stats = selector_->stats();
+  for (const auto& [key, value] : r.selector_stats) {
     if (key == "tau") r.tau = value;
     if (key == "importance_on") r.importance_on = value != 0;
     if (key == "importance_fraction") r.importance_fraction = value;
@@ -149,6 +161,7 @@ EvalRecord Trainer::evaluate() {
   r.lr = optimizer_->lr();
   r.examples = examples_;
   r.scored = scored_;
+  r.epochs = static_cast<double>(examples_) / static_cast<double>(data_.train.size());
   model_->train();
   return r;
 }
@@ -211,7 +224,7 @@ EvalRecord Trainer::run(const std::function<void(const EvalRecord&)>& on_record)
   const bool by_time = options_.time_budget_s > 0;
   const int64_t every_steps = options_.eval_every > 0 ? options_.eval_every
                               : by_time            ? 0
-                                                   : std::max<int64_t>(1, options_.iterations / 10);
+                                                   : std::max<int64_t>(1, planned_steps() / 10);
   const double every_s = by_time && options_.eval_every == 0 ? options_.time_budget_s / 10 : 0;
   const int64_t checkpoint_every = options_.checkpoint.empty() ? 0 : options_.checkpoint_every;
   double next_eval_s = every_s;
@@ -227,7 +240,8 @@ EvalRecord Trainer::run(const std::function<void(const EvalRecord&)>& on_record)
       step();
       training_s_ = start_s + std::chrono::duration<double>(Clock::now() - start).count();
       done = (options_.iterations > 0 && steps_ >= options_.iterations) ||
-             (by_time && training_s_ >= options_.time_budget_s);
+             (by_time && training_s_ >= options_.time_budget_s) ||
+             (options_.example_budget > 0 && examples_ >= options_.example_budget);
       eval_due = every_steps > 0 ? steps_ % every_steps == 0 : training_s_ >= next_eval_s;
       checkpoint_due = checkpoint_every > 0 && steps_ % checkpoint_every == 0;
     }

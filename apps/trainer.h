@@ -31,6 +31,9 @@ struct TrainOptions {
   float gamma = 0.2f;
   int64_t iterations = 0;    // stop after this many steps (0: no step limit)
   double time_budget_s = 0;  // stop after this much training time (0: no time limit)
+  // Stop once this many examples have been backpropagated (0: no limit): the budget of the coreset and subset papers,
+  // where methods are compared at an equal fraction of the examples full training computes gradients on.
+  int64_t example_budget = 0;
   int64_t eval_every = 0;    // evaluate every N steps; 0: ten times per run
   int64_t train_eval_size = 10000;  // the fixed training subset on which the training loss is reported
   uint64_t seed = 0;
@@ -57,6 +60,8 @@ struct EvalRecord {
   double lr = 0;
   int64_t examples = 0;      // examples trained on (forward and backward), b per step
   int64_t scored = 0;        // examples scored without gradients by the selector
+  double epochs = 0;         // examples / training-set size
+  std::vector<std::pair<std::string, double>> selector_stats;  // Selector::stats(), e.g. SRS coverage, CREST's T1
   bool final = false;
 };
 std::string to_json_line(const EvalRecord& r);
@@ -86,6 +91,8 @@ class Trainer {
 
  private:
   Progress progress() const;
+  // The run's length in steps where it is set by --iterations or --example-budget (b examples a step); 0 otherwise.
+  int64_t planned_steps() const;
   double evaluate_loss(const Dataset& d, double* accuracy);
 
   TrainOptions options_;

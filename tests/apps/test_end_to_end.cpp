@@ -93,7 +93,8 @@ TEST(SieveTrain, WritesTheDocumentedJsonLog) {
   int records = 0, finals = 0;
   while (std::getline(in, line)) {
     const auto j = nlohmann::json::parse(line);
-    for (const char* key : {"step", "time_s", "train_loss", "test_loss", "test_accuracy", "tau", "importance_on"})
+    for (const char* key : {"step", "time_s", "train_loss", "test_loss", "test_accuracy", "tau", "importance_on",
+                            "examples", "scored", "epochs", "selector"})
       EXPECT_TRUE(j.contains(key)) << key << " missing in " << line;
     finals += j.value("final", false);
     ++records;
@@ -101,6 +102,25 @@ TEST(SieveTrain, WritesTheDocumentedJsonLog) {
   EXPECT_EQ(records, 6);  // per sampler: the start, step 30, step 60 (final)
   EXPECT_EQ(finals, 2);
   fs::remove(log);
+}
+
+// The equal-data budget of the coreset papers: a run stops at the first step that reaches it, and its records
+// count the examples trained on and the epochs they make.
+TEST(Trainer, ExampleBudgetStopsAtTheFirstStepThatReachesIt) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "apt-get install dataset-fashion-mnist";
+  TrainOptions o;
+  o.model = "mlp:16";
+  o.sampler = "uniform";
+  o.selection.batch = 100;
+  o.example_budget = 1050;  // 11 steps of 100
+  Trainer trainer(o, fashion_mnist(), Device::cpu());
+  int records = 0;
+  const EvalRecord final_record = trainer.run([&](const EvalRecord&) { ++records; });
+  EXPECT_EQ(final_record.step, 11);
+  EXPECT_EQ(final_record.examples, 1100);
+  EXPECT_DOUBLE_EQ(final_record.epochs, 1100.0 / static_cast<double>(fashion_mnist().train.size()));
+  EXPECT_TRUE(final_record.final);
+  EXPECT_EQ(records, 12);  // the start, then every planned step / 10 = 1 step
 }
 
 // Bad input gives one line on stderr and a non-zero exit, never a crash.
