@@ -28,10 +28,14 @@ enum RunStream : uint64_t {
   kRunPermutationStream = 5,
 };
 
-// The sequence view as checkpoints record it: "none", "pixels" or "pixels-permuted".
+// The permutation of --sequence pixels --permute: a function of the run's seed (Note [sequence view]).
+uint64_t permutation_seed(const TrainOptions& o) { return Generator(o.seed).fork(kRunPermutationStream).seed(); }
+
+// The sequence view as checkpoints record it: "none", "pixels" or "pixels-permuted <permutation seed>", so that a
+// resume with another --seed cannot continue on other sequences.
 std::string describe_sequence(const TrainOptions& o) {
   if (parse_sequence_view(o.sequence) == SequenceView::None) return "none";
-  return o.permute ? "pixels-permuted" : "pixels";
+  return o.permute ? "pixels-permuted " + std::to_string(permutation_seed(o)) : "pixels";
 }
 
 std::unique_ptr<Optimizer> make_optimizer(const TrainOptions& o, std::vector<Tensor> parameters) {
@@ -88,8 +92,7 @@ Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device dev
     // Note [sequence view]: built once per run on the device, test split with the training split's order; the
     // permutation depends on the run's seed only, so every sampler of one seed sees the same sequences.
     const std::vector<int32_t> order =
-        options.permute ? pixel_permutation(data.train.height() * data.train.width(),
-                                            root.fork(kRunPermutationStream).seed())
+        options.permute ? pixel_permutation(data.train.height() * data.train.width(), permutation_seed(options))
                         : std::vector<int32_t>{};
     data_.train = pixel_sequence(data.train, order);
     data_.test = pixel_sequence(data.test, order);

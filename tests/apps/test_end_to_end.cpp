@@ -261,6 +261,10 @@ TEST(Checkpoint, ResumedAdamRunIsBitIdenticalOnTheCpu) {
   plain.permute = false;
   Trainer d(plain, fashion_mnist(), Device::cpu());
   EXPECT_TRUE(testing::throws_error([&] { d.resume(file); }, {file, "pixels-permuted", "not of pixels"}));
+  TrainOptions reseeded = o;
+  reseeded.seed = 7;
+  Trainer e(reseeded, fashion_mnist(), Device::cpu());
+  EXPECT_TRUE(testing::throws_error([&] { e.resume(file); }, {file, "sequence view pixels-permuted"}));
 }
 
 TEST(Checkpoint, InitFromWithResetHeadKeepsTheBodyAndANewHead) {

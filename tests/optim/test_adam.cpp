@@ -36,7 +36,10 @@ struct ReferenceAdam {
     for (size_t t = 0; t < params.size(); ++t) {
       if (!grads[t]) continue;
       std::vector<double>& p = params[t];
-      if (m[t].empty()) m[t].assign(p.size(), 0.0), v[t].assign(p.size(), 0.0);
+      if (m[t].empty()) {  // zeros_like on the parameter's first step
+        m[t].assign(p.size(), 0.0);
+        v[t].assign(p.size(), 0.0);
+      }
       const double k = static_cast<double>(++steps[t]);
       const double bc1 = 1.0 - std::pow(b1, k), bc2 = 1.0 - std::pow(b2, k);
       for (size_t j = 0; j < p.size(); ++j) {
