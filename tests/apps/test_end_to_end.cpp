@@ -84,9 +84,10 @@ TEST(EndToEnd, UpperBoundImportanceSamplingTrainsAndSwitchesOn) {
 #ifdef SIEVE_TRAIN_BINARY
 TEST(SieveTrain, WritesTheDocumentedJsonLog) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "apt-get install dataset-fashion-mnist";
-  const fs::path log = fs::temp_directory_path() / "sieve-train-test.jsonl";
+  testing::TempDir dir;  // per process: engineers' checkouts run this suite at the same time
+  const std::string log = dir.file("log.jsonl");
   const Command c = run_command(std::string(SIEVE_TRAIN_BINARY) + " --device cpu --sampler uniform,upper-bound " +
-                                "--iterations 60 --eval-every 30 --log " + log.string());
+                                "--iterations 60 --eval-every 30 --log " + log);
   ASSERT_EQ(c.status, 0) << c.output;
   EXPECT_NE(c.output.find("final results"), std::string::npos) << c.output;
   std::ifstream in(log);
@@ -101,7 +102,6 @@ TEST(SieveTrain, WritesTheDocumentedJsonLog) {
   }
   EXPECT_EQ(records, 6);  // per sampler: the start, step 30, step 60 (final)
   EXPECT_EQ(finals, 2);
-  fs::remove(log);
 }
 
 // Adam with gradient clipping from the command line: the run completes, logs its records, and takes Adam's
@@ -127,8 +127,8 @@ TEST(SieveTrain, TrainsWithAdamAndGradientClipping) {
 // Bad input gives one line on stderr and a non-zero exit, never a crash.
 TEST(SieveTrain, BadInputGivesOneReadableLine) {
   const std::string bin = SIEVE_TRAIN_BINARY;
-  const fs::path dir = fs::temp_directory_path() / "sieve-bad-data";
-  fs::create_directories(dir);
+  testing::TempDir tmp;
+  const fs::path dir = tmp.str();
   for (const char* name : {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
                            "t10k-labels-idx1-ubyte"})
     std::ofstream(dir / name) << "not an idx file";
@@ -158,7 +158,6 @@ TEST(SieveTrain, BadInputGivesOneReadableLine) {
   const Command unknown = run_command(bin + " --no-such-flag");
   EXPECT_NE(unknown.status, 0);
   EXPECT_NE(unknown.output.find("no-such-flag"), std::string::npos) << unknown.output;
-  fs::remove_all(dir);
 }
 #endif
 
@@ -269,7 +268,8 @@ TEST(Checkpoint, ResumedAdamRunIsBitIdenticalOnTheCpu) {
 
 TEST(Checkpoint, InitFromWithResetHeadKeepsTheBodyAndANewHead) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "apt-get install dataset-fashion-mnist";
-  const fs::path file = fs::temp_directory_path() / "sieve-init-test.safetensors";
+  testing::TempDir dir;
+  const fs::path file = dir.file("init.safetensors");
   TrainOptions o;
   o.sampler = "uniform";
   o.iterations = 3;
@@ -291,7 +291,6 @@ TEST(Checkpoint, InitFromWithResetHeadKeepsTheBodyAndANewHead) {
   other.model = "mlp:32";
   Trainer c(other, fashion_mnist(), Device::cpu());
   EXPECT_TRUE(testing::throws_error([&] { c.resume(file.string()); }, {file.string(), "model mlp", "mlp:32"}));
-  fs::remove(file);
 }
 
 }  // namespace
