@@ -11,6 +11,7 @@
 #include "apps/trainer.h"
 #include "core/device.h"
 #include "core/error.h"
+#include "data/sequence.h"
 #include "layers/models.h"
 #include "sampling/importance.h"
 
@@ -115,7 +116,9 @@ int run(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--tau-th", tau_th, "τ_th: importance sampling starts when τ exceeds it (default (B + 3b) / 3b)");
   app.add_option("--tau-ema", o.selection.tau_ema, "a_τ: moving-average factor of τ, in [0, 1)")->capture_default_str();
-  app.add_option("--lr", o.sgd.lr, "base learning rate")->capture_default_str();
+  float lr = 0;
+  app.add_option("--lr", lr, "base learning rate (default 0.05 with SGD, 0.001 with Adam and AdamW)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--lr-schedule", o.schedule,
                  "constant|step|time|cosine: step and time multiply by gamma at milestones (step counts, budget fractions)")
       ->capture_default_str();
@@ -123,9 +126,29 @@ int run(int argc, char** argv) {
                  "budget fractions (time) or step counts (step), comma-separated (default 50% and 80% of the run)")
       ->delimiter(',');
   app.add_option("--lr-gamma", o.gamma, "factor applied at each milestone")->capture_default_str();
+  app.add_option("--optimizer", o.optimizer,
+                 "sgd|adam|adamw: SGD with momentum, Adam (L2 weight decay) or AdamW (decoupled weight decay)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"sgd", "adam", "adamw"}));
   app.add_option("--momentum", o.sgd.momentum, "SGD momentum")->capture_default_str();
-  app.add_flag("--nesterov", o.sgd.nesterov, "Nesterov momentum");
-  app.add_option("--weight-decay", o.sgd.weight_decay, "L2 weight decay")->capture_default_str();
+  app.add_flag("--nesterov", o.sgd.nesterov, "Nesterov momentum (SGD)");
+  float weight_decay = 0;
+  app.add_option("--weight-decay", weight_decay,
+                 "weight decay: L2 for SGD and Adam, decoupled for AdamW (default 0, 0.01 with AdamW)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--adam-beta1", o.adam.beta1, "Adam/AdamW: decay of the gradient's moving average")
+      ->capture_default_str();
+  app.add_option("--adam-beta2", o.adam.beta2, "Adam/AdamW: decay of the squared gradient's moving average")
+      ->capture_default_str();
+  app.add_option("--adam-eps", o.adam.eps, "Adam/AdamW: added to the root of the second moment")->capture_default_str();
+  app.add_option("--clip-grad-norm", o.clip_grad_norm,
+                 "clip the gradients' total 2-norm to this before each step (0: off)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--sequence", o.sequence,
+                 "pixels: train on each image as a sequence of its H*W pixels, one value per step (MNIST, "
+                 "Fashion-MNIST; models read it as [1, H*W, 1])");
+  app.add_flag("--permute", o.permute, "with --sequence pixels: in a fixed random order derived from --seed");
   auto* iterations = app.add_option("--iterations", o.iterations, "stop after N steps (each sampler)");
   auto* budget = app.add_option("--time-budget", o.time_budget_s,
                                 "seconds of training per sampler (selection counted, evaluation not)")
@@ -158,6 +181,25 @@ int run(int argc, char** argv) {
       o.milestones = {static_cast<double>(o.iterations / 2), static_cast<double>(o.iterations * 4 / 5)};
   }
   if (tau_th > 0) o.selection.tau_th = tau_th;
+  // Defaults that depend on the optimizer: PyTorch's for Adam (lr 1e-3) and AdamW (weight decay 0.01).
+  const bool sgd = o.optimizer == "sgd";
+  const bool lr_given = app.get_option("--lr")->count() > 0;
+  const bool decay_given = app.get_option("--weight-decay")->count() > 0;
+  if (sgd) {
+    if (lr_given) o.sgd.lr = lr;
+    if (decay_given) o.sgd.weight_decay = weight_decay;
+    for (const char* flag : {"--adam-beta1", "--adam-beta2", "--adam-eps"})
+      SIEVE_CHECK(app.get_option(flag)->count() == 0, flag, " applies to --optimizer adam or adamw, not sgd");
+  } else {
+    o.adam.lr = lr_given ? lr : AdamOptions{}.lr;
+    o.adam.weight_decay = decay_given ? weight_decay : o.optimizer == "adamw" ? 0.01f : 0.f;
+    for (const char* flag : {"--momentum", "--nesterov"})
+      SIEVE_CHECK(app.get_option(flag)->count() == 0, flag, " applies to --optimizer sgd, not ", o.optimizer);
+  }
+  SIEVE_CHECK(!o.permute || parse_sequence_view(o.sequence) != SequenceView::None,
+              "--permute reorders a sequence view: give --sequence pixels with it");
+  SIEVE_CHECK(!o.augment || parse_sequence_view(o.sequence) == SequenceView::None,
+              "--augment crops and flips images; it does not apply to --sequence ", o.sequence);
   o.tf32 = !no_tf32;
   SIEVE_CHECK(!o.reset_head || !o.init_from.empty(), "--reset-head needs --init-from CHECKPOINT");
   SIEVE_CHECK(o.init_from.empty() || o.resume.empty(), "--init-from starts a new run and --resume continues one: "
@@ -174,6 +216,7 @@ int run(int argc, char** argv) {
   // Reject bad names before the data are loaded.
   for (const auto& name : names) make_selector(name, o.selection);
   parse_model_spec(o.model);
+  parse_sequence_view(o.sequence);
 
   std::ofstream log;
   if (!log_path.empty()) {
@@ -203,7 +246,10 @@ int run(int argc, char** argv) {
       std::cout << "model: " << o.model << " (" << trainer.model().parameter_count() << " parameters); b = "
                 << o.selection.batch << ", B = " << o.selection.presample << ", tau_th = "
                 << (o.selection.tau_th ? *o.selection.tau_th : default_tau_th(o.selection.presample, o.selection.batch))
-                << "; budget ";
+                << "; " << o.optimizer << " lr " << (sgd ? o.sgd.lr : o.adam.lr);
+      if (o.clip_grad_norm > 0) std::cout << ", gradient norm clipped to " << o.clip_grad_norm;
+      if (!o.sequence.empty()) std::cout << "; sequence " << o.sequence << (o.permute ? " (permuted)" : "");
+      std::cout << "; budget ";
       if (o.time_budget_s > 0) std::cout << o.time_budget_s << " s";
       if (o.iterations > 0) std::cout << (o.time_budget_s > 0 ? " or " : "") << o.iterations << " steps";
       if (o.example_budget > 0)

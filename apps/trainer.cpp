@@ -6,7 +6,9 @@
 #include "core/checkpoint.h"
 #include "core/ops.h"
 #include "data/batch.h"
+#include "data/sequence.h"
 #include "layers/models.h"
+#include "optim/clip.h"
 
 namespace sieve {
 namespace {
@@ -18,7 +20,33 @@ constexpr int64_t kEvalChunk = 500;
 
 // Independent Philox streams of one run's seed (Note [one seed]): the same seed gives every sampler the same
 // initial model and the same training subset for evaluation, so runs differ only by their selection.
-enum RunStream : uint64_t { kRunInitStream = 1, kRunSelectorStream = 2, kRunSubsetStream = 3, kRunAugmentStream = 4 };
+enum RunStream : uint64_t {
+  kRunInitStream = 1,
+  kRunSelectorStream = 2,
+  kRunSubsetStream = 3,
+  kRunAugmentStream = 4,
+  kRunPermutationStream = 5,
+};
+
+// The permutation of --sequence pixels --permute: a function of the run's seed (Note [sequence view]).
+uint64_t permutation_seed(const TrainOptions& o) { return Generator(o.seed).fork(kRunPermutationStream).seed(); }
+
+// The sequence view as checkpoints record it: "none", "pixels" or "pixels-permuted <permutation seed>", so that a
+// resume with another --seed cannot continue on other sequences.
+std::string describe_sequence(const TrainOptions& o) {
+  if (parse_sequence_view(o.sequence) == SequenceView::None) return "none";
+  return o.permute ? "pixels-permuted " + std::to_string(permutation_seed(o)) : "pixels";
+}
+
+std::unique_ptr<Optimizer> make_optimizer(const TrainOptions& o, std::vector<Tensor> parameters) {
+  if (o.optimizer == "sgd") return std::make_unique<Sgd>(std::move(parameters), o.sgd);
+  if (o.optimizer == "adam" || o.optimizer == "adamw") {
+    AdamOptions adam = o.adam;
+    adam.decoupled = o.optimizer == "adamw";
+    return std::make_unique<Adam>(std::move(parameters), adam);
+  }
+  SIEVE_FAIL("unknown optimizer \"", o.optimizer, "\"; expected sgd, adam or adamw");
+}
 
 }  // namespace
 
@@ -55,34 +83,50 @@ Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device dev
   SIEVE_CHECK(data.train.size() > 0 && data.test.size() > 0, "the data set is empty");
   SIEVE_CHECK(data.train.device() == device, "Trainer: data on ", to_string(data.train.device()), ", training on ",
               to_string(device));
+  SIEVE_CHECK(std::isfinite(options.clip_grad_norm) && options.clip_grad_norm >= 0,
+              "--clip-grad-norm must be finite and >= 0 (0: off), found ", options.clip_grad_norm);
+  const SequenceView view = parse_sequence_view(options.sequence);
+  SIEVE_CHECK(!options.permute || view != SequenceView::None, "--permute reorders a sequence view: give --sequence "
+              "pixels with it");
+  SIEVE_CHECK(!options.augment || view == SequenceView::None, "--augment crops and flips images; it does not apply to "
+              "--sequence ", options.sequence);
 
   set_allow_tf32(options.tf32);
   const Generator root(options.seed);
+  if (view == SequenceView::Pixels) {
+    // Note [sequence view]: built once per run on the device, test split with the training split's order; the
+    // permutation depends on the run's seed only, so every sampler of one seed sees the same sequences.
+    const std::vector<int32_t> order =
+        options.permute ? pixel_permutation(data.train.height() * data.train.width(), permutation_seed(options))
+                        : std::vector<int32_t>{};
+    data_.train = pixel_sequence(data.train, order);
+    data_.test = pixel_sequence(data.test, order);
+  }
   augment_gen_ = root.fork(kRunAugmentStream);
   Generator init = root.fork(kRunInitStream);
-  const Shape sample{data.train.channels(), data.train.height(), data.train.width()};
-  model_ = make_model(options.model, sample, data.train.num_classes, init, device);
+  const Shape sample{data_.train.channels(), data_.train.height(), data_.train.width()};
+  model_ = make_model(options.model, sample, data_.train.num_classes, init, device);
 
   SelectorOptions selection = options.selection;
   selection.seed = root.fork(kRunSelectorStream).seed();
   selector_ = make_selector(options.sampler, selection);
 
-  optimizer_ = std::make_unique<Sgd>(model_->parameters(), options.sgd);
-  schedule_ = make_schedule(options.schedule, options.sgd.lr, options.schedule == "time" || options.schedule == "step"
+  optimizer_ = make_optimizer(options, model_->parameters());
+  schedule_ = make_schedule(options.schedule, optimizer_->lr(), options.schedule == "time" || options.schedule == "step"
                                                                   ? options.milestones
                                                                   : std::vector<double>{},
                             options.gamma, RunLength{planned_steps(), options.time_budget_s});
 
   Generator subset = root.fork(kRunSubsetStream);
-  const int64_t n = std::min(options.train_eval_size, data.train.size());
-  train_subset_ = data.train.subset(randint({n}, data.train.size(), subset, device));
+  const int64_t n = std::min(options.train_eval_size, data_.train.size());
+  train_subset_ = data_.train.subset(randint({n}, data_.train.size(), subset, device));
 
   std::vector<int32_t> arange(static_cast<size_t>(kEvalChunk));
   for (int64_t i = 0; i < kEvalChunk; ++i) arange[static_cast<size_t>(i)] = static_cast<int32_t>(i);
   eval_arange_ = Tensor::from_vector(arange, {kEvalChunk}, device);
 
-  context_.labels = data.train.labels;
-  context_.dataset_size = data.train.size();
+  context_.labels = data_.train.labels;
+  context_.dataset_size = data_.train.size();
   context_.device = device;
   // Note [scoring mode] (sampling/importance.h): candidates are scored in evaluation mode, without gradients,
   // on their un-augmented images; with --augment the chosen examples are then trained on a random view. (The
@@ -120,6 +164,8 @@ void Trainer::step() {
   selector_->observe(batch, logits.detach(), y, losses.detach());
   optimizer_->zero_grad();
   loss.backward();
+  // The norm stays on the device: nothing here waits for the GPU.
+  if (options_.clip_grad_norm > 0) clip_grad_norm(optimizer_->parameters(), options_.clip_grad_norm);
   optimizer_->set_lr(schedule_->lr(progress()));
   optimizer_->step();
   steps_++;
@@ -168,7 +214,8 @@ EvalRecord Trainer::evaluate() {
 
 // Note [checkpoint contents]: the model under its own names (as a Python user expects), the optimizer under
 // "optimizer.", the selector's and the trainer's scalars and generators as metadata. The run's options are
-// recorded too, and a resume refuses a checkpoint of another model or sampler.
+// recorded too, and a resume refuses a checkpoint of another model, sampler, optimizer or sequence view
+// (checkpoints written before the optimizer and the view were recorded are SGD runs on images).
 void Trainer::save_checkpoint(const std::string& path) {
   CheckpointState state;
   add_module_state(state, *model_);
@@ -176,6 +223,8 @@ void Trainer::save_checkpoint(const std::string& path) {
   selector_->save_state(state, "selector.");
   state.set_string("model", options_.model);
   state.set_string("sampler", selector_->name());
+  state.set_string("optimizer", options_.optimizer);
+  state.set_string("sequence", describe_sequence(options_));
   state.set_int("step", steps_);
   state.set_int("examples", examples_);
   state.set_int("scored", scored_);
@@ -190,6 +239,12 @@ void Trainer::resume(const std::string& path) {
               ", not of --model ", options_.model);
   SIEVE_CHECK(state.get_string("sampler") == selector_->name(), path, ": a checkpoint of sampler ",
               state.get_string("sampler"), ", not of --sampler ", selector_->name());
+  const std::string optimizer = state.has("optimizer") ? state.get_string("optimizer") : "sgd";
+  SIEVE_CHECK(optimizer == options_.optimizer, path, ": a checkpoint of optimizer ", optimizer,
+              ", not of --optimizer ", options_.optimizer);
+  const std::string sequence = state.has("sequence") ? state.get_string("sequence") : "none";
+  SIEVE_CHECK(sequence == describe_sequence(options_), path, ": a checkpoint of sequence view ", sequence,
+              ", not of ", describe_sequence(options_));
   load_module_state(state, *model_);
   optimizer_->load_state(optimizer_state(state));
   selector_->load_state(state, "selector.");

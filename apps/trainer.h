@@ -1,4 +1,4 @@
-// The training loop of sieve-train, sieve-bench and the end-to-end tests: one model, one selector, SGD, and
+// The training loop of sieve-train, sieve-bench and the end-to-end tests: one model, one selector, an optimizer, and
 // evaluation on a fixed footing (DESIGN.md, "A training step").
 #pragma once
 
@@ -12,6 +12,8 @@
 #include "core/random.h"
 #include "data/dataset.h"
 #include "layers/module.h"
+#include "optim/adam.h"
+#include "optim/optimizer.h"
 #include "optim/schedule.h"
 #include "optim/sgd.h"
 #include "sampling/make_selector.h"
@@ -22,7 +24,12 @@ struct TrainOptions {
   std::string model = "mlp";
   std::string sampler = "upper-bound";
   SelectorOptions selection;  // batch b, presample B, tau_th, tau_ema (its seed is derived from `seed`)
-  SgdOptions sgd{0.05f, 0.9f, 0.f, false};
+  std::string optimizer = "sgd";  // "sgd", "adam" (L2 weight decay) or "adamw" (decoupled weight decay)
+  SgdOptions sgd{0.05f, 0.9f, 0.f, false};  // with "sgd"; sgd.lr is the schedule's base rate
+  AdamOptions adam;                  // with "adam" and "adamw" (decoupled is set from the name); adam.lr the base rate
+  float clip_grad_norm = 0;          // > 0: clip the gradients' total 2-norm to this before each step (optim/clip.h)
+  std::string sequence;              // "" or "pixels": train on the pixel-sequence view (data/sequence.h)
+  bool permute = false;              // with "pixels": in a fixed permutation derived from `seed`
   // Note [constant default]: samplers are compared at a constant learning rate by default. A decaying rate also
   // shrinks gradient noise, the very thing importance sampling reduces, and confounds the comparison; the
   // reference's time schedule is one flag away (--lr-schedule time). README "Measured" has both.
@@ -68,11 +75,12 @@ std::string to_json_line(const EvalRecord& r);
 
 class Trainer {
  public:
-  // `data` already on `device`. Throws sieve::Error on invalid options.
+  // `data` already on `device` (the Trainer keeps shallow copies; with options.sequence it builds the view of
+  // both splits once, on the device). Throws sieve::Error on invalid options.
   Trainer(const TrainOptions& options, const DataSplits& data, Device device);
   ~Trainer();
 
-  // One training step: select, gather, forward, weighted loss, backward, SGD update.
+  // One training step: select, gather, forward, weighted loss, backward, gradient clipping, optimizer update.
   void step();
   // Losses and accuracy in evaluation mode without gradients.
   EvalRecord evaluate();
@@ -81,6 +89,9 @@ class Trainer {
 
   Module& model() { return *model_; }
   Selector& selector() { return *selector_; }
+  Optimizer& optimizer() { return *optimizer_; }
+  // The data trained and evaluated on: the given splits, or their sequence view.
+  const DataSplits& data() const { return data_; }
   int64_t steps() const { return steps_; }
   // Everything needed to continue exactly: model, optimizer, selector, generators, counters, training time.
   void save_checkpoint(const std::string& path);
@@ -96,13 +107,13 @@ class Trainer {
   double evaluate_loss(const Dataset& d, double* accuracy);
 
   TrainOptions options_;
-  const DataSplits& data_;
+  DataSplits data_;
   Device device_;
   Dataset train_subset_;
   Tensor eval_arange_;  // int32 0, 1, ..., kEvalChunk - 1 on the device
   std::shared_ptr<Module> model_;
   std::unique_ptr<Selector> selector_;
-  std::unique_ptr<Sgd> optimizer_;
+  std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<LrSchedule> schedule_;
   ScoringContext context_;
   Generator augment_gen_;

@@ -68,7 +68,7 @@ void add_module_state(CheckpointState& state, const Module& module, const std::s
 // Optimizer::state() under `prefix`, e.g. "optimizer.momentum.3".
 void add_optimizer_state(CheckpointState& state, const Optimizer& optimizer,
                          const std::string& prefix = kOptimizerPrefix);
-// The optimizer's entries with the prefix removed: what Sgd::load_state takes.
+// The optimizer's entries with the prefix removed: what Optimizer::load_state takes.
 inline std::vector<std::pair<std::string, Tensor>> optimizer_state(const CheckpointState& state,
                                                                    const std::string& prefix = kOptimizerPrefix) {
   return state.with_prefix(prefix);

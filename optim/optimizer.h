@@ -1,4 +1,4 @@
-// Optimizer: what every optimizer (SGD now, Adam later) offers a training loop.
+// Optimizer: what every optimizer (SGD, Adam) offers a training loop.
 //
 // An optimizer keeps shallow copies of the parameters: Tensor copies share storage and autograd state, so step()
 // updates the model's own tensors in place and zero_grad() drops the gradients the model's leaves hold. A loop:
@@ -30,6 +30,13 @@ class Optimizer {
   // Named state tensors for checkpoints, e.g. "momentum.3" for the momentum buffer of parameter 3. They share
   // storage with the optimizer's buffers (a loader may copy_ into them); buffers not yet created are absent.
   virtual std::vector<std::pair<std::string, Tensor>> state() const { return {}; }
+  // The inverse of state(), for resuming (core/checkpoint.h): the optimizer continues as the one that wrote
+  // `state` would have. Every entry is checked before anything changes; an entry this optimizer does not know
+  // throws. An optimizer without state accepts only an empty list.
+  virtual void load_state(const std::vector<std::pair<std::string, Tensor>>& state) {
+    SIEVE_CHECK(state.empty(), name_, ": keeps no state, but the state to load has ", state.size(), " entries (\"",
+                state.front().first, "\", ...)");
+  }
 
   // Drops every parameter's gradient (Tensor::zero_grad): the next backward pass starts from nothing.
   void zero_grad() {

@@ -35,7 +35,7 @@ class Sgd final : public Optimizer {
   // parameters' device, so a parameter with a saved buffer continues v <- mu v + g on its next step and one without
   // starts afresh (v <- g), exactly as the saved optimizer would have. Every entry is checked (name, index, shape,
   // dtype) before anything changes.
-  void load_state(const std::vector<std::pair<std::string, Tensor>>& state);
+  void load_state(const std::vector<std::pair<std::string, Tensor>>& state) override;
   // The options, with the current learning rate.
   SgdOptions options() const;
 
