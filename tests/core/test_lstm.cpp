@@ -104,17 +104,18 @@ TEST(LstmCpu, ForwardWithAndWithoutGradientAgree) {
 }
 
 TEST(LstmCpu, GradientsMatchFiniteDifferences) {
-  // Two layers and three steps: every path of backpropagation through time (into the previous step, into the layer
-  // below, into the first layer's input) is exercised. Inputs and weights of moderate size keep the gates off
-  // saturation, so that central differences with h = 1e-2 are accurate to O(h^2).
-  const int64_t B = 2, T = 3, I = 3, H = 4;
+  // Two layers and four steps: every path of backpropagation through time (into the previous step, into the layer
+  // below, into the first layer's input) is exercised. Central differences with h = 1e-2 err by O(h^2) ~ 1e-5 here
+  // and float32 rounding of the total adds ~ 1e-7 |f| / h ~ 5e-5: atol 3e-4 leaves room for both and still catches
+  // a gate's gradient off by a few percent.
+  const int64_t B = 2, T = 4, I = 3, H = 4;
   std::vector<Tensor> inputs{random_tensor({B, T, I}, 3)};
-  for (const Tensor& p : random_params(I, H, 2, 30)) inputs.push_back(p);
+  for (const Tensor& p : random_params(I, H, 2, 30, 1.f)) inputs.push_back(p);
   EXPECT_TRUE(gradient_check(
       [](const std::vector<Tensor>& in) {
         return weighted_total(lstm(in[0], std::vector<Tensor>(in.begin() + 1, in.end())), 77);
       },
-      inputs));
+      inputs, 1e-2f, 3e-4f, 1e-2f));
 }
 
 TEST(LstmCpu, GradientOfTheLastStepMatchesFiniteDifferences) {
@@ -126,7 +127,7 @@ TEST(LstmCpu, GradientOfTheLastStepMatchesFiniteDifferences) {
       [](const std::vector<Tensor>& in) {
         return weighted_total(select_step(lstm(in[0], std::vector<Tensor>(in.begin() + 1, in.end())), -1), 78);
       },
-      inputs));
+      inputs, 1e-2f, 3e-4f, 1e-2f));
 }
 
 class SelectStepTest : public DeviceTest {};
@@ -221,15 +222,15 @@ TEST_F(LstmGpu, ForwardAndEveryGradientMatchTheCpu) {
     for (Tensor& p : pg) p.set_requires_grad(true);
     const Tensor y = lstm(x, ps), yg = lstm(xg, pg);
     // Hidden states are bounded by 1; float32 FMA products of either library differ in rounding order only.
-    EXPECT_TRUE(all_close(yg.to(Device::cpu()), y, 1e-5f, 1e-4f)) << what << ": y";
+    EXPECT_TRUE(all_close(yg.to(Device::cpu()), y, 2e-5f, 1e-4f)) << what << ": y";
     {
       NoGradGuard no_grad;  // cuDNN's inference mode
-      EXPECT_TRUE(all_close(lstm(xg, pg).to(Device::cpu()), y, 1e-5f, 1e-4f)) << what << ": y without gradient";
+      EXPECT_TRUE(all_close(lstm(xg, pg).to(Device::cpu()), y, 2e-5f, 1e-4f)) << what << ": y without gradient";
     }
     y.backward(dy);
     yg.backward(dy.to(Device::cuda(0)));
     // Gradients are sums over B * T terms: compare relative to their size.
-    EXPECT_TRUE(all_close(xg.grad().to(Device::cpu()), x.grad(), 1e-5f, 1e-3f)) << what << ": dx";
+    EXPECT_TRUE(all_close(xg.grad().to(Device::cpu()), x.grad(), 1e-4f, 1e-3f)) << what << ": dx";
     const char* names[4] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
     for (size_t i = 0; i < ps.size(); ++i)
       EXPECT_TRUE(all_close(pg[i].grad().to(Device::cpu()), ps[i].grad(), 1e-4f, 1e-3f))
