@@ -56,6 +56,8 @@ Tensor LstmClassifier::forward(const Tensor& x) {
   return fc_->forward(select_step(lstm_->forward(seq), -1));
 }
 
-std::string LstmClassifier::describe() const { return "LstmClassifier(" + lstm_->describe() + ", " + fc_->describe() + ")"; }
+std::string LstmClassifier::describe() const {
+  return "LstmClassifier(" + lstm_->describe() + ", " + fc_->describe() + ")";
+}
 
 }  // namespace sieve

@@ -135,7 +135,9 @@ void lstm_fwd(const LstmShape& s, const float* x, const float* const* params, fl
     float* gates = save ? r.gates(base, k) : scratch.data();
     float* cells = save ? r.cells(base, k) : scratch.data() + B * 4 * H;
     const bool last = k == s.layers - 1;
-    float* hidden = last ? nullptr : save ? r.hidden(base, k) : scratch.data() + B * 4 * H + 2 * B * H + (k % 2) * T * B * H;
+    float* hidden = last   ? nullptr
+                    : save ? r.hidden(base, k)
+                           : scratch.data() + B * 4 * H + 2 * B * H + (k % 2) * T * B * H;
     const Seq out = last ? batch_major(y, s, H) : time_major(hidden, s, H);
     layer_fwd(s, k, in, params + 4 * k, gates, cells, out, save);
     in = out;
