@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "layers/conv.h"
+#include "layers/lstm.h"
 #include "layers/norm.h"
 #include "layers/pool.h"
 #include "layers/resnet.h"
@@ -55,6 +56,14 @@ ModelSpec parse_model_spec(const std::string& spec) {
     return m;
   }
   if (m.kind == "cnn" && args.empty()) return m;
+  if (m.kind == "lstm") {
+    SIEVE_CHECK(!args.empty(), "bad --model '", spec, "': lstm needs a hidden size, e.g. lstm:128 (or lstm:128,2 for "
+                "two layers)");
+    m.args = parse_widths(spec, args);
+    SIEVE_CHECK(m.args.size() <= 2, "bad --model '", spec, "': expected lstm:H or lstm:H,L (hidden size, layers)");
+    if (m.args.size() == 1) m.args.push_back(1);
+    return m;
+  }
   if (m.kind == "resnet18" || m.kind == "resnet34" || m.kind == "resnet50") {
     if (args.empty()) return {"resnet", {std::stoll(m.kind.substr(6))}};
   }
@@ -72,7 +81,7 @@ ModelSpec parse_model_spec(const std::string& spec) {
     }
   }
   SIEVE_FAIL("unknown --model '", spec, "': expected mlp[:H1,H2,...], cnn, wrn-D-K (e.g. wrn-28-2), resnet18, "
-             "resnet34 or resnet50");
+             "resnet34, resnet50 or lstm:H[,L]");
 }
 
 std::shared_ptr<Sequential> make_cnn(int64_t in_channels, int64_t height, int64_t width, int64_t classes,
@@ -103,6 +112,11 @@ std::shared_ptr<Module> make_model(const std::string& spec, const Shape& sample_
   const int64_t c = sample_shape[0], h = sample_shape[1], w = sample_shape[2];
   if (m.kind == "mlp") return make_mlp(shape_numel(sample_shape), m.args, classes, gen, device);
   if (m.kind == "cnn") return make_cnn(c, h, w, classes, gen, device);
+  if (m.kind == "lstm") {
+    SIEVE_CHECK(c == 1, "lstm models read one pixel per step; use a single-channel data set (found examples of shape ",
+                shape_string(sample_shape), ")");
+    return std::make_shared<LstmClassifier>(1, m.args[0], m.args[1], classes, gen, device);
+  }
   if (m.kind == "wrn") return std::make_shared<WideResNet>(static_cast<int>(m.args[0]), static_cast<int>(m.args[1]), c,
                                                            classes, gen, device);
   return std::make_shared<ResNet>(static_cast<int>(m.args[0]), c, classes, gen, device);

@@ -27,8 +27,9 @@ struct ModelSpec {
 // Checks the spec without building anything, so that a program can reject it before loading data.
 ModelSpec parse_model_spec(const std::string& spec);
 
-// "mlp" (default widths), "mlp:H1,H2,...", "cnn", "wrn-D-K", "resnet18", "resnet34" or "resnet50".
-// `sample_shape` is one example's shape, e.g. {1, 28, 28}.
+// "mlp" (default widths), "mlp:H1,H2,...", "cnn", "wrn-D-K", "resnet18", "resnet34", "resnet50", or "lstm:H" /
+// "lstm:H,L" (an LstmClassifier of L layers, default 1, of H units that reads a [1, h, w] image one pixel per step,
+// h * w steps in row-major order). `sample_shape` is one example's shape, e.g. {1, 28, 28}.
 std::shared_ptr<Module> make_model(const std::string& spec, const Shape& sample_shape, int64_t classes, Generator& gen,
                                    Device device = Device::cpu());
 

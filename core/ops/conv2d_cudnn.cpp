@@ -1,41 +1,16 @@
-// cuDNN convolutions (the legacy cuDNN 9 API). Host-compiled, and the only file that includes cudnn.h: no public
-// header carries cuDNN types and nothing else recompiles when this changes.
-#include <cudnn.h>
-
+// cuDNN convolutions (the legacy cuDNN 9 API). Host-compiled; no public header carries cuDNN types, and nothing
+// else recompiles when this changes.
 #include <climits>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <vector>
 
-#include "core/allocator.h"
-#include "core/cuda_check.h"
 #include "core/ops/conv2d.h"
+#include "core/ops/cudnn_common.h"
 
 namespace sieve::cuda {
 namespace {
-
-#define SIEVE_CUDNN_CHECK(call)                                                                    \
-  do {                                                                                             \
-    const cudnnStatus_t sieve_cudnn_status_ = (call);                                              \
-    if (sieve_cudnn_status_ != CUDNN_STATUS_SUCCESS)                                               \
-      SIEVE_FAIL("cuDNN error ", cudnnGetErrorString(sieve_cudnn_status_), " in ", #call);         \
-  } while (0)
-
-// One handle per device, bound to that device's compute stream (Note [stream-ordered reuse] in allocator.cpp).
-cudnnHandle_t handle() {
-  static std::mutex mutex;
-  static std::vector<cudnnHandle_t> handles;
-  int device = 0;
-  SIEVE_CUDA_CHECK(cudaGetDevice(&device));
-  std::lock_guard<std::mutex> lock(mutex);
-  if (device >= static_cast<int>(handles.size())) handles.resize(device + 1, nullptr);
-  if (handles[device] == nullptr) {
-    SIEVE_CUDNN_CHECK(cudnnCreate(&handles[device]));
-    SIEVE_CUDNN_CHECK(cudnnSetStream(handles[device], stream()));
-  }
-  return handles[device];
-}
 
 // Note [conv plans]: the descriptors of one (device, shape, TF32 setting) and the algorithm of each direction
 // are built once, on the first call with that shape, and cached for the life of the process. A training run
@@ -187,36 +162,12 @@ const Plan& plan_for(cudnnHandle_t h, const Conv2dShape& s) {
   return *it->second;
 }
 
-// Workspace for one call from the caching allocator, returned when the call has been queued: the next user of
-// the block runs after it on the same stream (Note [stream-ordered reuse]). Sharing the cache across shapes
-// keeps one workspace's worth of memory alive rather than one per plan.
-class Workspace {
- public:
-  explicit Workspace(size_t bytes) : bytes_(bytes) {
-    if (bytes_ == 0) return;
-    SIEVE_CUDA_CHECK(cudaGetDevice(&device_));
-    ptr_ = device_malloc(bytes_, device_);
-  }
-  ~Workspace() {
-    if (ptr_) device_free(ptr_, device_);
-  }
-  Workspace(const Workspace&) = delete;
-  Workspace& operator=(const Workspace&) = delete;
-  void* data() const { return ptr_; }
-  size_t bytes() const { return bytes_; }
-
- private:
-  void* ptr_ = nullptr;
-  size_t bytes_ = 0;
-  int device_ = 0;
-};
-
 const float kOne = 1.f, kZero = 0.f;  // cuDNN's alpha and beta for float data
 
 }  // namespace
 
 void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
-  cudnnHandle_t h = handle();
+  cudnnHandle_t h = cudnn_handle();
   const Plan& p = plan_for(h, s);
   Workspace ws(p.fwd_bytes);
   SIEVE_CUDNN_CHECK(cudnnConvolutionForward(h, &kOne, p.x, x, p.w, w, p.fwd, p.fwd_algo, ws.data(), ws.bytes(),
@@ -225,7 +176,7 @@ void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const floa
 }
 
 void conv2d_bwd_data(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
-  cudnnHandle_t h = handle();
+  cudnnHandle_t h = cudnn_handle();
   const Plan& p = plan_for(h, s);
   Workspace ws(p.bwd_data_bytes);
   SIEVE_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &kOne, p.w, w, p.y, dy, p.bwd_data, p.bwd_data_algo, ws.data(),
@@ -233,7 +184,7 @@ void conv2d_bwd_data(const Conv2dShape& s, const float* dy, const float* w, floa
 }
 
 void conv2d_bwd_filter(const Conv2dShape& s, const float* x, const float* dy, float* dw) {
-  cudnnHandle_t h = handle();
+  cudnnHandle_t h = cudnn_handle();
   const Plan& p = plan_for(h, s);
   Workspace ws(p.bwd_filter_bytes);
   SIEVE_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &kOne, p.x, x, p.y, dy, p.bwd_filter, p.bwd_filter_algo,
@@ -241,7 +192,7 @@ void conv2d_bwd_filter(const Conv2dShape& s, const float* x, const float* dy, fl
 }
 
 void conv2d_bwd_bias(const Conv2dShape& s, const float* dy, float* dbias) {
-  cudnnHandle_t h = handle();
+  cudnnHandle_t h = cudnn_handle();
   const Plan& p = plan_for(h, s);
   SIEVE_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &kOne, p.y, dy, &kZero, p.bias, dbias));
 }

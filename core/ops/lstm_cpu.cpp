@@ -1,0 +1,175 @@
+// The CPU LSTM: per time step one OpenBLAS sgemm for the input product and one for the recurrent product, then
+// the cell update; backpropagation through time over the saved gate activations and cell states.
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "core/ops/lstm.h"
+
+namespace sieve::cpu {
+namespace {
+
+// A sequence of [B, width] matrices in either layout: element (t, b, j) at data[t * step + b * row + j].
+// Batch-major [B, T, width]: step = width, row = T * width. Time-major [T, B, width]: step = B * width, row = width.
+struct Seq {
+  float* data = nullptr;
+  int64_t step = 0, row = 0;
+  float* at(int64_t t) const { return data + t * step; }
+};
+Seq batch_major(const float* p, const LstmShape& s, int64_t width) {
+  return {const_cast<float*>(p), width, s.steps * width};
+}
+Seq time_major(float* p, const LstmShape& s, int64_t width) { return {p, s.batch * width, width}; }
+
+float sigmoid(float z) { return 1.f / (1.f + std::exp(-z)); }
+
+// C[m, n] = alpha op(A) op(B) + beta C, row-major with explicit leading dimensions.
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+          int64_t ldb, float beta, float* c, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<int>(m),
+              static_cast<int>(n), static_cast<int>(k), 1.f, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta,
+              c, static_cast<int>(ldc));
+}
+
+// Where layer k's saved state lives in the reserve (Note [lstm reserve]): per layer the activated gates
+// [T, B, 4H] and the cell states [T, B, H]; then the hidden states [T, B, H] of every layer but the last (the
+// last layer's are the op's output y).
+struct ReserveLayout {
+  const LstmShape& s;
+  int64_t tbh() const { return s.steps * s.batch * s.hidden; }
+  int64_t floats() const { return s.layers * 5 * tbh() + (s.layers - 1) * tbh(); }
+  float* gates(float* base, int64_t k) const { return base + k * 5 * tbh(); }
+  float* cells(float* base, int64_t k) const { return gates(base, k) + 4 * tbh(); }
+  float* hidden(float* base, int64_t k) const { return base + s.layers * 5 * tbh() + k * tbh(); }
+};
+
+// One layer forward over all steps. When `save`, gates and cells hold all T steps ([T, B, 4H], [T, B, H]) and
+// keep the activated gates; otherwise gates is one step's [B, 4H] and cells two alternating [B, H] buffers.
+void layer_fwd(const LstmShape& s, int64_t k, Seq in, const float* const* p, float* gates, float* cells, Seq out,
+               bool save) {
+  const int64_t B = s.batch, H = s.hidden, in_k = s.layer_input(k);
+  const float *w_ih = p[0], *w_hh = p[1], *b_ih = p[2], *b_hh = p[3];
+  for (int64_t t = 0; t < s.steps; ++t) {
+    float* G = save ? gates + t * B * 4 * H : gates;  // [B, 4H]
+    float* c = cells + (save ? t : t % 2) * B * H;
+    const float* c_prev = t == 0 ? nullptr : cells + (save ? t - 1 : (t - 1) % 2) * B * H;
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t j = 0; j < 4 * H; ++j) G[b * 4 * H + j] = b_ih[j] + b_hh[j];
+    gemm(false, true, B, 4 * H, in_k, in.at(t), in.row, w_ih, in_k, 1.f, G, 4 * H);   // += x_t W_ih^T
+    if (t > 0) gemm(false, true, B, 4 * H, H, out.at(t - 1), out.row, w_hh, H, 1.f, G, 4 * H);  // += h W_hh^T
+    float* h = out.at(t);
+    for (int64_t b = 0; b < B; ++b) {
+      float* z = G + b * 4 * H;
+      for (int64_t j = 0; j < H; ++j) {
+        const float i = sigmoid(z[j]), f = sigmoid(z[H + j]), g = std::tanh(z[2 * H + j]), o = sigmoid(z[3 * H + j]);
+        const float cell = (c_prev ? f * c_prev[b * H + j] : 0.f) + i * g;
+        c[b * H + j] = cell;
+        h[b * out.row + j] = o * std::tanh(cell);
+        z[j] = i, z[H + j] = f, z[2 * H + j] = g, z[3 * H + j] = o;
+      }
+    }
+  }
+}
+
+// One layer backward: dout is the gradient of the layer's outputs, din receives the gradient of its inputs.
+// dG [T, B, 4H] and dh, dc [B, H] are scratch.
+void layer_bwd(const LstmShape& s, int64_t k, Seq in, Seq out, const float* const* p, const float* gates,
+               const float* cells, Seq dout, Seq din, float* const* dp, float* dG, float* dh, float* dc) {
+  const int64_t B = s.batch, H = s.hidden, T = s.steps, in_k = s.layer_input(k);
+  const float *w_ih = p[0], *w_hh = p[1];
+  std::fill(dc, dc + B * H, 0.f);
+  for (int64_t t = T - 1; t >= 0; --t) {
+    const float* A = gates + t * B * 4 * H;  // activated i, f, g, o
+    const float* c = cells + t * B * H;
+    const float* c_prev = t == 0 ? nullptr : cells + (t - 1) * B * H;
+    float* D = dG + t * B * 4 * H;  // gradient of the pre-activations
+    const float* dy = dout.at(t);
+    for (int64_t b = 0; b < B; ++b) {
+      const float* a = A + b * 4 * H;
+      float* d = D + b * 4 * H;
+      for (int64_t j = 0; j < H; ++j) {
+        const float i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j];
+        const float tc = std::tanh(c[b * H + j]);
+        // dL/dh_t: from this step's output and (t < T-1) through the recurrence into step t+1.
+        const float dht = dy[b * dout.row + j] + (t < T - 1 ? dh[b * H + j] : 0.f);
+        const float dct = dc[b * H + j] + dht * o * (1.f - tc * tc);
+        d[j] = dct * g * i * (1.f - i);
+        d[H + j] = c_prev ? dct * c_prev[b * H + j] * f * (1.f - f) : 0.f;
+        d[2 * H + j] = dct * i * (1.f - g * g);
+        d[3 * H + j] = dht * tc * o * (1.f - o);
+        dc[b * H + j] = dct * f;
+      }
+    }
+    if (t > 0) gemm(false, false, B, H, 4 * H, D, 4 * H, w_hh, H, 0.f, dh, H);  // dh_{t-1} = dG_t W_hh
+    gemm(false, false, B, in_k, 4 * H, D, 4 * H, w_ih, in_k, 0.f, din.at(t), din.row);  // dx_t = dG_t W_ih
+  }
+  // Weight gradients: sums over steps of dG_t^T x_t and dG_t^T h_{t-1}; biases: column sums of dG.
+  std::fill(dp[1], dp[1] + 4 * H * H, 0.f);
+  for (int64_t t = 0; t < T; ++t) {
+    const float* D = dG + t * B * 4 * H;
+    gemm(true, false, 4 * H, in_k, B, D, 4 * H, in.at(t), in.row, t == 0 ? 0.f : 1.f, dp[0], in_k);
+    if (t > 0) gemm(true, false, 4 * H, H, B, D, 4 * H, out.at(t - 1), out.row, 1.f, dp[1], H);
+  }
+  std::fill(dp[2], dp[2] + 4 * H, 0.f);
+  for (int64_t r = 0; r < T * B; ++r)
+    for (int64_t j = 0; j < 4 * H; ++j) dp[2][j] += dG[r * 4 * H + j];
+  std::memcpy(dp[3], dp[2], sizeof(float) * 4 * H);  // b_ih and b_hh enter the gates as one sum
+}
+
+}  // namespace
+
+size_t lstm_reserve_bytes(const LstmShape& s) { return sizeof(float) * ReserveLayout{s}.floats(); }
+
+void lstm_fwd(const LstmShape& s, const float* x, const float* const* params, float* y, void* reserve) {
+  const int64_t B = s.batch, H = s.hidden, T = s.steps;
+  const bool save = reserve != nullptr;
+  const ReserveLayout r{s};
+  float* base = static_cast<float*>(reserve);
+  // Without a reserve: one step of gates, two cell buffers and two alternating hidden sequences.
+  std::vector<float> scratch(save ? 0 : B * 4 * H + 2 * B * H + (s.layers > 1 ? 2 * T * B * H : 0));
+  Seq in = batch_major(x, s, s.input);
+  for (int64_t k = 0; k < s.layers; ++k) {
+    float* gates = save ? r.gates(base, k) : scratch.data();
+    float* cells = save ? r.cells(base, k) : scratch.data() + B * 4 * H;
+    const bool last = k == s.layers - 1;
+    float* hidden = last   ? nullptr
+                    : save ? r.hidden(base, k)
+                           : scratch.data() + B * 4 * H + 2 * B * H + (k % 2) * T * B * H;
+    const Seq out = last ? batch_major(y, s, H) : time_major(hidden, s, H);
+    layer_fwd(s, k, in, params + 4 * k, gates, cells, out, save);
+    in = out;
+  }
+}
+
+void lstm_bwd(const LstmShape& s, const float* x, const float* const* params, const float* y, const float* dy,
+              void* reserve, float* dx, float* const* dparams) {
+  const int64_t B = s.batch, H = s.hidden, T = s.steps;
+  const ReserveLayout r{s};
+  float* base = static_cast<float*>(reserve);
+  std::vector<float> dG(T * B * 4 * H), dh(B * H), dc(B * H);
+  std::vector<float> dhidden(s.layers > 1 ? 2 * T * B * H : 0);  // gradients of the lower layers' outputs
+  Seq dout = batch_major(dy, s, H);
+  for (int64_t k = s.layers - 1; k >= 0; --k) {
+    const Seq in = k == 0 ? batch_major(x, s, s.input) : time_major(r.hidden(base, k - 1), s, H);
+    const Seq out = k == s.layers - 1 ? batch_major(y, s, H) : time_major(r.hidden(base, k), s, H);
+    const Seq din = k == 0 ? batch_major(dx, s, s.input) : time_major(dhidden.data() + (k % 2) * T * B * H, s, H);
+    layer_bwd(s, k, in, out, params + 4 * k, r.gates(base, k), r.cells(base, k), dout, din, dparams + 4 * k,
+              dG.data(), dh.data(), dc.data());
+    dout = din;
+  }
+}
+
+void get_step(const float* seq, int64_t batch, int64_t steps, int64_t width, int64_t t, float* out) {
+  for (int64_t b = 0; b < batch; ++b)
+    std::memcpy(out + b * width, seq + (b * steps + t) * width, sizeof(float) * width);
+}
+
+void put_step(const float* in, int64_t batch, int64_t steps, int64_t width, int64_t t, float* seq) {
+  for (int64_t b = 0; b < batch; ++b)
+    std::memcpy(seq + (b * steps + t) * width, in + b * width, sizeof(float) * width);
+}
+
+}  // namespace sieve::cpu

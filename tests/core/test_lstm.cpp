@@ -1,0 +1,294 @@
+// lstm and select_step: the CPU path against the equations in double and against finite differences, cuDNN against
+// the CPU forward and backward (which also pins down the weight layout), readable shape errors, and a small
+// memory task learnt on the CPU.
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/allocator.h"
+#include "core/ops.h"
+#include "core/ops/lstm.h"
+#include "layers/lstm.h"
+#include "optim/sgd.h"
+#include "tests/test_util.h"
+
+namespace sieve {
+namespace {
+
+using testing::all_close;
+using testing::DeviceTest;
+using testing::GpuTest;
+using testing::gradient_check;
+using testing::random_tensor;
+using testing::throws_error;
+using testing::weighted_total;
+
+// 4 random parameters per layer in lstm()'s order, on the CPU, scaled like the layer's initialisation.
+std::vector<Tensor> random_params(int64_t input, int64_t hidden, int64_t layers, uint64_t seed, float scale = 0.5f) {
+  std::vector<Tensor> ps;
+  for (int64_t k = 0; k < layers; ++k) {
+    const int64_t in = k == 0 ? input : hidden;
+    for (const Shape& shape : {Shape{4 * hidden, in}, Shape{4 * hidden, hidden}, Shape{4 * hidden}, Shape{4 * hidden}})
+      ps.push_back(random_tensor(shape, seed++, Device::cpu(), -scale, scale));
+  }
+  return ps;
+}
+
+std::vector<Tensor> to_device(const std::vector<Tensor>& ts, Device d) {
+  std::vector<Tensor> out;
+  for (const Tensor& t : ts) out.push_back(t.to(d));
+  return out;
+}
+
+// The equations of core/ops/lstm.h in double, one scalar at a time: y [B, T, H].
+std::vector<float> reference_lstm(const std::vector<float>& x, const std::vector<std::vector<float>>& p, int64_t B,
+                                  int64_t T, int64_t I, int64_t H, int64_t L) {
+  auto sig = [](double z) { return 1.0 / (1.0 + std::exp(-z)); };
+  std::vector<double> in(x.begin(), x.end());  // [B, T, in]
+  int64_t width = I;
+  for (int64_t k = 0; k < L; ++k) {
+    const auto &w_ih = p[4 * k], &w_hh = p[4 * k + 1], &b_ih = p[4 * k + 2], &b_hh = p[4 * k + 3];
+    std::vector<double> out(B * T * H);
+    for (int64_t b = 0; b < B; ++b) {
+      std::vector<double> h(H, 0.0), c(H, 0.0);
+      for (int64_t t = 0; t < T; ++t) {
+        std::vector<double> z(4 * H);
+        for (int64_t r = 0; r < 4 * H; ++r) {
+          double s = b_ih[r] + b_hh[r];
+          for (int64_t j = 0; j < width; ++j) s += w_ih[r * width + j] * in[(b * T + t) * width + j];
+          for (int64_t j = 0; j < H; ++j) s += w_hh[r * H + j] * h[j];
+          z[r] = s;
+        }
+        for (int64_t j = 0; j < H; ++j) {
+          c[j] = sig(z[H + j]) * c[j] + sig(z[j]) * std::tanh(z[2 * H + j]);
+          h[j] = sig(z[3 * H + j]) * std::tanh(c[j]);
+          out[(b * T + t) * H + j] = h[j];
+        }
+      }
+    }
+    in = out;
+    width = H;
+  }
+  return std::vector<float>(in.begin(), in.end());
+}
+
+TEST(LstmCpu, ForwardMatchesTheEquationsInDouble) {
+  const int64_t B = 3, T = 5, I = 4, H = 6;
+  for (int64_t L : {1, 2, 3}) {
+    const Tensor x = random_tensor({B, T, I}, 1);
+    const std::vector<Tensor> ps = random_params(I, H, L, 10);
+    std::vector<std::vector<float>> pv;
+    for (const Tensor& p : ps) pv.push_back(p.to_vector<float>());
+    const auto expected = reference_lstm(x.to_vector<float>(), pv, B, T, I, H, L);
+    const Tensor y = lstm(x, ps);
+    ASSERT_EQ(y.shape(), (Shape{B, T, H}));
+    // Each gate sums at most I + H + 2 = 12 float32 products of magnitude < 1; the bounded nonlinearities keep the
+    // rounding error near float32's epsilon times a few tens.
+    EXPECT_TRUE(all_close(y.to_vector<float>(), expected, 2e-6f, 1e-5f)) << L << " layers";
+  }
+}
+
+TEST(LstmCpu, ForwardWithAndWithoutGradientAgree) {
+  // The no-gradient path keeps two alternating buffers instead of the whole history: the same arithmetic.
+  const Tensor x = random_tensor({4, 7, 3}, 2);
+  std::vector<Tensor> ps = random_params(3, 5, 3, 20);
+  Tensor y_eval;
+  {
+    NoGradGuard no_grad;
+    y_eval = lstm(x, ps);
+  }
+  for (Tensor& p : ps) p.set_requires_grad(true);
+  const Tensor y_train = lstm(x, ps);
+  EXPECT_TRUE(y_train.requires_grad());
+  EXPECT_TRUE(all_close(y_train, y_eval, 0.f, 0.f));
+}
+
+TEST(LstmCpu, GradientsMatchFiniteDifferences) {
+  // Two layers and four steps: every path of backpropagation through time (into the previous step, into the layer
+  // below, into the first layer's input) is exercised. Central differences with h = 1e-2 err by O(h^2) ~ 1e-5 here
+  // and float32 rounding of the total adds ~ 1e-7 |f| / h ~ 5e-5: atol 3e-4 leaves room for both and still catches
+  // a gate's gradient off by a few percent.
+  const int64_t B = 2, T = 4, I = 3, H = 4;
+  std::vector<Tensor> inputs{random_tensor({B, T, I}, 3)};
+  for (const Tensor& p : random_params(I, H, 2, 30, 1.f)) inputs.push_back(p);
+  EXPECT_TRUE(gradient_check(
+      [](const std::vector<Tensor>& in) {
+        return weighted_total(lstm(in[0], std::vector<Tensor>(in.begin() + 1, in.end())), 77);
+      },
+      inputs, 1e-2f, 3e-4f, 1e-2f));
+}
+
+TEST(LstmCpu, GradientOfTheLastStepMatchesFiniteDifferences) {
+  // The classifier's path: only y[:, T-1, :] matters, so every gradient flows back through the recurrence.
+  const int64_t B = 3, T = 4, I = 2, H = 3;
+  std::vector<Tensor> inputs{random_tensor({B, T, I}, 4)};
+  for (const Tensor& p : random_params(I, H, 1, 40, 1.f)) inputs.push_back(p);
+  EXPECT_TRUE(gradient_check(
+      [](const std::vector<Tensor>& in) {
+        return weighted_total(select_step(lstm(in[0], std::vector<Tensor>(in.begin() + 1, in.end())), -1), 78);
+      },
+      inputs, 1e-2f, 3e-4f, 1e-2f));
+}
+
+class SelectStepTest : public DeviceTest {};
+
+TEST_P(SelectStepTest, TakesOneStepAndPutsTheGradientBack) {
+  const int64_t B = 3, T = 5, W = 4;
+  Tensor y = random_tensor({B, T, W}, 5, device());
+  y.set_requires_grad(true);
+  for (int64_t t : {0L, 2L, -1L}) {
+    const int64_t step = t < 0 ? t + T : t;
+    const Tensor s = select_step(y, t);
+    ASSERT_EQ(s.shape(), (Shape{B, W}));
+    const auto yv = y.to_vector<float>(), sv = s.to_vector<float>();
+    std::vector<float> expected;
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t j = 0; j < W; ++j) expected.push_back(yv[(b * T + step) * W + j]);
+    EXPECT_TRUE(all_close(sv, expected, 0.f, 0.f)) << "step " << t;
+    y.zero_grad();
+    const Tensor g = random_tensor({B, W}, 6, device());
+    s.backward(g);
+    const auto gv = g.to_vector<float>(), gy = y.grad().to_vector<float>();
+    std::vector<float> expected_grad(B * T * W, 0.f);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t j = 0; j < W; ++j) expected_grad[(b * T + step) * W + j] = gv[b * W + j];
+    EXPECT_TRUE(all_close(gy, expected_grad, 0.f, 0.f)) << "step " << t;
+  }
+}
+
+TEST_P(SelectStepTest, RejectsStepsOutsideTheSequence) {
+  const Tensor y = random_tensor({2, 3, 4}, 7, device());
+  EXPECT_TRUE(throws_error([&] { select_step(y, 3); }, {"select_step", "step 3", "3 steps"}));
+  EXPECT_TRUE(throws_error([&] { select_step(y, -4); }, {"select_step", "step -4"}));
+  EXPECT_TRUE(throws_error([&] { select_step(random_tensor({2, 3}, 8, device()), 0); }, "select_step input"));
+}
+
+SIEVE_INSTANTIATE_DEVICE_TESTS(SelectStepTest);
+
+class LstmTest : public DeviceTest {};
+
+TEST_P(LstmTest, RejectsInconsistentShapes) {
+  const Device d = device();
+  const Tensor x = random_tensor({2, 3, 4}, 9, d);
+  const std::vector<Tensor> ps = to_device(random_params(4, 5, 2, 50), d);
+  EXPECT_TRUE(throws_error([&] { lstm(random_tensor({2, 12}, 9, d), ps); }, "lstm input [B, T, I]"));
+  EXPECT_TRUE(throws_error([&] { lstm(x, {ps.begin(), ps.begin() + 3}); }, {"4 parameters per layer", "found 3"}));
+  EXPECT_TRUE(throws_error([&] { lstm(random_tensor({2, 3, 6}, 9, d), ps); },
+                           {"weight_ih_l0", "should be [20, 6]", "[20, 4]"}));
+  std::vector<Tensor> bad = ps;
+  bad[6] = random_tensor({5}, 10, d);  // bias_ih_l1
+  EXPECT_TRUE(throws_error([&] { lstm(x, bad); }, {"bias_ih_l1", "should be [20]"}));
+  bad = ps;
+  bad[4] = random_tensor({20, 4}, 11, d);  // weight_ih_l1 must read the layer below's 5 units
+  EXPECT_TRUE(throws_error([&] { lstm(x, bad); }, {"weight_ih_l1", "should be [20, 5]"}));
+  EXPECT_TRUE(throws_error([&] { lstm(random_tensor({2, 0, 4}, 9, d), ps); }, "empty sequences"));
+  if (d.is_cuda()) {
+    bad = ps;
+    bad[1] = bad[1].to(Device::cpu());
+    EXPECT_TRUE(throws_error([&] { lstm(x, bad); }, "lstm"));
+  }
+}
+
+TEST_P(LstmTest, EmptyBatchGivesAnEmptySequence) {
+  const Tensor y = lstm(random_tensor({0, 3, 4}, 9, device()), to_device(random_params(4, 5, 1, 50), device()));
+  EXPECT_EQ(y.shape(), (Shape{0, 3, 5}));
+}
+
+SIEVE_INSTANTIATE_DEVICE_TESTS(LstmTest);
+
+// cuDNN against the CPU: forward, the input gradient and every parameter gradient, with random values everywhere
+// (so that a parameter block copied to the wrong place in cuDNN's weight space shows) and TF32 off.
+class LstmGpu : public GpuTest {};
+
+TEST_F(LstmGpu, ForwardAndEveryGradientMatchTheCpu) {
+  const bool tf32 = allow_tf32();
+  set_allow_tf32(false);
+  struct Case {
+    int64_t B, T, I, H, L;
+  };
+  uint64_t seed = 60;
+  for (const Case c : {Case{5, 7, 3, 8, 2}, Case{4, 40, 1, 32, 1}, Case{3, 6, 10, 16, 3}}) {
+    const std::string what = "B" + std::to_string(c.B) + " T" + std::to_string(c.T) + " I" + std::to_string(c.I) +
+                             " H" + std::to_string(c.H) + " L" + std::to_string(c.L);
+    Tensor x = random_tensor({c.B, c.T, c.I}, seed++);
+    std::vector<Tensor> ps = random_params(c.I, c.H, c.L, seed);
+    seed += 4 * c.L;
+    const Tensor dy = random_tensor({c.B, c.T, c.H}, seed++);
+    Tensor xg = x.to(Device::cuda(0));
+    std::vector<Tensor> pg = to_device(ps, Device::cuda(0));
+    x.set_requires_grad(true);
+    xg.set_requires_grad(true);
+    for (Tensor& p : ps) p.set_requires_grad(true);
+    for (Tensor& p : pg) p.set_requires_grad(true);
+    const Tensor y = lstm(x, ps), yg = lstm(xg, pg);
+    // Hidden states are bounded by 1; float32 FMA products of either library differ in rounding order only.
+    EXPECT_TRUE(all_close(yg.to(Device::cpu()), y, 2e-5f, 1e-4f)) << what << ": y";
+    {
+      NoGradGuard no_grad;  // cuDNN's inference mode
+      EXPECT_TRUE(all_close(lstm(xg, pg).to(Device::cpu()), y, 2e-5f, 1e-4f)) << what << ": y without gradient";
+    }
+    y.backward(dy);
+    yg.backward(dy.to(Device::cuda(0)));
+    // Gradients are sums over B * T terms: compare relative to their size.
+    EXPECT_TRUE(all_close(xg.grad().to(Device::cpu()), x.grad(), 1e-4f, 1e-3f)) << what << ": dx";
+    const char* names[4] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
+    for (size_t i = 0; i < ps.size(); ++i)
+      EXPECT_TRUE(all_close(pg[i].grad().to(Device::cpu()), ps[i].grad(), 1e-4f, 1e-3f))
+          << what << ": d" << names[i % 4] << "_l" << i / 4;
+  }
+  set_allow_tf32(tf32);
+}
+
+TEST_F(LstmGpu, TrainingStepsReuseMemory) {
+  // Workspaces and reserves come from the caching allocator: repeated steps of one shape allocate nothing new.
+  const Device d = Device::cuda(0);
+  Tensor x = random_tensor({8, 20, 2}, 90, d);
+  std::vector<Tensor> ps = to_device(random_params(2, 16, 2, 91), d);
+  for (Tensor& p : ps) p.set_requires_grad(true);
+  const Tensor dy = random_tensor({8, 20, 16}, 99, d);
+  auto step = [&] {
+    for (Tensor& p : ps) p.zero_grad();
+    lstm(x, ps).backward(dy);
+  };
+  step();
+  step();
+  const uint64_t mallocs = allocator_stats(0).device_mallocs;
+  for (int i = 0; i < 3; ++i) step();
+  EXPECT_EQ(allocator_stats(0).device_mallocs, mallocs);
+}
+
+// Remembering the first of T random +-1 values through T - 1 values of noise: the label is its sign. A model that
+// forgets it scores 50%; the LSTM's cell carries it (the forget gate's bias starts at 1, layers/lstm.cpp).
+TEST(LstmTask, RemembersTheFirstElementOfASequence) {
+  const int64_t T = 10, batch = 32, test_n = 512;
+  Generator gen(2024);
+  LstmClassifier model(1, 16, 1, 2, gen);
+  Sgd opt(model.parameters(), {.lr = 0.1f, .momentum = 0.9f});
+  Generator data_gen(7);
+  auto make = [&](int64_t n, Tensor& x, Tensor& labels) {
+    std::vector<float> v = uniform({n, T, 1}, data_gen).to_vector<float>();
+    std::vector<int32_t> y(n);
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t t = 0; t < T; ++t) v[i * T + t] = v[i * T + t] < 0.5f ? -1.f : 1.f;
+      y[i] = v[i * T] > 0 ? 1 : 0;
+    }
+    x = Tensor::from_vector(v, {n, T, 1});
+    labels = Tensor::from_vector(y, {n});
+  };
+  Tensor x, y;
+  for (int step = 0; step < 400; ++step) {
+    make(batch, x, y);
+    opt.zero_grad();
+    mean(cross_entropy(model.forward(x), y)).backward();
+    opt.step();
+  }
+  make(test_n, x, y);
+  NoGradGuard no_grad;
+  const auto predicted = argmax_rows(model.forward(x)).to_vector<int32_t>(), truth = y.to_vector<int32_t>();
+  int64_t correct = 0;
+  for (int64_t i = 0; i < test_n; ++i) correct += predicted[i] == truth[i];
+  EXPECT_GT(static_cast<double>(correct) / test_n, 0.9) << correct << " of " << test_n;
+}
+
+}  // namespace
+}  // namespace sieve
