@@ -68,7 +68,7 @@ void print_summary(const std::vector<EvalRecord>& results) {
   row("examples trained", [](const EvalRecord& r) { return std::to_string(r.examples); });
   row("examples scored", [](const EvalRecord& r) { return std::to_string(r.scored); });
   row("epochs (examples / N)", [&](const EvalRecord& r) { return fixed(r.epochs, 2); });
-  row("train loss (10k subset)", [&](const EvalRecord& r) { return fixed(r.train_loss, 4); });
+  row("train loss (eval subset)", [&](const EvalRecord& r) { return fixed(r.train_loss, 4); });
   row("test loss", [&](const EvalRecord& r) { return fixed(r.test_loss, 4); });
   row("test accuracy (%)", [&](const EvalRecord& r) { return fixed(100 * r.test_accuracy, 2); });
   row("importance sampling on", [&](const EvalRecord& r) {
@@ -161,6 +161,13 @@ int run(int argc, char** argv) {
   app.add_option("--device", device_name, "auto|cpu|cuda|cuda:N")->capture_default_str();
   app.add_option("--seed", o.seed, "seed of initialisation, sampling and the evaluation subset")->capture_default_str();
   app.add_option("--eval-every", o.eval_every, "evaluate every N steps (default: ten times per run)");
+  app.add_option("--train-eval-size", o.train_eval_size,
+                 "training loss is reported on a fixed random subset of this many training examples")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--test-eval-size", o.test_eval_size,
+                 "evaluate on the first N test examples (default: all); for slow models on a CPU")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--log", log_path, "write JSON lines, one per evaluation, the last with \"final\": true");
   app.add_flag("--quiet", quiet, "print only the final summary");
   app.add_option("--checkpoint", o.checkpoint, "write a checkpoint (safetensors) here at the end of the run");

@@ -120,6 +120,13 @@ Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device dev
   Generator subset = root.fork(kRunSubsetStream);
   const int64_t n = std::min(options.train_eval_size, data_.train.size());
   train_subset_ = data_.train.subset(randint({n}, data_.train.size(), subset, device));
+  SIEVE_CHECK(options.train_eval_size > 0 && options.test_eval_size >= 0,
+              "--train-eval-size must be > 0 and --test-eval-size >= 0");
+  test_eval_ = data_.test;
+  if (options.test_eval_size > 0 && options.test_eval_size < data_.test.size()) {
+    test_eval_.images = data_.test.images.rows(0, options.test_eval_size);
+    test_eval_.labels = data_.test.labels.rows(0, options.test_eval_size);
+  }
 
   std::vector<int32_t> arange(static_cast<size_t>(kEvalChunk));
   for (int64_t i = 0; i < kEvalChunk; ++i) arange[static_cast<size_t>(i)] = static_cast<int32_t>(i);
@@ -197,7 +204,7 @@ EvalRecord Trainer::evaluate() {
   r.step = steps_;
   r.time_s = training_s_;
   r.train_loss = evaluate_loss(train_subset_, nullptr);
-  r.test_loss = evaluate_loss(data_.test, &r.test_accuracy);
+  r.test_loss = evaluate_loss(test_eval_, &r.test_accuracy);
   r.selector_stats = selector_->stats();
   for (const auto& [key, value] : r.selector_stats) {
     if (key == "tau") r.tau = value;

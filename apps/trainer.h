@@ -43,6 +43,7 @@ struct TrainOptions {
   int64_t example_budget = 0;
   int64_t eval_every = 0;    // evaluate every N steps; 0: ten times per run
   int64_t train_eval_size = 10000;  // the fixed training subset on which the training loss is reported
+  int64_t test_eval_size = 0;       // evaluate on the first N test examples (0: all); for slow models on a CPU
   uint64_t seed = 0;
   bool augment = false;        // random crop (4-pixel padding) and horizontal flip of training batches
   bool tf32 = true;            // TF32 tensor cores for convolutions (core/ops/conv2d.h, Note [conv tf32])
@@ -110,6 +111,7 @@ class Trainer {
   DataSplits data_;
   Device device_;
   Dataset train_subset_;
+  Dataset test_eval_;  // the test set, or its first test_eval_size examples
   Tensor eval_arange_;  // int32 0, 1, ..., kEvalChunk - 1 on the device
   std::shared_ptr<Module> model_;
   std::unique_ptr<Selector> selector_;
