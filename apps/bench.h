@@ -74,4 +74,7 @@ class Table {
 double matmul_flops_per_s(const Options& o, std::string* what);
 void convolution_cases(Table& t, const Options& o);
 
+// apps/bench_selectors.cpp: the epoch draws of SRS and random-subset, coverage marking, online batch selection.
+void selector_cases(Table& t, const Options& o);
+
 }  // namespace sieve::bench

@@ -1,0 +1,46 @@
+// CPU reference of the selector operations: plain loops and std::stable_sort.
+#include <algorithm>
+#include <numeric>
+
+#include "core/philox.h"
+#include "sampling/selectors.h"
+#include "sampling/selectors_math.h"
+
+namespace sieve::cpu {
+
+namespace {
+void check_index(int32_t i, int64_t count, const char* what) {
+  SIEVE_CHECK(i >= 0 && i < count, what, ": index ", i, " is outside [0, ", count, ")");
+}
+}  // namespace
+
+void mark_seen(const int32_t* indices, int64_t n, int32_t* seen, int64_t count, int32_t* distinct) {
+  for (int64_t j = 0; j < n; ++j) check_index(indices[j], count, "mark_seen");
+  for (int64_t j = 0; j < n; ++j) {
+    int32_t& flag = seen[indices[j]];
+    if (flag == 0) ++*distinct;
+    flag = 1;
+  }
+}
+
+void scatter_losses(const int32_t* indices, const float* losses, int64_t n, float* table, int64_t count) {
+  for (int64_t j = 0; j < n; ++j) check_index(indices[j], count, "scatter_losses");
+  for (int64_t j = 0; j < n; ++j) table[indices[j]] = losses[j];  // in order: the last occurrence wins
+}
+
+void random_permutation(int64_t n, uint64_t seed, uint64_t offset, uint32_t* keys, uint32_t* /*keys_out*/,
+                        int32_t* out) {
+  for (int64_t i = 0; i < n; ++i) keys[i] = philox_word(seed, offset, static_cast<uint64_t>(i));
+  std::iota(out, out + n, 0);
+  std::stable_sort(out, out + n, [keys](int32_t a, int32_t b) { return keys[a] < keys[b]; });
+}
+
+void rank_by_loss(const float* losses, const int32_t* order, int64_t n, float* keys, float* /*keys_out*/,
+                  int32_t* out) {
+  for (int64_t i = 0; i < n; ++i) check_index(order[i], n, "rank_by_loss order");
+  for (int64_t i = 0; i < n; ++i) keys[order[i]] = loss_rank_key(losses[order[i]]);
+  std::copy(order, order + n, out);
+  std::stable_sort(out, out + n, [keys](int32_t a, int32_t b) { return keys[a] > keys[b]; });
+}
+
+}  // namespace sieve::cpu
