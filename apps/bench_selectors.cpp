@@ -39,7 +39,7 @@ void selector_cases(Table& t, const Options& o) {
     Tensor unseen = randint({n / 10}, n, gen, dev);
     scatter_losses(unseen, Tensor::full({n / 10}, std::numeric_limits<double>::infinity(), DType::F32, dev), losses);
     Tensor order = random_permutation(n, gen, dev);
-    t.add({.name = "online_batch resort (rank_by_loss)", .size = size, .bytes = n * 24.0, .items = double(n),
+    t.add({.name = "online_batch resort", .size = size, .bytes = n * 24.0, .items = double(n),
            .unit = "items/s"},
           [&] { rank_by_loss(losses, order); });
     Tensor probabilities = rank_probabilities(n, 100.0).to(dev);
