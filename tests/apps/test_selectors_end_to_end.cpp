@@ -91,6 +91,39 @@ TEST(SelectorsEndToEnd, CnnTrainsWithOnlineBatchSelection) {
   EXPECT_GT(stat(trainer.selector(), "coverage"), 0.3);
 }
 
+// Through the Trainer's checkpoints: a run saved at step 6 and resumed ends with the same weights as one run straight
+// through, for each selector (its tables, epoch subsets, coverage flags and generator are in the checkpoint).
+TEST(SelectorsEndToEnd, ResumedRunsAreBitIdenticalOnTheCpu) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "apt-get install dataset-fashion-mnist";
+  testing::TempDir dir;
+  for (const char* sampler : {"srs", "random-subset", "online-batch"}) {
+    TrainOptions o = small_run(sampler, "mlp:32");
+    o.selection.batch = 250;                // online-batch: 12 steps an epoch, recomputation at step 12
+    o.selection.subset_ratio = 0.3;         // srs / random-subset: 900 = 3 * 250 + 150, epochs of 4 steps
+    o.selection.resort_every = 4;
+    o.iterations = 16;
+    o.eval_every = 16;
+    Trainer straight(o, small_fashion_mnist(), Device::cpu());
+    straight.run([](const EvalRecord&) {});
+    TrainOptions first = o;
+    first.iterations = 6;
+    first.eval_every = 6;
+    first.checkpoint = dir.file(std::string(sampler) + ".safetensors");
+    Trainer a(first, small_fashion_mnist(), Device::cpu());
+    a.run([](const EvalRecord&) {});
+    Trainer b(o, small_fashion_mnist(), Device::cpu());
+    b.resume(first.checkpoint);
+    const EvalRecord last = b.run([](const EvalRecord&) {});
+    EXPECT_EQ(last.step, 16);
+    const auto expected = straight.model().named_parameters(), got = b.model().named_parameters();
+    ASSERT_EQ(expected.size(), got.size());
+    for (size_t i = 0; i < expected.size(); ++i)
+      EXPECT_EQ(got[i].second.to_vector<float>(), expected[i].second.to_vector<float>())
+          << sampler << " " << expected[i].first;
+    EXPECT_EQ(b.selector().stats(), straight.selector().stats()) << sampler;
+  }
+}
+
 #ifdef SIEVE_TRAIN_BINARY
 struct Command {
   int status;
