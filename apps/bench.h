@@ -76,4 +76,7 @@ void convolution_cases(Table& t, const Options& o);
 // apps/bench_lstm.cpp: the LSTM forward and forward + backward at the pixel-by-pixel MNIST shape.
 void lstm_cases(Table& t, const Options& o);
 
+// apps/bench_selectors.cpp: the epoch draws of SRS and random-subset, coverage marking, online batch selection.
+void selector_cases(Table& t, const Options& o);
+
 }  // namespace sieve::bench

@@ -169,6 +169,7 @@ void run_benchmarks(const Options& o) {
   const DataSplits cifar = synthetic_data("synthetic cifar10", 50000, {3, 32, 32}, {0.49f, 0.48f, 0.45f},
                                           {0.25f, 0.24f, 0.26f}, o.device);
   kernel_cases(table, o, mnist, cifar);
+  selector_cases(table, o);
   convolution_cases(table, o);
   lstm_cases(table, o);
   training_step_cases(table, o, mnist, cifar);

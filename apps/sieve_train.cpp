@@ -109,7 +109,8 @@ int run(int argc, char** argv) {
   bool no_tf32 = false;
   app.add_flag("--no-tf32", no_tf32, "full float32 convolutions on the GPU (TF32 tensor cores are on by default)");
   app.add_option("--sampler", samplers,
-                 "uniform|loss|upper-bound, or a comma-separated list run one after the other at equal budget")
+                 "uniform|loss|upper-bound|srs|random-subset|online-batch, or a comma-separated list run one after "
+                 "the other at equal budget")
       ->capture_default_str();
   app.add_option("--batch", o.selection.batch, "b: examples trained on per step")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--presample", o.selection.presample, "B: examples scored per importance-sampling step (B >= b)")
@@ -117,6 +118,18 @@ int run(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--tau-th", tau_th, "τ_th: importance sampling starts when τ exceeds it (default (B + 3b) / 3b)");
   app.add_option("--tau-ema", o.selection.tau_ema, "a_τ: moving-average factor of τ, in [0, 1)")->capture_default_str();
+  app.add_option("--srs-ratio", o.selection.subset_ratio,
+                 "srs, random-subset: r, each epoch trains on round(r N) examples (srs draws them with replacement, "
+                 "random-subset without, r <= 1)")
+      ->capture_default_str();
+  app.add_option("--selection-pressure", o.selection.selection_pressure,
+                 "online-batch: s >= 1, how much likelier the highest-loss example is drawn than the lowest-loss one")
+      ->capture_default_str();
+  app.add_option("--resort-every", o.selection.resort_every, "online-batch: steps between re-rankings by loss")
+      ->capture_default_str();
+  app.add_option("--recompute-every", o.selection.recompute_every,
+                 "online-batch: epochs between recomputing every example's loss without gradients (0: never)")
+      ->capture_default_str();
   float lr = 0;
   app.add_option("--lr", lr, "base learning rate (default 0.05 with SGD, 0.001 with Adam and AdamW)")
       ->check(CLI::NonNegativeNumber);
@@ -213,8 +226,6 @@ int run(int argc, char** argv) {
   SIEVE_CHECK(o.init_from.empty() || o.resume.empty(), "--init-from starts a new run and --resume continues one: "
               "give one of them");
   SIEVE_CHECK(o.checkpoint_every == 0 || !o.checkpoint.empty(), "--checkpoint-every needs --checkpoint FILE");
-  SIEVE_CHECK(o.selection.batch <= o.selection.presample, "--batch ", o.selection.batch, " exceeds --presample ",
-              o.selection.presample, ": importance sampling draws b of B pre-sampled examples");
 
   const Device device = parse_device(device_name);
   const std::vector<std::string> names = split(samplers, ',');

@@ -3,6 +3,9 @@
 #include <functional>
 
 #include "sampling/importance.h"
+#include "sampling/online_batch.h"
+#include "sampling/random_subset.h"
+#include "sampling/srs.h"
 #include "sampling/uniform.h"
 
 namespace sieve {
@@ -16,6 +19,16 @@ ImportanceOptions importance_options(ScoreKind score, const SelectorOptions& o) 
   out.presample = o.presample;
   out.tau_th = o.tau_th;
   out.tau_ema = o.tau_ema;
+  out.seed = o.seed;
+  return out;
+}
+
+OnlineBatchOptions online_batch_options(const SelectorOptions& o) {
+  OnlineBatchOptions out;
+  out.batch = o.batch;
+  out.selection_pressure = o.selection_pressure;
+  out.resort_every = o.resort_every;
+  out.recompute_every = o.recompute_every;
   out.seed = o.seed;
   return out;
 }
@@ -37,6 +50,14 @@ const std::vector<Entry>& registry() {
        [](const SelectorOptions& o) {
          return std::make_unique<ImportanceSampler>(importance_options(ScoreKind::UpperBound, o));
        }},
+      {"srs",
+       [](const SelectorOptions& o) { return std::make_unique<SoftRandomSampler>(o.batch, o.subset_ratio, o.seed); }},
+      {"random-subset",
+       [](const SelectorOptions& o) {
+         return std::make_unique<RandomSubsetSelector>(o.batch, o.subset_ratio, o.seed);
+       }},
+      {"online-batch",
+       [](const SelectorOptions& o) { return std::make_unique<OnlineBatchSelector>(online_batch_options(o)); }},
   };
   return entries;
 }

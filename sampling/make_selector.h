@@ -17,6 +17,10 @@ struct SelectorOptions {
   int64_t presample = 1024;     // B: pre-sample scored per importance-sampling step
   std::optional<float> tau_th;  // importance sampling: τ_th; unset: (B + 3b) / (3b)
   float tau_ema = 0.9f;         // importance sampling: a_τ
+  double subset_ratio = 0.1;    // srs, random-subset: r, an epoch is round(r N) examples
+  double selection_pressure = 100.0;  // online-batch: s, the top rank's odds over the last
+  int64_t resort_every = 100;   // online-batch: steps between re-rankings by loss
+  int64_t recompute_every = 0;  // online-batch: epochs between recomputations of every loss (0: never)
   uint64_t seed = 0;            // Note [selector seed]
 };
 
@@ -25,7 +29,9 @@ struct SelectorOptions {
 // and augmentation. Selectors given the same seed start from the same uniform batches: importance sampling and
 // its uniform baseline then train on identical batches until τ first crosses τ_th.
 
-// "uniform", "loss" or "upper-bound" (importance sampling with that score); throws listing the accepted names.
+// "uniform", "loss" or "upper-bound" (importance sampling with that score), "srs" (Soft Random Sampling),
+// "random-subset" (CREST's random baseline) or "online-batch" (Loshchilov & Hutter 2015); throws listing the
+// accepted names.
 std::unique_ptr<Selector> make_selector(const std::string& name, const SelectorOptions& options);
 std::vector<std::string> selector_names();
 

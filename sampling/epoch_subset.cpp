@@ -1,0 +1,81 @@
+#include "sampling/epoch_subset.h"
+
+#include <cmath>
+#include <limits>
+
+#include "core/checkpoint.h"
+#include "sampling/selectors.h"
+#include "sampling/uniform.h"
+
+namespace sieve {
+
+EpochSubsetSelector::EpochSubsetSelector(int64_t batch, double ratio, uint64_t seed, bool with_replacement,
+                                         const char* who)
+    : batch_(batch), ratio_(ratio), with_replacement_(with_replacement), who_(who), gen_(seed) {
+  SIEVE_CHECK(batch >= 1, "--batch must be positive, found ", batch);
+  // With replacement any r > 0 is a valid epoch (r > 1 draws more than N); a subset without replacement has r <= 1.
+  SIEVE_CHECK(std::isfinite(ratio) && ratio > 0.0 && (with_replacement || ratio <= 1.0), who,
+              ": --srs-ratio must be in ", with_replacement ? "(0, inf)" : "(0, 1]", ", found ", ratio);
+}
+
+int64_t EpochSubsetSelector::epoch_size(int64_t dataset_size) const {
+  const double m = std::round(ratio_ * static_cast<double>(dataset_size));
+  SIEVE_CHECK(m >= 1.0, who_, ": --srs-ratio ", ratio_, " gives round(r N) = 0 examples per epoch for N = ",
+              dataset_size, "; need at least one");
+  SIEVE_CHECK(m <= static_cast<double>(std::numeric_limits<int32_t>::max()), who_, ": round(r N) = ", m,
+              " examples per epoch exceed the int32 indices");
+  return static_cast<int64_t>(m);
+}
+
+Selection EpochSubsetSelector::select(const ScoringContext& ctx) {
+  check_dataset_size(ctx, who_);
+  const int64_t m = epoch_size(ctx.dataset_size);
+  if (subset_.defined()) {
+    SIEVE_CHECK(subset_.numel() == m, who_, ": an epoch of ", subset_.numel(), " examples (from a checkpoint?) but ",
+                "round(r N) = ", m, " for N = ", ctx.dataset_size);
+    if (subset_.device() != ctx.device) subset_ = subset_.to(ctx.device);
+  }
+  if (!subset_.defined() || position_ >= m) {  // a new epoch
+    subset_ = with_replacement_ ? randint({m}, ctx.dataset_size, gen_, ctx.device)  // SRS: m uniform draws
+                                : random_permutation(ctx.dataset_size, gen_, ctx.device).rows(0, m).clone();
+    position_ = 0;
+    ++epochs_;
+  }
+  const int64_t n = std::min(batch_, m - position_);  // Note [epoch subset batches]
+  const Tensor indices = subset_.rows(position_, position_ + n);
+  position_ += n;
+  coverage_.mark(indices, ctx.dataset_size, ctx.device);
+  return {indices, Tensor::ones({n}, DType::F32, ctx.device)};
+}
+
+std::vector<std::pair<std::string, double>> EpochSubsetSelector::stats() const {
+  return {{"epoch", static_cast<double>(epochs_)}, {"coverage", coverage_.fraction()}};
+}
+
+void EpochSubsetSelector::save_state(CheckpointState& state, const std::string& prefix) {
+  state.set_generator(prefix + "generator", gen_);
+  state.set_int(prefix + "epochs", epochs_);
+  state.set_int(prefix + "position", position_);
+  state.set_int(prefix + "has_subset", subset_.defined() ? 1 : 0);
+  if (subset_.defined()) state.add_tensors({{"subset", subset_.clone()}}, prefix);
+  coverage_.save_state(state, prefix);
+}
+
+void EpochSubsetSelector::load_state(const CheckpointState& state, const std::string& prefix) {
+  gen_ = state.get_generator(prefix + "generator");
+  epochs_ = state.get_int(prefix + "epochs");
+  position_ = state.get_int(prefix + "position");
+  subset_ = Tensor();
+  if (state.get_int(prefix + "has_subset") != 0) {
+    const Tensor subset = state.find(prefix + "subset");
+    SIEVE_CHECK(subset.defined(), "checkpoint: the selector's epoch subset (", prefix, "subset) is missing");
+    check_dtype(subset, DType::I32, "checkpoint epoch subset");
+    check_dim(subset, 1, "checkpoint epoch subset");
+    SIEVE_CHECK(position_ >= 0 && position_ <= subset.numel(), "checkpoint: position ", position_,
+                " in an epoch of ", subset.numel(), " examples");
+    subset_ = subset.clone();
+  }
+  coverage_.load_state(state, prefix);
+}
+
+}  // namespace sieve

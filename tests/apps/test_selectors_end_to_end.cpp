@@ -1,0 +1,185 @@
+// SRS, random-subset and online batch selection in the real training loop on Fashion-MNIST (CPU): runs complete,
+// log the same records as the other samplers, and sieve-train takes their flags.
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "apps/trainer.h"
+#include "tests/test_util.h"
+
+namespace sieve {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool have_fashion_mnist() { return fs::is_directory(default_data_dir("fashion-mnist")); }
+
+// 3000 training and 500 test examples: a small data set on which an epoch is a few dozen steps.
+const DataSplits& small_fashion_mnist() {
+  static const DataSplits data = [] {
+    DataSplits d = load_dataset(parse_data_spec("fashion-mnist"));
+    Generator g(21);
+    d.train = d.train.subset(randint({3000}, d.train.size(), g));
+    d.test = d.test.subset(randint({500}, d.test.size(), g));
+    return d;
+  }();
+  return data;
+}
+
+TrainOptions small_run(const std::string& sampler, const std::string& model) {
+  TrainOptions o;
+  o.model = model;
+  o.sampler = sampler;
+  o.selection.batch = 64;
+  o.selection.subset_ratio = 0.5;       // srs / random-subset: epochs of 1500 examples, 24 steps
+  o.selection.resort_every = 10;        // online-batch
+  o.selection.recompute_every = 1;      // online-batch: every 47 steps, all 3000 losses again
+  o.iterations = 120;
+  o.eval_every = 60;
+  o.train_eval_size = 500;
+  o.schedule = "constant";
+  o.seed = 4;
+  return o;
+}
+
+double stat(Selector& s, const std::string& key) {
+  for (const auto& [k, v] : s.stats())
+    if (k == key) return v;
+  ADD_FAILURE() << "no stat " << key;
+  return 0;
+}
+
+TEST(SelectorsEndToEnd, MlpTrainsWithEachSelectorAndLogsRecords) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "apt-get install dataset-fashion-mnist";
+  for (const char* sampler : {"srs", "random-subset", "online-batch"}) {
+    Trainer trainer(small_run(sampler, "mlp:128"), small_fashion_mnist(), Device::cpu());
+    std::vector<EvalRecord> records;
+    const EvalRecord last = trainer.run([&](const EvalRecord& r) { records.push_back(r); });
+    ASSERT_EQ(records.size(), 3u) << sampler;  // the start, step 60, step 120
+    EXPECT_EQ(last.sampler, sampler);
+    EXPECT_TRUE(last.final);
+    EXPECT_EQ(last.step, 120);
+    // online-batch: 64 a step; an epoch of srs and random-subset is 1500 = 23 * 64 + 28 in 24 steps, 5 in 120.
+    EXPECT_EQ(last.examples, std::string(sampler) == "online-batch" ? 120 * 64 : 5 * 1500) << sampler;
+    EXPECT_LT(last.train_loss, 0.8 * records.front().train_loss) << sampler;
+    EXPECT_GT(last.test_accuracy, 0.6) << sampler;
+    const nlohmann::json j = nlohmann::json::parse(to_json_line(last));
+    for (const char* key : {"step", "time_s", "train_loss", "test_loss", "test_accuracy", "examples", "scored"})
+      EXPECT_TRUE(j.contains(key)) << key;
+    EXPECT_GT(stat(trainer.selector(), "coverage"), 0.5) << sampler;
+    if (std::string(sampler) == "online-batch") EXPECT_EQ(last.scored, 2 * 3000);  // recomputed at steps 47 and 94
+    else EXPECT_EQ(last.scored, 0);
+  }
+}
+
+// The small CNN trains with online batch selection on the CPU path (a few steps; the MLP test measures learning).
+TEST(SelectorsEndToEnd, CnnTrainsWithOnlineBatchSelection) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "apt-get install dataset-fashion-mnist";
+  TrainOptions o = small_run("online-batch", "cnn");
+  o.iterations = 30;
+  o.eval_every = 30;
+  Trainer trainer(o, small_fashion_mnist(), Device::cpu());
+  std::vector<EvalRecord> records;
+  const EvalRecord last = trainer.run([&](const EvalRecord& r) { records.push_back(r); });
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_LT(last.train_loss, records.front().train_loss);
+  EXPECT_GT(stat(trainer.selector(), "coverage"), 0.3);
+}
+
+// Through the Trainer's checkpoints: a run saved at step 6 and resumed ends with the same weights as one run straight
+// through, for each selector (its tables, epoch subsets, coverage flags and generator are in the checkpoint).
+TEST(SelectorsEndToEnd, ResumedRunsAreBitIdenticalOnTheCpu) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "apt-get install dataset-fashion-mnist";
+  testing::TempDir dir;
+  for (const char* sampler : {"srs", "random-subset", "online-batch"}) {
+    TrainOptions o = small_run(sampler, "mlp:32");
+    o.selection.batch = 250;                // online-batch: 12 steps an epoch, recomputation at step 12
+    o.selection.subset_ratio = 0.3;         // srs / random-subset: 900 = 3 * 250 + 150, epochs of 4 steps
+    o.selection.resort_every = 4;
+    o.iterations = 16;
+    o.eval_every = 16;
+    Trainer straight(o, small_fashion_mnist(), Device::cpu());
+    straight.run([](const EvalRecord&) {});
+    TrainOptions first = o;
+    first.iterations = 6;
+    first.eval_every = 6;
+    first.checkpoint = dir.file(std::string(sampler) + ".safetensors");
+    Trainer a(first, small_fashion_mnist(), Device::cpu());
+    a.run([](const EvalRecord&) {});
+    Trainer b(o, small_fashion_mnist(), Device::cpu());
+    b.resume(first.checkpoint);
+    const EvalRecord last = b.run([](const EvalRecord&) {});
+    EXPECT_EQ(last.step, 16);
+    const auto expected = straight.model().named_parameters(), got = b.model().named_parameters();
+    ASSERT_EQ(expected.size(), got.size());
+    for (size_t i = 0; i < expected.size(); ++i)
+      EXPECT_EQ(got[i].second.to_vector<float>(), expected[i].second.to_vector<float>())
+          << sampler << " " << expected[i].first;
+    EXPECT_EQ(b.selector().stats(), straight.selector().stats()) << sampler;
+  }
+}
+
+#ifdef SIEVE_TRAIN_BINARY
+struct Command {
+  int status;
+  std::string output;
+};
+Command run_command(const std::string& command) {
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return {-1, "popen failed"};
+  std::string output;
+  char buffer[4096];
+  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+TEST(SieveTrain, RunsTheNewSamplersWithTheirFlags) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "apt-get install dataset-fashion-mnist";
+  testing::TempDir dir;
+  const std::string log = dir.file("log.jsonl");
+  const Command c = run_command(std::string(SIEVE_TRAIN_BINARY) +
+                                " --device cpu --model mlp:64 --sampler srs,random-subset,online-batch --batch 512"
+                                " --srs-ratio 0.2 --selection-pressure 50 --resort-every 5 --recompute-every 2"
+                                " --iterations 20 --eval-every 10 --log " + log);
+  ASSERT_EQ(c.status, 0) << c.output;  // --batch 512 above the default --presample 256: only IS needs b <= B
+  std::ifstream in(log);
+  std::string line;
+  std::vector<std::string> samplers;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line);
+    for (const char* key : {"step", "time_s", "train_loss", "test_loss", "test_accuracy", "tau", "examples"})
+      EXPECT_TRUE(j.contains(key)) << key << " missing in " << line;
+    samplers.push_back(j["sampler"].get<std::string>());
+  }
+  EXPECT_EQ(samplers, (std::vector<std::string>{"srs", "srs", "srs", "random-subset", "random-subset",
+                                                "random-subset", "online-batch", "online-batch", "online-batch"}));
+  for (const auto& [args, expect] : std::vector<std::pair<std::string, std::string>>{
+           {"--sampler srs --srs-ratio 0", "--srs-ratio"},
+           {"--sampler random-subset --srs-ratio 1.5", "(0, 1]"},
+           {"--sampler online-batch --selection-pressure 0.5", "--selection-pressure"},
+           {"--sampler online-batch --resort-every 0", "--resort-every"}}) {
+    const Command bad = run_command(std::string(SIEVE_TRAIN_BINARY) + " " + args + " --iterations 1");
+    EXPECT_NE(bad.status, 0) << args;
+    EXPECT_NE(bad.output.find(expect), std::string::npos) << args << "\n" << bad.output;
+    EXPECT_EQ(std::count(bad.output.begin(), bad.output.end(), '\n'), 1) << bad.output;
+  }
+}
+
+TEST(SieveBench, TimesTheSelectorOperations) {
+  const Command c = run_command(std::string(SIEVE_BENCH_BINARY) +
+                                " --device cpu --repeats 2 --warmup 1 --quick --filter 'N 60000'");
+  ASSERT_EQ(c.status, 0) << c.output;
+  for (const char* row : {"srs_draw", "random_permutation", "mark_seen", "online_batch resort", "online_batch draw",
+                          "scatter_losses"})
+    EXPECT_NE(c.output.find(row), std::string::npos) << row << "\n" << c.output;
+}
+#endif
+
+}  // namespace
+}  // namespace sieve
