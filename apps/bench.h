@@ -73,5 +73,7 @@ class Table {
 // apps/bench_conv.cpp: the sgemm reference (its rate, and what was measured), and the convolution sections.
 double matmul_flops_per_s(const Options& o, std::string* what);
 void convolution_cases(Table& t, const Options& o);
+// apps/bench_hutchinson.cpp: CREST's Hutchinson kernels over WRN-28-2's parameter count.
+void hutchinson_cases(Table& t, const Options& o);
 
 }  // namespace sieve::bench

@@ -2,6 +2,7 @@
 
 #include <functional>
 
+#include "sampling/crest.h"
 #include "sampling/importance.h"
 #include "sampling/uniform.h"
 
@@ -36,6 +37,13 @@ const std::vector<Entry>& registry() {
       {"upper-bound",
        [](const SelectorOptions& o) {
          return std::make_unique<ImportanceSampler>(importance_options(ScoreKind::UpperBound, o));
+       }},
+      {"crest",
+       [](const SelectorOptions& o) {
+         CrestOptions c = o.crest;
+         c.batch = o.batch;
+         c.seed = o.seed;
+         return std::make_unique<CrestSelector>(c);
        }},
   };
   return entries;

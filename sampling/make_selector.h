@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "sampling/crest.h"
 #include "sampling/selector.h"
 
 namespace sieve {
@@ -18,6 +19,7 @@ struct SelectorOptions {
   std::optional<float> tau_th;  // importance sampling: τ_th; unset: (B + 3b) / (3b)
   float tau_ema = 0.9f;         // importance sampling: a_τ
   uint64_t seed = 0;            // Note [selector seed]
+  CrestOptions crest;           // CREST's parameters (Note [crest defaults]); its batch and seed are the two above
 };
 
 // Note [selector seed]: a selector draws from Generator(seed) as given. Give it a stream of its own, derived from
@@ -25,7 +27,8 @@ struct SelectorOptions {
 // and augmentation. Selectors given the same seed start from the same uniform batches: importance sampling and
 // its uniform baseline then train on identical batches until τ first crosses τ_th.
 
-// "uniform", "loss" or "upper-bound" (importance sampling with that score); throws listing the accepted names.
+// "uniform", "loss" or "upper-bound" (importance sampling with that score), or "crest" (sampling/crest.h); throws
+// listing the accepted names.
 std::unique_ptr<Selector> make_selector(const std::string& name, const SelectorOptions& options);
 std::vector<std::string> selector_names();
 
