@@ -11,14 +11,16 @@
 namespace sieve {
 
 // s_ij = exp(-||x_i - x_j||_2 / d), the similarity of the CREST reference implementation (its distances divided by
-// the feature width). In (0, 1]; the sum runs in index order, so s_ij == s_ji bit for bit.
+// the feature width). In (0, 1]; the sum runs in index order, so s_ij == s_ji bit for bit. Computed in double and
+// rounded once to float: CUDA's expf may differ from the host's by an ulp or two, which would let the CPU and GPU
+// greedy part ways at a near tie; in double their results round to the same float but with probability ~2^-29.
 SIEVE_HD float facility_similarity(const float* a, const float* b, int64_t dim) {
-  float sq = 0.f;
+  double sq = 0.0;
   for (int64_t k = 0; k < dim; ++k) {
-    const float diff = a[k] - b[k];
+    const double diff = static_cast<double>(a[k]) - static_cast<double>(b[k]);
     sq += diff * diff;
   }
-  return expf(-sqrtf(sq) / static_cast<float>(dim));
+  return static_cast<float>(exp(-sqrt(sq) / static_cast<double>(dim)));
 }
 
 // Note [exact gains]: the marginal gain of candidate j is sum_i max(0, s_ij - best_i), best_i = max_{l in S} s_il
