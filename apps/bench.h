@@ -74,4 +74,7 @@ class Table {
 double matmul_flops_per_s(const Options& o, std::string* what);
 void convolution_cases(Table& t, const Options& o);
 
+// apps/bench_crest.cpp: CREST's facility-location coreset and loss-history bookkeeping.
+void crest_cases(Table& t, const Options& o);
+
 }  // namespace sieve::bench

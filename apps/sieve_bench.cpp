@@ -170,6 +170,7 @@ void run_benchmarks(const Options& o) {
                                           {0.25f, 0.24f, 0.26f}, o.device);
   kernel_cases(table, o, mnist, cifar);
   convolution_cases(table, o);
+  crest_cases(table, o);
   training_step_cases(table, o, mnist, cifar);
   table.write_csv();
 }
