@@ -76,4 +76,7 @@ void convolution_cases(Table& t, const Options& o);
 // apps/bench_hutchinson.cpp: CREST's Hutchinson kernels over WRN-28-2's parameter count.
 void hutchinson_cases(Table& t, const Options& o);
 
+// apps/bench_crest.cpp: CREST's facility-location coreset and loss-history bookkeeping.
+void crest_cases(Table& t, const Options& o);
+
 }  // namespace sieve::bench

@@ -171,6 +171,7 @@ void run_benchmarks(const Options& o) {
   kernel_cases(table, o, mnist, cifar);
   convolution_cases(table, o);
   hutchinson_cases(table, o);
+  crest_cases(table, o);
   training_step_cases(table, o, mnist, cifar);
   table.write_csv();
 }

@@ -34,6 +34,8 @@ struct FacilityLocationBlocks {
   int64_t rows = 0;                   // members in all blocks
   int64_t dim = 0;                    // feature width d
   int64_t max_quota = 0;              // greedy rounds: the largest quota
+  int64_t max_block = 0;              // the largest block m_b
+  int64_t picks = 0;                  // k: all blocks' picks
   const int32_t* members = nullptr;        // [rows]: rows of features grouped by block, ascending within a block
   const int32_t* block_of = nullptr;       // [rows]: the block of each member position
   const int64_t* member_offset = nullptr;  // [num_blocks + 1]: block b's members are [member_offset[b], member_offset[b+1])
