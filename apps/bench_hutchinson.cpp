@@ -22,7 +22,7 @@ void hutchinson_cases(Table& t, const Options& o) {
   Tensor g_out = Tensor::empty({n}, DType::F32, dev), h_out = Tensor::empty({n}, DType::F32, dev);
   const double f = sizeof(float);
   uint64_t offset = 0;
-  t.add({.name = "rademacher", .size = size, .bytes = n * f, .items = double(n), .unit = "params/s"},
+  t.add({.name = "hutchinson_rademacher", .size = size, .bytes = n * f, .items = double(n), .unit = "params/s"},
         [&] { SIEVE_DISPATCH(dev, rademacher_fill, z.data<float>(), n, 13, offset++); });
   // Reads z, hz, g, m, s, sum; writes m, s, sum.
   t.add({.name = "hutchinson_accumulate", .size = size, .bytes = 9 * n * f, .items = double(n), .unit = "params/s"},

@@ -8,8 +8,9 @@
 //   m <- β1 m + (1 − β1) g,          s <- β2 s + (1 − β2) (z ⊙ Hz)²,
 // and the model uses the bias-corrected averages g = m / (1 − β1ᵗ) and h = √(s / (1 − β2ᵗ)) + eps, t the number of
 // probes so far. The averages run on across selections (the reference keeps one estimator for the whole run), so
-// a selection's few probes are smoothed by the earlier ones. h is a root-mean-square, |diag(H)| plus the probe
-// noise, never negative. The plain mean of z ⊙ Hz, the unbiased estimate of diag(H), is accumulated beside them
+// a selection's few probes are smoothed by the earlier ones. h is a root-mean-square: for exact products,
+// E[(z_i (Hz)_i)²] = Σ_j H_ij², so h_i estimates the norm of row i of H, never below |H_ii|. The model's curvature is
+// pessimistic, and the validity check re-selects sooner than it would with diag(H) itself. The plain mean of z ⊙ Hz, the unbiased estimate of diag(H), is accumulated beside them
 // (diagonal_sum) for tests and for users who want it. Where the reference averages the per-probe values of g and
 // h over a selection's mini-batches, sieve takes the averages after the selection's last probe (one pass fewer
 // over the parameters; the difference is within the smoothing itself).

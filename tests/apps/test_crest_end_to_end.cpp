@@ -34,8 +34,8 @@ TrainOptions crest_run() {
   o.selection.crest.subsets = 2;
   o.selection.crest.subset_size = 128;
   o.sgd = {0.05f, 0.9f, 0.f, false};
-  o.iterations = 40;
-  o.eval_every = 40;
+  o.iterations = 24;
+  o.eval_every = 24;
   o.train_eval_size = 500;
   o.seed = 6;
   return o;
@@ -55,7 +55,7 @@ TEST(CrestEndToEnd, SmallCnnTrainsOnCoresetsOnTheCpu) {
   trainer.run([&](const EvalRecord& r) { records.push_back(r); });
   ASSERT_EQ(records.size(), 2u);
   EXPECT_EQ(records.back().sampler, "crest");
-  EXPECT_EQ(records.back().examples, 40 * 32);
+  EXPECT_EQ(records.back().examples, 24 * 32);
   EXPECT_LT(records.back().train_loss, 0.8 * records.front().train_loss);
   EXPECT_GT(records.back().test_accuracy, 0.4);  // 40 steps of 32, from 10% (chance)
   const auto st = stats_of(trainer);
@@ -71,15 +71,15 @@ TEST(CrestEndToEnd, ResumedRunIsBitIdentical) {
   const DataSplits data = small_fashion_mnist();
   testing::TempDir dir;
   TrainOptions o = crest_run();
-  o.iterations = 12;
-  o.eval_every = 12;
+  o.iterations = 8;
+  o.eval_every = 8;
   o.train_eval_size = 100;
   Trainer straight(o, data, Device::cpu());
   straight.run([](const EvalRecord&) {});
 
   TrainOptions first = o;
-  first.iterations = 6;
-  first.eval_every = 6;
+  first.iterations = 4;
+  first.eval_every = 4;
   first.checkpoint = dir.file("crest.safetensors");
   Trainer a(first, data, Device::cpu());
   a.run([](const EvalRecord&) {});

@@ -191,7 +191,7 @@ TEST_P(Crest, SelectsValidWeightedBatchesFromItsCoresets) {
   ScoringContext ctx = task.context();
   CrestSelector crest(small_options(91));
   EXPECT_EQ(crest.name(), "crest");
-  std::multiset<int32_t> seen;
+  std::set<int32_t> seen;
   for (int step = 0; step < 6; ++step) {
     const Selection s = crest.select(ctx);
     ASSERT_EQ(s.indices.numel(), 16);
