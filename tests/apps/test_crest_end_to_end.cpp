@@ -32,7 +32,8 @@ TrainOptions crest_run() {
   o.sampler = "crest";
   o.selection.batch = 32;
   o.selection.crest.subsets = 2;
-  o.selection.crest.subset_size = 128;
+  o.selection.crest.subset_size = 96;
+  o.selection.crest.subsets_mul = 1.f;  // P = T1: keeps the scoring of a short CPU run small (the reference: 5 T1)
   o.sgd = {0.05f, 0.9f, 0.f, false};
   o.iterations = 24;
   o.eval_every = 24;
@@ -62,8 +63,8 @@ TEST(CrestEndToEnd, SmallCnnTrainsOnCoresetsOnTheCpu) {
   EXPECT_GE(st.at("crest_selections"), 1);
   EXPECT_GT(st.at("crest_checks"), 0);
   EXPECT_GE(st.at("crest_gradient_evals"), 4);
-  // Scored examples: every selection scores P r candidates and every check the P r of the last selection.
-  EXPECT_GE(records.back().scored, static_cast<int64_t>(st.at("crest_selections") + st.at("crest_checks")) * 256);
+  // Scored examples: every selection scores P r candidates and every check the P r of the last selection, P >= 1.
+  EXPECT_GE(records.back().scored, static_cast<int64_t>(st.at("crest_selections") + st.at("crest_checks")) * 96);
 }
 
 TEST(CrestEndToEnd, ResumedRunIsBitIdentical) {

@@ -267,9 +267,10 @@ TEST(MakeSelector, BuildsByNameAndListsAcceptedNames) {
   SelectorOptions o;
   o.batch = 32;
   o.presample = 256;
-  for (const std::string& name : {"uniform", "loss", "upper-bound"}) EXPECT_EQ(sieve::make_selector(name, o)->name(), name);
-  EXPECT_EQ(sieve::selector_names(), (std::vector<std::string>{"uniform", "loss", "upper-bound"}));
-  expect_error([&] { sieve::make_selector("crest-ish", o); }, "expected one of uniform, loss, upper-bound");
+  for (const std::string& name : {"uniform", "loss", "upper-bound", "crest"})
+    EXPECT_EQ(sieve::make_selector(name, o)->name(), name);
+  EXPECT_EQ(sieve::selector_names(), (std::vector<std::string>{"uniform", "loss", "upper-bound", "crest"}));
+  expect_error([&] { sieve::make_selector("crest-ish", o); }, "expected one of uniform, loss, upper-bound, crest");
   o.batch = 512;
   expect_error([&] { sieve::make_selector("upper-bound", o); }, "--batch 512 exceeds --presample 256");
 }
