@@ -12,6 +12,8 @@
 
 namespace sieve {
 
+// Copies are shallow, like Tensor's: they share the ring and the counts; drop_learned gives its object a new active
+// tensor rather than writing the old one, so a copy taken before a drop keeps its own active set.
 class LossHistory {
  public:
   // window >= 1; every example starts active and unseen (its ring slots hold NaN, its record count 0).

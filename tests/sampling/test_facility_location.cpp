@@ -277,6 +277,30 @@ TEST(FacilityLocationGains, CpuTwinMatchesDefinition) {
   }
 }
 
+// The GPU's algorithm (every gain each round, the best by (gain, lower index)) run through the CPU twin of its gain
+// kernel, against the lazy greedy of the CPU path: the same picks.
+TEST(FacilityLocationGains, EveryGainGreedyMatchesLazyGreedy) {
+  const int64_t m = 400, dim = 10, quota = 40;
+  const Tensor features = random_tensor({m, dim}, 33);
+  const OneBlock b = one_block(m, quota);
+  const FacilityLocationBlocks layout = b.layout(b.rows.data(), b.offsets.data(), m, dim, quota);
+  std::vector<float> sim(m * m), best(m, 0.f);
+  std::vector<uint8_t> chosen(m, 0);
+  std::vector<int64_t> gains(m);
+  cpu::pairwise_similarity(features.data<float>(), layout, sim.data());
+  std::vector<int32_t> picks;
+  for (int64_t r = 0; r < quota; ++r) {
+    cpu::facility_location_gains(sim.data(), layout, best.data(), chosen.data(), r, gains.data());
+    const int64_t j = std::max_element(gains.begin(), gains.end()) - gains.begin();  // the first of equal maxima
+    ASSERT_GE(gains[j], 0);
+    picks.push_back(static_cast<int32_t>(j));
+    chosen[j] = 1;
+    for (int64_t i = 0; i < m; ++i) best[i] = std::max(best[i], sim[j * m + i]);
+  }
+  const Coreset lazy = facility_location_coreset(features, Tensor::zeros({m}, DType::I32), quota, 1);
+  EXPECT_EQ(lazy.positions.to_vector<int32_t>(), picks);
+}
+
 class FacilityLocationGpu : public testing::GpuTest {};
 
 TEST_F(FacilityLocationGpu, GainKernelMatchesCpuTwinExactly) {
