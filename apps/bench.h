@@ -79,4 +79,10 @@ void lstm_cases(Table& t, const Options& o);
 // apps/bench_selectors.cpp: the epoch draws of SRS and random-subset, coverage marking, online batch selection.
 void selector_cases(Table& t, const Options& o);
 
+// apps/bench_hutchinson.cpp: CREST's Hutchinson kernels over WRN-28-2's parameter count.
+void hutchinson_cases(Table& t, const Options& o);
+
+// apps/bench_crest.cpp: CREST's facility-location coreset and loss-history bookkeeping.
+void crest_cases(Table& t, const Options& o);
+
 }  // namespace sieve::bench

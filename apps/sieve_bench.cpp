@@ -172,6 +172,8 @@ void run_benchmarks(const Options& o) {
   selector_cases(table, o);
   convolution_cases(table, o);
   lstm_cases(table, o);
+  hutchinson_cases(table, o);
+  crest_cases(table, o);
   training_step_cases(table, o, mnist, cifar);
   table.write_csv();
 }

@@ -109,8 +109,8 @@ int run(int argc, char** argv) {
   bool no_tf32 = false;
   app.add_flag("--no-tf32", no_tf32, "full float32 convolutions on the GPU (TF32 tensor cores are on by default)");
   app.add_option("--sampler", samplers,
-                 "uniform|loss|upper-bound|srs|random-subset|online-batch, or a comma-separated list run one after "
-                 "the other at equal budget")
+                 "uniform|loss|upper-bound|srs|random-subset|online-batch|crest, or a comma-separated list run one\n"
+                 "after the other at equal budget")
       ->capture_default_str();
   app.add_option("--batch", o.selection.batch, "b: examples trained on per step")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--presample", o.selection.presample, "B: examples scored per importance-sampling step (B >= b)")
@@ -129,6 +129,31 @@ int run(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--recompute-every", o.selection.recompute_every,
                  "online-batch: epochs between recomputing every example's loss without gradients (0: never)")
+      ->capture_default_str();
+  // CREST (sampling/crest.h; defaults are the reference's, Note [crest defaults]).
+  CrestOptions& crest = o.selection.crest;
+  app.add_option("--crest-subsets", crest.subsets, "CREST: P, random subsets (mini-batch coresets) at the first selection")
+      ->capture_default_str();
+  app.add_option("--crest-subset-size", crest.subset_size, "CREST: r, examples per random subset (0: max(1% of N, 4b))")
+      ->capture_default_str();
+  app.add_option("--crest-check-interval", crest.check_interval, "CREST: T1 until the curvature adapts it")
+      ->capture_default_str();
+  app.add_option("--crest-tau", crest.tau, "CREST: select again when |L - F| > tau L")->capture_default_str();
+  app.add_option("--crest-interval-mul", crest.interval_mul, "CREST: h in T1 = ceil(h |H_0| / |H_t|)")
+      ->capture_default_str();
+  app.add_option("--crest-subsets-mul", crest.subsets_mul, "CREST: b in P = min(ceil(b T1), epoch)")
+      ->capture_default_str();
+  app.add_option("--crest-beta1", crest.beta1, "CREST: moving-average factor of the gradient")->capture_default_str();
+  app.add_option("--crest-beta2", crest.beta2, "CREST: moving-average factor of the squared Hessian diagonal")
+      ->capture_default_str();
+  app.add_flag("--drop-learned", crest.drop_learned, "CREST: drop examples whose recent losses are all below alpha");
+  app.add_option("--drop-alpha", crest.drop_alpha, "CREST: alpha, the loss below which an example is learned")
+      ->capture_default_str();
+  app.add_option("--drop-window", crest.drop_window, "CREST: recorded losses that must all be below alpha")
+      ->capture_default_str();
+  app.add_option("--drop-interval", crest.drop_interval, "CREST: steps between drops (0: 20 epochs)")
+      ->capture_default_str();
+  app.add_option("--min-active", crest.min_active, "CREST: never fewer active examples (0: 80% of N)")
       ->capture_default_str();
   float lr = 0;
   app.add_option("--lr", lr, "base learning rate (default 0.05 with SGD, 0.001 with Adam and AdamW)")

@@ -147,6 +147,32 @@ Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device dev
     scored_ += indices.numel();
     return logits;
   };
+  // CREST (sampling/crest.h) probes the loss of its coresets: the weighted mean cross-entropy and its gradient in
+  // evaluation mode (as the scoring pass), returned as fresh tensors with every .grad dropped afterwards, so that the
+  // training step's zero_grad/backward is unaffected. Its count is CREST's stat crest_gradient_evals.
+  context_.parameters = model_->parameters();
+  context_.loss_gradient = [this](const Tensor& indices, const Tensor& weights) {
+    for (Tensor& p : context_.parameters) p.zero_grad();
+    model_->eval();
+    LossGradient r;
+    try {
+      Tensor logits = model_->forward(gather_batch(data_.train, indices));
+      Tensor loss = weighted_mean(cross_entropy(logits, gather_labels(data_.train, indices)), weights);
+      loss.backward();
+      r.loss = loss.detach();
+    } catch (...) {
+      model_->train();
+      for (Tensor& p : context_.parameters) p.zero_grad();
+      throw;
+    }
+    model_->train();
+    for (Tensor& p : context_.parameters) {
+      const Tensor g = p.grad();
+      r.gradients.push_back(g.defined() ? g : Tensor::zeros(p.shape(), DType::F32, p.device()));
+      p.zero_grad();
+    }
+    return r;
+  };
 }
 
 Trainer::~Trainer() = default;

@@ -2,6 +2,7 @@
 
 #include <functional>
 
+#include "sampling/crest.h"
 #include "sampling/importance.h"
 #include "sampling/online_batch.h"
 #include "sampling/random_subset.h"
@@ -58,6 +59,13 @@ const std::vector<Entry>& registry() {
        }},
       {"online-batch",
        [](const SelectorOptions& o) { return std::make_unique<OnlineBatchSelector>(online_batch_options(o)); }},
+      {"crest",
+       [](const SelectorOptions& o) {
+         CrestOptions c = o.crest;
+         c.batch = o.batch;
+         c.seed = o.seed;
+         return std::make_unique<CrestSelector>(c);
+       }},
   };
   return entries;
 }

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "sampling/crest.h"
 #include "sampling/selector.h"
 
 namespace sieve {
@@ -22,6 +23,7 @@ struct SelectorOptions {
   int64_t resort_every = 100;   // online-batch: steps between re-rankings by loss
   int64_t recompute_every = 0;  // online-batch: epochs between recomputations of every loss (0: never)
   uint64_t seed = 0;            // Note [selector seed]
+  CrestOptions crest;           // CREST's parameters (Note [crest defaults]); its batch and seed are the two above
 };
 
 // Note [selector seed]: a selector draws from Generator(seed) as given. Give it a stream of its own, derived from
@@ -30,8 +32,8 @@ struct SelectorOptions {
 // its uniform baseline then train on identical batches until τ first crosses τ_th.
 
 // "uniform", "loss" or "upper-bound" (importance sampling with that score), "srs" (Soft Random Sampling),
-// "random-subset" (CREST's random baseline) or "online-batch" (Loshchilov & Hutter 2015); throws listing the
-// accepted names.
+// "random-subset" (CREST's random baseline), "online-batch" (Loshchilov & Hutter 2015) or "crest" (sampling/crest.h);
+// throws listing the accepted names.
 std::unique_ptr<Selector> make_selector(const std::string& name, const SelectorOptions& options);
 std::vector<std::string> selector_names();
 

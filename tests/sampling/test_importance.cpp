@@ -267,11 +267,12 @@ TEST(MakeSelector, BuildsByNameAndListsAcceptedNames) {
   SelectorOptions o;
   o.batch = 32;
   o.presample = 256;
-  const std::vector<std::string> names = {"uniform", "loss", "upper-bound", "srs", "random-subset", "online-batch"};
+  const std::vector<std::string> names = {"uniform", "loss",          "upper-bound", "srs",
+                                          "random-subset", "online-batch", "crest"};
   for (const std::string& name : names) EXPECT_EQ(sieve::make_selector(name, o)->name(), name);
   EXPECT_EQ(sieve::selector_names(), names);
   expect_error([&] { sieve::make_selector("crest-ish", o); },
-               "expected one of uniform, loss, upper-bound, srs, random-subset, online-batch");
+               "expected one of uniform, loss, upper-bound, srs, random-subset, online-batch, crest");
   o.batch = 512;
   expect_error([&] { sieve::make_selector("upper-bound", o); }, "--batch 512 exceeds --presample 256");
 }

@@ -1,0 +1,358 @@
+#include "sampling/crest.h"
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_set>
+
+#include "core/autograd.h"
+#include "core/checkpoint.h"
+#include "core/ops/dispatch.h"
+#include "core/ops/gather.h"
+#include "core/ops/reduce.h"
+#include "core/ops/softmax.h"
+#include "core/philox.h"
+#include "sampling/facility_location.h"
+#include "sampling/loss_history.h"
+#include "sampling/uniform.h"
+
+namespace sieve {
+
+Tensor logit_gradients(const Tensor& logits, const Tensor& labels) {
+  check_dtype(logits, DType::F32, "logit_gradients logits");
+  check_dim(logits, 2, "logit_gradients logits");
+  check_dtype(labels, DType::I32, "logit_gradients labels");
+  check_same_device(logits, labels, "logit_gradients");
+  SIEVE_CHECK(labels.dim() == 1 && labels.size(0) == logits.size(0), "logit_gradients: labels ",
+              labels.description(), " for logits ", logits.description());
+  const int64_t n = logits.size(0), c = logits.size(1);
+  const Tensor ones = Tensor::ones({n}, DType::F32, logits.device());
+  Tensor out = Tensor::empty({n, c}, DType::F32, logits.device());
+  // grad_loss_i = 1: softmax(z_i) − onehot(y_i), the backward of cross-entropy.
+  SIEVE_DISPATCH(logits.device(), cross_entropy_bwd, logits.data<float>(), labels.data<int32_t>(), ones.data<float>(),
+                 out.data<float>(), n, c);
+  return out;
+}
+
+namespace {
+
+CrestOptions checked(const CrestOptions& o) {
+  SIEVE_CHECK(o.batch >= 1, "--batch must be positive, found ", o.batch);
+  SIEVE_CHECK(o.subsets >= 1, "--crest-subsets must be positive, found ", o.subsets);
+  SIEVE_CHECK(o.subset_size >= 0, "--crest-subset-size must be >= 0 (0: the default), found ", o.subset_size);
+  SIEVE_CHECK(o.check_interval >= 1, "--crest-check-interval must be positive, found ", o.check_interval);
+  SIEVE_CHECK(std::isfinite(o.tau) && o.tau > 0.f, "--crest-tau must be positive, found ", o.tau);
+  SIEVE_CHECK(std::isfinite(o.interval_mul) && o.interval_mul > 0.f, "--crest-interval-mul must be positive, found ",
+              o.interval_mul);
+  SIEVE_CHECK(std::isfinite(o.subsets_mul) && o.subsets_mul > 0.f, "--crest-subsets-mul must be positive, found ",
+              o.subsets_mul);
+  SIEVE_CHECK(o.beta1 >= 0.f && o.beta1 < 1.f, "--crest-beta1 must be in [0, 1), found ", o.beta1);
+  SIEVE_CHECK(o.beta2 >= 0.f && o.beta2 < 1.f, "--crest-beta2 must be in [0, 1), found ", o.beta2);
+  SIEVE_CHECK(std::isfinite(o.drop_alpha) && o.drop_alpha > 0.f, "--drop-alpha must be positive, found ", o.drop_alpha);
+  SIEVE_CHECK(o.drop_window >= 1, "--drop-window must be positive, found ", o.drop_window);
+  SIEVE_CHECK(o.drop_interval >= 0, "--drop-interval must be >= 0 (0: 20 epochs), found ", o.drop_interval);
+  SIEVE_CHECK(o.min_active >= 0, "--min-active must be >= 0 (0: 80% of the data), found ", o.min_active);
+  return o;
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+}  // namespace
+
+CrestSelector::CrestSelector(const CrestOptions& options)
+    : options_(checked(options)), gen_(options.seed), t1_(options.check_interval), p_(options.subsets) {}
+
+CrestSelector::~CrestSelector() = default;
+
+int64_t CrestSelector::active_size() const {
+  if (history_) return history_->active_size();
+  return dataset_size_;
+}
+
+void CrestSelector::initialise(const ScoringContext& ctx) {
+  check_dataset_size(ctx, "CREST");
+  SIEVE_CHECK(static_cast<bool>(ctx.logits), "CREST: the ScoringContext has no logits function");
+  SIEVE_CHECK(static_cast<bool>(ctx.loss_gradient), "CREST: the ScoringContext has no loss_gradient function");
+  SIEVE_CHECK(!ctx.parameters.empty(), "CREST: the ScoringContext has no parameters");
+  SIEVE_CHECK(ctx.labels.defined() && ctx.labels.numel() == ctx.dataset_size, "CREST: the ScoringContext needs ",
+              ctx.dataset_size, " labels, found ", ctx.labels.defined() ? ctx.labels.description() : "none");
+  dataset_size_ = ctx.dataset_size;
+  labels_host_ = ctx.labels.to(Device::cpu()).to_vector<int32_t>();
+  int32_t max_label = 0;
+  for (int32_t y : labels_host_) {
+    SIEVE_CHECK(y >= 0, "CREST: labels must be >= 0, found ", y);
+    max_label = std::max(max_label, y);
+  }
+  num_classes_ = max_label + 1;
+  subset_size_ = options_.subset_size > 0 ? options_.subset_size
+                                          : std::max(ceil_div(dataset_size_, 100), 4 * options_.batch);
+  subset_size_ = std::min(subset_size_, dataset_size_);
+  SIEVE_CHECK(subset_size_ >= options_.batch, "CREST: the random subsets hold r = ", subset_size_,
+              " examples, fewer than the batch b = ", options_.batch, "; expected r >= b (--crest-subset-size)");
+
+  estimator_ = std::make_unique<HutchinsonEstimator>(ctx.parameters,
+                                                     HutchinsonOptions{options_.beta1, options_.beta2, 1e-4f});
+  if (!pending_estimator_.empty()) estimator_->load_state(pending_estimator_);
+  if (options_.drop_learned) {
+    history_ = std::make_unique<LossHistory>(dataset_size_, options_.drop_window, ctx.device);
+    if (!pending_history_.empty()) history_->load_state(pending_history_);
+  }
+  pending_estimator_.clear();
+  pending_history_.clear();
+  // Tensors restored by load_state are on the host until the device is known.
+  auto to_device = [&](Tensor& t) {
+    if (t.defined()) t = t.to(ctx.device);
+  };
+  to_device(union_indices_);
+  to_device(union_weights_);
+  to_device(random_sets_);
+  for (auto* ts : {&model_.origin, &model_.gradient, &model_.hessian_diagonal})
+    for (Tensor& t : *ts) to_device(t);
+  refresh_active();
+  initialised_ = true;
+}
+
+void CrestSelector::refresh_active() {
+  active_by_class_.assign(static_cast<size_t>(num_classes_), {});
+  if (history_) {
+    for (int32_t i : history_->active().to(Device::cpu()).to_vector<int32_t>())
+      active_by_class_[static_cast<size_t>(labels_host_[static_cast<size_t>(i)])].push_back(i);
+  } else {
+    for (int64_t i = 0; i < dataset_size_; ++i)
+      active_by_class_[static_cast<size_t>(labels_host_[static_cast<size_t>(i)])].push_back(static_cast<int32_t>(i));
+  }
+}
+
+// ⌈r / C⌉ examples of every class (all of a class that has fewer), uniformly without replacement among its active
+// examples, by Floyd's algorithm: k counters of the generator per class, and the active lists are left as they are,
+// so that a resumed run draws the same subsets.
+std::vector<int32_t> CrestSelector::draw_subset() {
+  const int64_t per_class = ceil_div(subset_size_, num_classes_);
+  std::vector<int32_t> out;
+  for (const std::vector<int32_t>& members : active_by_class_) {
+    const int64_t m = static_cast<int64_t>(members.size());
+    const int64_t k = std::min(m, per_class);
+    if (k == 0) continue;
+    const uint64_t offset = gen_.advance(static_cast<uint64_t>(k));
+    std::unordered_set<int64_t> chosen;
+    for (int64_t j = m - k, draw = 0; j < m; ++j, ++draw) {
+      const int64_t t = philox_below(gen_.seed(), offset, static_cast<uint64_t>(draw), static_cast<uint32_t>(j + 1));
+      const int64_t pick = chosen.count(t) ? j : t;
+      chosen.insert(pick);
+      out.push_back(members[static_cast<size_t>(pick)]);
+    }
+  }
+  return out;
+}
+
+void CrestSelector::shuffle_union() {
+  const int64_t k = union_indices_.numel();
+  std::vector<int32_t> perm(static_cast<size_t>(k));
+  for (int64_t i = 0; i < k; ++i) perm[static_cast<size_t>(i)] = static_cast<int32_t>(i);
+  const uint64_t offset = gen_.advance(static_cast<uint64_t>(k));
+  for (int64_t i = k - 1; i > 0; --i) {
+    const int64_t j = philox_below(gen_.seed(), offset, static_cast<uint64_t>(i), static_cast<uint32_t>(i + 1));
+    std::swap(perm[static_cast<size_t>(i)], perm[static_cast<size_t>(j)]);
+  }
+  const Tensor order = Tensor::from_vector(perm, {k}, union_indices_.device());
+  union_indices_ = index_select(union_indices_, order);
+  union_weights_ = index_select(union_weights_, order);
+  cursor_ = 0;
+}
+
+void CrestSelector::select_coresets(const ScoringContext& ctx) {
+  // Lines 4-5: P class-balanced random subsets, scored in one no-gradient pass.
+  std::vector<int32_t> all;
+  std::vector<int64_t> offsets = {0};
+  for (int64_t p = 0; p < p_; ++p) {
+    const std::vector<int32_t> subset = draw_subset();
+    all.insert(all.end(), subset.begin(), subset.end());
+    offsets.push_back(static_cast<int64_t>(all.size()));
+  }
+  const int64_t n = static_cast<int64_t>(all.size());
+  const Tensor candidates = Tensor::from_vector(all, {n}, ctx.device);
+  Tensor labels, features, losses;
+  {
+    NoGradGuard no_grad;
+    const Tensor logits = ctx.logits(candidates).detach();
+    SIEVE_CHECK(logits.defined() && logits.dim() == 2 && logits.size(0) == n, "CREST: ScoringContext::logits returned ",
+                logits.defined() ? logits.description() : std::string("an undefined tensor"), " for ", n,
+                " examples; expected [", n, ", classes]");
+    labels = index_select(ctx.labels, candidates);
+    features = logit_gradients(logits, labels);
+    if (history_) losses = cross_entropy(logits, labels);
+  }
+  if (history_) history_->record(candidates, losses);
+
+  // Line 6: a mini-batch coreset of each subset, weighted by the size of the clusters its examples represent.
+  std::vector<int32_t> union_host;
+  std::vector<float> weights_host;
+  std::vector<Tensor> batch_indices, batch_weights;
+  for (int64_t p = 0; p < p_; ++p) {
+    const int64_t begin = offsets[static_cast<size_t>(p)], end = offsets[static_cast<size_t>(p) + 1];
+    if (end == begin) continue;
+    const Coreset coreset = facility_location_coreset(features.rows(begin, end), labels.rows(begin, end),
+                                                      std::min(options_.batch, end - begin), num_classes_);
+    const std::vector<int32_t> positions = coreset.positions.to(Device::cpu()).to_vector<int32_t>();
+    const std::vector<float> weights = coreset.weights.to(Device::cpu()).to_vector<float>();
+    std::vector<int32_t> indices;
+    for (int32_t pos : positions) indices.push_back(all[static_cast<size_t>(begin + pos)]);
+    union_host.insert(union_host.end(), indices.begin(), indices.end());
+    weights_host.insert(weights_host.end(), weights.begin(), weights.end());
+    const int64_t k = static_cast<int64_t>(indices.size());
+    batch_indices.push_back(Tensor::from_vector(indices, {k}, ctx.device));
+    batch_weights.push_back(Tensor::from_vector(weights, {k}, ctx.device));
+  }
+  SIEVE_CHECK(!union_host.empty(), "CREST: no active examples to select from");
+  const int64_t k = static_cast<int64_t>(union_host.size());
+  union_indices_ = Tensor::from_vector(union_host, {k}, ctx.device);
+  union_weights_ = Tensor::from_vector(weights_host, {k}, ctx.device);
+  random_sets_ = candidates;
+
+  // Line 8: the quadratic model around the current parameters, one Hutchinson probe per mini-batch coreset.
+  std::vector<LossGradientFn> batches;
+  for (size_t p = 0; p < batch_indices.size(); ++p)
+    batches.push_back([&ctx, idx = batch_indices[p], w = batch_weights[p]] { return ctx.loss_gradient(idx, w); });
+  model_ = fit_quadratic_model(ctx.parameters, batches, *estimator_, gen_);
+  gradient_evals_ += 2 * static_cast<int64_t>(batches.size());
+
+  // Line 16: T1 and P from the curvature, relative to the first selection's.
+  const double curvature = model_.hessian_norm();
+  if (selections_ == 0) {
+    initial_curvature_ = curvature;
+  } else if (curvature > 0 && std::isfinite(curvature) && initial_curvature_ > 0) {
+    const double t1 = std::ceil(static_cast<double>(options_.interval_mul) * initial_curvature_ / curvature);
+    t1_ = static_cast<int64_t>(std::clamp(t1, 1.0, 1e9));
+    const int64_t epoch = std::max<int64_t>(1, active_size() / options_.batch);
+    const double p = std::ceil(static_cast<double>(options_.subsets_mul) * static_cast<double>(t1_));
+    p_ = std::clamp<int64_t>(static_cast<int64_t>(std::min(p, 1e9)), 1, epoch);
+  }
+  ++selections_;
+  steps_since_selection_ = 0;
+  need_selection_ = false;
+  shuffle_union();
+}
+
+bool CrestSelector::model_is_valid(const ScoringContext& ctx) {
+  double loss = 0;
+  {
+    NoGradGuard no_grad;
+    const Tensor logits = ctx.logits(random_sets_).detach();
+    loss = mean(cross_entropy(logits, index_select(ctx.labels, random_sets_))).item();
+  }
+  const double predicted = model_.predict(ctx.parameters);
+  const double diff = std::abs(loss - predicted);
+  ++checks_;
+  last_rel_error_ = loss > 0 ? diff / loss : (diff > 0 ? INFINITY : 0.0);
+  return std::isfinite(predicted) && diff <= static_cast<double>(options_.tau) * loss;  // line 15
+}
+
+Selection CrestSelector::select(const ScoringContext& ctx) {
+  if (!initialised_) initialise(ctx);
+  SIEVE_CHECK(ctx.dataset_size == dataset_size_, "CREST: the data set changed from ", dataset_size_, " to ",
+              ctx.dataset_size, " examples");
+  // Lines 13-15: every T1 steps, is the quadratic model still right?
+  if (!need_selection_ && steps_since_selection_ > 0 && steps_since_selection_ % t1_ == 0 && !model_is_valid(ctx))
+    need_selection_ = true;
+  if (need_selection_) select_coresets(ctx);
+  // Line 12: drop learned examples.
+  if (history_ && steps_ > 0) {
+    const int64_t interval =
+        options_.drop_interval > 0 ? options_.drop_interval : 20 * std::max<int64_t>(1, dataset_size_ / options_.batch);
+    if (steps_ % interval == 0) {
+      const int64_t min_active = options_.min_active > 0 ? options_.min_active : (dataset_size_ * 4) / 5;
+      dropped_ += history_->drop_learned(options_.drop_alpha, ctx.labels, num_classes_,
+                                         ceil_div(subset_size_, num_classes_), min_active);
+      refresh_active();
+    }
+  }
+  const int64_t k = union_indices_.numel();
+  const int64_t b = std::min(options_.batch, k);
+  if (cursor_ + b > k) shuffle_union();
+  Selection s{union_indices_.rows(cursor_, cursor_ + b), union_weights_.rows(cursor_, cursor_ + b)};
+  cursor_ += b;
+  ++steps_;
+  ++steps_since_selection_;
+  return s;
+}
+
+std::vector<std::pair<std::string, double>> CrestSelector::stats() const {
+  return {{"crest_selections", static_cast<double>(selections_)},
+          {"crest_checks", static_cast<double>(checks_)},
+          {"crest_T1", static_cast<double>(t1_)},
+          {"crest_P", static_cast<double>(p_)},
+          {"crest_active", static_cast<double>(active_size())},
+          {"crest_rel_error", last_rel_error_},
+          {"crest_gradient_evals", static_cast<double>(gradient_evals_)},
+          {"crest_dropped", static_cast<double>(dropped_)}};
+}
+
+void CrestSelector::save_state(CheckpointState& state, const std::string& prefix) {
+  state.set_generator(prefix + "generator", gen_);
+  state.set_int(prefix + "steps", steps_);
+  state.set_int(prefix + "steps_since_selection", steps_since_selection_);
+  state.set_int(prefix + "T1", t1_);
+  state.set_int(prefix + "P", p_);
+  state.set_int(prefix + "selections", selections_);
+  state.set_int(prefix + "checks", checks_);
+  state.set_int(prefix + "gradient_evals", gradient_evals_);
+  state.set_int(prefix + "dropped", dropped_);
+  state.set_int(prefix + "cursor", cursor_);
+  state.set_int(prefix + "need_selection", need_selection_ ? 1 : 0);
+  state.set_double(prefix + "initial_curvature", initial_curvature_);
+  state.set_double(prefix + "last_rel_error", last_rel_error_);
+  if (selections_ == 0) return;
+  state.set_double(prefix + "loss0", model_.loss0);
+  state.set_int(prefix + "model_tensors", static_cast<int64_t>(model_.origin.size()));
+  std::vector<std::pair<std::string, Tensor>> tensors = {
+      {"union_indices", union_indices_}, {"union_weights", union_weights_}, {"random_sets", random_sets_}};
+  for (size_t k = 0; k < model_.origin.size(); ++k) {
+    tensors.emplace_back("origin." + std::to_string(k), model_.origin[k]);
+    tensors.emplace_back("gradient." + std::to_string(k), model_.gradient[k]);
+    tensors.emplace_back("hessian." + std::to_string(k), model_.hessian_diagonal[k]);
+  }
+  state.add_tensors(tensors, prefix);
+  if (estimator_) state.add_tensors(estimator_->state(), prefix + "hutchinson.");
+  if (history_) state.add_tensors(history_->state(), prefix + "history.");
+}
+
+void CrestSelector::load_state(const CheckpointState& state, const std::string& prefix) {
+  gen_ = state.get_generator(prefix + "generator");
+  steps_ = state.get_int(prefix + "steps");
+  steps_since_selection_ = state.get_int(prefix + "steps_since_selection");
+  t1_ = state.get_int(prefix + "T1");
+  p_ = state.get_int(prefix + "P");
+  selections_ = state.get_int(prefix + "selections");
+  checks_ = state.get_int(prefix + "checks");
+  gradient_evals_ = state.get_int(prefix + "gradient_evals");
+  dropped_ = state.get_int(prefix + "dropped");
+  cursor_ = state.get_int(prefix + "cursor");
+  need_selection_ = state.get_int(prefix + "need_selection") != 0;
+  initial_curvature_ = state.get_double(prefix + "initial_curvature");
+  last_rel_error_ = state.get_double(prefix + "last_rel_error");
+  model_ = QuadraticLossModel{};
+  union_indices_ = union_weights_ = random_sets_ = Tensor();
+  pending_estimator_ = state.with_prefix(prefix + "hutchinson.");
+  pending_history_ = state.with_prefix(prefix + "history.");
+  if (selections_ > 0) {
+    auto tensor = [&](const std::string& name) {
+      const Tensor t = state.find(prefix + name);
+      SIEVE_CHECK(t.defined(), "CREST: the checkpoint has no tensor '", prefix + name, "'");
+      return t;
+    };
+    model_.loss0 = state.get_double(prefix + "loss0");
+    const int64_t count = state.get_int(prefix + "model_tensors");
+    for (int64_t k = 0; k < count; ++k) {
+      model_.origin.push_back(tensor("origin." + std::to_string(k)));
+      model_.gradient.push_back(tensor("gradient." + std::to_string(k)));
+      model_.hessian_diagonal.push_back(tensor("hessian." + std::to_string(k)));
+    }
+    union_indices_ = tensor("union_indices");
+    union_weights_ = tensor("union_weights");
+    random_sets_ = tensor("random_sets");
+  }
+  SIEVE_CHECK(!options_.drop_learned || selections_ == 0 || !pending_history_.empty(),
+              "CREST: --drop-learned is on but the checkpoint has no loss history");
+  initialised_ = false;  // the next select() moves everything to the training device
+}
+
+}  // namespace sieve
