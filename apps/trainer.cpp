@@ -52,6 +52,7 @@ Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device dev
               to_string(device));
 
   set_allow_tf32(options.tf32);
+  set_matmul_precision(parse_matmul_precision(options.mixed_precision));
   const Generator root(options.seed);
   augment_gen_ = root.fork(kRunAugmentStream);
   Generator init = root.fork(kRunInitStream);
