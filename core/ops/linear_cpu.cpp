@@ -23,6 +23,7 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
 // of cuda::gemm_bf16 up to the order of accumulation (Note [bf16 products]).
 void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                const float* b, float beta, float* c) {
+  if (m == 0 || n == 0) return;
   thread_local std::vector<float> a16, b16;
   if (a16.size() < static_cast<size_t>(m * k)) a16.resize(static_cast<size_t>(m * k));
   if (b16.size() < static_cast<size_t>(k * n)) b16.resize(static_cast<size_t>(k * n));
