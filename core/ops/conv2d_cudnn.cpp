@@ -105,10 +105,11 @@ cudnnConvolutionDescriptor_t conv_desc(const Conv2dShape& s, cudnnMathType_t mat
 //     candidate (tens of milliseconds per direction and shape, with trial workspaces of up to gigabytes).
 // The price is an occasional slower kernel than Find would pick; sieve-bench measures the convolutions, and a
 // switch to Find is confined to this function. From the ranked list we take the first supported result whose
-// math type the TF32 setting allows (Note [conv tf32]; bf16 plans allow tensor cores), preferring deterministic algorithms (no atomics: a
-// rerun gives bit-identical gradients) over faster non-deterministic ones. If none qualifies, algorithm 0 of the
-// direction, which supports every float32 NCHW convolution, runs with the descriptor's own math type (for a
-// bf16 plan, cuDNN reports an unsupported configuration through the checked call).
+// math type the TF32 setting allows (Note [conv tf32]; bf16 plans allow tensor cores), preferring deterministic
+// algorithms (no atomics: a rerun gives bit-identical gradients) over faster non-deterministic ones. If none
+// qualifies, algorithm 0 of the direction, which supports every float32 NCHW convolution, runs with the
+// descriptor's own math type (for a bf16 plan, cuDNN reports an unsupported configuration through the checked
+// call).
 template <typename Perf>
 const Perf* choose(const Perf* results, int count, bool tensor_ops) {
   const Perf* first_allowed = nullptr;
