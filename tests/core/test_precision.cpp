@@ -478,5 +478,34 @@ TEST_P(Conv2dBf16OnDevice, ForwardAndGradientsMatchCpu) {
 
 SIEVE_INSTANTIATE_DEVICE_TESTS(Conv2dBf16OnDevice);
 
+class Conv2dBf16Gpu : public GpuTest {};
+
+// One shape in float32, then bf16, then float32 again: each call finds the cuDNN plan of its own precision
+// (Note [conv plans]), so each matches the CPU in its precision.
+TEST_F(Conv2dBf16Gpu, PrecisionIsPartOfThePlanKey) {
+  const bool tf32 = allow_tf32();
+  set_allow_tf32(false);  // exact float32 on the GPU (Note [conv tf32])
+  const Conv2dShape s{4, 8, 10, 10, 16, 3, 3, 1, 1, 1, 1};
+  const Tensor x = random_tensor(x_shape(s), 260), w = random_tensor(w_shape(s), 261);
+  const Tensor b = random_tensor({s.k}, 262), dy = random_tensor(y_shape(s), 263);
+  for (MatmulPrecision precision : {MatmulPrecision::F32, MatmulPrecision::BF16, MatmulPrecision::F32}) {
+    const MatmulPrecisionScope scope(precision);
+    const ConvResult ref = run_conv(s, x, w, b, dy, Device::cpu());
+    const ConvResult got = run_conv(s, x, w, b, dy, Device::cuda(0));
+    // float32: sums of 72 (y), 144 (dx) and 400 (dw) terms below 1 in another order, ~1e-5, up to ~10x more
+    // through Winograd or FFT transforms (as in Conv2dOnDevice); bf16 inputs would be off by ~1e-2.
+    if (precision == MatmulPrecision::F32) {
+      EXPECT_TRUE(all_close(got.y, ref.y, 1e-3f, 1e-4f)) << "float32 forward";
+      EXPECT_TRUE(all_close(got.dx, ref.dx, 1e-3f, 1e-4f)) << "float32 input gradient";
+      EXPECT_TRUE(all_close(got.dw, ref.dw, 1e-3f, 1e-4f)) << "float32 weight gradient";
+    } else {
+      EXPECT_TRUE(within_one_bf16_ulp_mostly_equal(without_bias(got.y, b), without_bias(ref.y, b), 1e-5f));
+      EXPECT_TRUE(within_one_bf16_ulp_mostly_equal(got.dx, ref.dx)) << "bf16 input gradient";
+      EXPECT_TRUE(within_one_bf16_ulp_mostly_equal(got.dw, ref.dw)) << "bf16 weight gradient";
+    }
+  }
+  set_allow_tf32(tf32);
+}
+
 }  // namespace
 }  // namespace sieve
