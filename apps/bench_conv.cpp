@@ -54,7 +54,9 @@ void run_pass(Device device, Pass pass, const Conv2dShape& s, const Tensor& x, c
   }
 }
 
-void convolution_section(Table& t, const Options& o, const std::string& math) {
+// `math` names the rows; `precision` is the products' (Note [bf16 products]: each has its own cuDNN plans).
+void convolution_section(Table& t, const Options& o, const std::string& math,
+                         MatmulPrecision precision = MatmulPrecision::F32) {
   const Device dev = o.device;
   const int64_t n = dev.is_cuda() ? kGpuConvBatch : kCpuConvBatch;
   const struct {
@@ -62,7 +64,8 @@ void convolution_section(Table& t, const Options& o, const std::string& math) {
     const char* name;
   } passes[] = {{Pass::Forward, "conv2d_fwd"}, {Pass::BackwardData, "conv2d_bwd_data"},
                 {Pass::BackwardFilter, "conv2d_bwd_filter"}};
-  for (const Conv2dShape& s : wrn_28_2_shapes(n)) {
+  for (Conv2dShape s : wrn_28_2_shapes(n)) {
+    s.precision = precision;
     const std::string size = describe(s);
     bool wanted = false;
     for (const auto& p : passes) wanted = wanted || t.wants(std::string(p.name) + " " + math, size);
@@ -114,6 +117,20 @@ void convolution_cases(Table& t, const Options& o) {
   t.section("convolutions, TF32 on", note + ", so it may pass 100%");
   convolution_section(t, o, "tf32");
   set_allow_tf32(before);
+  // Note [bf16 products]: inputs cast to bf16 (the casts are timed with the product), float32 accumulation.
+  t.section("convolutions, BF16 products", note + "; casts to and from bf16 included, so it may pass 100%");
+  convolution_section(t, o, "bf16", MatmulPrecision::BF16);
+  const int64_t n = 4096;
+  if (t.wants("matmul bf16", std::to_string(n) + "^3")) {
+    Generator gen(11);
+    const Tensor a = normal({n, n}, gen, o.device), b = normal({n, n}, gen, o.device);
+    t.add({.name = "matmul bf16", .size = std::to_string(n) + "^3", .flops = 2.0 * n * n * n, .items = double(n),
+           .unit = "rows/s"},
+          [&] {
+            const MatmulPrecisionScope bf16(MatmulPrecision::BF16);
+            matmul(a, b);
+          });
+  }
 }
 
 }  // namespace sieve::bench

@@ -108,6 +108,10 @@ int run(int argc, char** argv) {
   app.add_flag("--augment", o.augment, "random crop (4-pixel padding) and horizontal flip of training images");
   bool no_tf32 = false;
   app.add_flag("--no-tf32", no_tf32, "full float32 convolutions on the GPU (TF32 tensor cores are on by default)");
+  app.add_option("--mixed-precision", o.mixed_precision,
+                 "none|bf16: bf16 multiplies inputs of convolutions and matrix products rounded to bfloat16, "
+                 "accumulating in float32; weights, gradients and optimizer state stay float32 (default none)")
+      ->check(CLI::IsMember({"none", "bf16"}));
   app.add_option("--sampler", samplers,
                  "uniform|loss|upper-bound|srs|random-subset|online-batch|crest, or a comma-separated list run one\n"
                  "after the other at equal budget")

@@ -92,6 +92,7 @@ Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device dev
               "--sequence ", options.sequence);
 
   set_allow_tf32(options.tf32);
+  set_matmul_precision(parse_matmul_precision(options.mixed_precision));
   const Generator root(options.seed);
   if (view == SequenceView::Pixels) {
     // Note [sequence view]: built once per run on the device, test split with the training split's order; the

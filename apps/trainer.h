@@ -47,6 +47,7 @@ struct TrainOptions {
   uint64_t seed = 0;
   bool augment = false;        // random crop (4-pixel padding) and horizontal flip of training batches
   bool tf32 = true;            // TF32 tensor cores for convolutions (core/ops/conv2d.h, Note [conv tf32])
+  std::string mixed_precision;  // "" or "none": float32 products; "bf16" (core/ops/precision.h, Note [bf16 products])
   std::string checkpoint;      // write a checkpoint here every `checkpoint_every` steps and at the end
   int64_t checkpoint_every = 0;
   std::string resume;          // continue the run saved in this checkpoint

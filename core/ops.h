@@ -10,6 +10,7 @@
 #include "core/ops/linear.h"
 #include "core/ops/lstm.h"
 #include "core/ops/pool.h"
+#include "core/ops/precision.h"
 #include "core/ops/reduce.h"
 #include "core/ops/softmax.h"
 #include "core/random.h"

@@ -21,7 +21,7 @@ Conv2dShape conv2d_shape(const Tensor& x, const Tensor& w, const Tensor& bias, c
               p.stride_w);
   SIEVE_CHECK(p.pad_h >= 0 && p.pad_w >= 0, "conv2d: padding must not be negative, got ", p.pad_h, "x", p.pad_w);
   Conv2dShape s{x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2), w.size(3),
-                p.stride_h, p.stride_w, p.pad_h, p.pad_w};
+                p.stride_h, p.stride_w, p.pad_h, p.pad_w, matmul_precision()};
   SIEVE_CHECK(s.c == w.size(1), "conv2d: input ", x.description(), " has ", s.c, " channels but weight ",
               w.description(), " expects ", w.size(1));
   SIEVE_CHECK(s.c > 0 && s.h > 0 && s.w > 0, "conv2d: empty input image ", x.description());

@@ -5,6 +5,7 @@
 #include <compare>
 #include <cstdint>
 
+#include "core/ops/precision.h"
 #include "core/tensor.h"
 
 namespace sieve {
@@ -17,7 +18,8 @@ struct Conv2dParams {
 // y[n, k, p, q] = bias[k] + sum_{c, r, s} x[n, c, p * stride_h - pad_h + r, q * stride_w - pad_w + s] w[k, c, r, s]
 // x [N, C, H, W], w [K, C, R, S], bias [K] or undefined  ->  y [N, K, P, Q],
 // P = (H + 2 pad_h - R) / stride_h + 1, Q = (W + 2 pad_w - S) / stride_w + 1.
-// Differentiable in x (only computed when x requires a gradient), w and bias.
+// Differentiable in x (only computed when x requires a gradient), w and bias. The three products run in the
+// precision of matmul_precision() at the forward call (core/ops/precision.h, Note [bf16 products]).
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams params = {});
 
 // Note [conv tf32]: whether cuDNN may run float32 convolutions on TF32 tensor cores (Ampere and newer): inputs
@@ -26,8 +28,9 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams
 // permits TF32 on sm_80+, and cuDNN may pick a kernel whose math type is CUDNN_TENSOR_OP_MATH; kernels that
 // would down-convert to half precision (CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) are never used. Off:
 // CUDNN_FMA_MATH, exact float32 FMA kernels only (CUDNN_DEFAULT_MATH would not do: it permits TF32). The CPU
-// path is always float32. The caller decides; tests that compare a GPU with the CPU turn it off. A process-wide
-// setting, read at each call, so a change applies to the next convolution.
+// path never uses TF32. The caller decides; tests that compare a GPU with the CPU turn it off. A process-wide
+// setting, read at each call, so a change applies to the next convolution. It has no effect on convolutions in
+// MatmulPrecision::BF16 (Note [bf16 products]), whose inputs are already bf16.
 void set_allow_tf32(bool allow);
 bool allow_tf32();
 
@@ -36,6 +39,9 @@ struct Conv2dShape {
   int64_t n = 0, c = 0, h = 0, w = 0;  // input x [n, c, h, w]
   int64_t k = 0, r = 0, s = 0;         // filters w [k, c, r, s]
   int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0;
+  // BF16: inputs of the products rounded to bf16, float32 accumulation, each product's result (y without its
+  // bias, dx, dw) rounded to bf16 once (Note [bf16 products]). Part of the cuDNN plan key.
+  MatmulPrecision precision = MatmulPrecision::F32;
   int64_t p() const { return (h + 2 * pad_h - r) / stride_h + 1; }  // output height
   int64_t q() const { return (w + 2 * pad_w - s) / stride_w + 1; }  // output width
   auto operator<=>(const Conv2dShape&) const = default;  // a key of the cuDNN plan cache

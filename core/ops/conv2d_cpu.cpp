@@ -20,6 +20,7 @@
 
 #include "core/ops/conv2d.h"
 #include "core/ops/linear.h"
+#include "core/ops/precision.h"
 
 namespace sieve::cpu {
 namespace {
@@ -113,6 +114,17 @@ void gather_dy(const Conv2dShape& s, const float* dy, int64_t n0, int64_t g, flo
       std::memcpy(dy_g + k * g * PQ + i * PQ, dy + ((n0 + i) * s.k + k) * PQ, static_cast<size_t>(PQ) * sizeof(float));
 }
 
+// A GEMM in the convolution's precision. In BF16 (Note [bf16 products]) the operands are rounded to bf16 by
+// gemm_bf16 and the caller rounds the finished result (y before its bias, dx, dw) once, as cuDNN writes a bf16
+// output; dw accumulates over groups in float32 before that rounding, as cuDNN accumulates over the batch.
+void product(const Conv2dShape& s, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a,
+             const float* b, float beta, float* c) {
+  if (s.precision == MatmulPrecision::BF16)
+    gemm_bf16(trans_a, trans_b, m, n, k, 1.f, a, b, beta, c);
+  else
+    gemm(trans_a, trans_b, m, n, k, 1.f, a, b, beta, c);
+}
+
 }  // namespace
 
 void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
@@ -122,7 +134,8 @@ void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const floa
   for (int64_t n0 = 0; n0 < s.n; n0 += G) {
     const int64_t g = std::min(G, s.n - n0), ld = g * PQ;
     for (int64_t i = 0; i < g; ++i) im2col(s, x + (n0 + i) * CHW, col + i * PQ, ld);
-    gemm(false, false, s.k, ld, CRS, 1.f, w, col, 0.f, out);
+    product(s, false, false, s.k, ld, CRS, w, col, 0.f, out);
+    if (s.precision == MatmulPrecision::BF16) round_to_bf16(out, out, s.k * ld);
     for (int64_t i = 0; i < g; ++i)
       for (int64_t k = 0; k < s.k; ++k) {
         const float* from = out + k * ld + i * PQ;
@@ -140,9 +153,10 @@ void conv2d_bwd_data(const Conv2dShape& s, const float* dy, const float* w, floa
   for (int64_t n0 = 0; n0 < s.n; n0 += G) {
     const int64_t g = std::min(G, s.n - n0), ld = g * PQ;
     gather_dy(s, dy, n0, g, dy_g);
-    gemm(true, false, CRS, ld, s.k, 1.f, w, dy_g, 0.f, col);
+    product(s, true, false, CRS, ld, s.k, w, dy_g, 0.f, col);
     for (int64_t i = 0; i < g; ++i) col2im(s, col + i * PQ, ld, dx + (n0 + i) * CHW);
   }
+  if (s.precision == MatmulPrecision::BF16) round_to_bf16(dx, dx, s.n * CHW);
 }
 
 void conv2d_bwd_filter(const Conv2dShape& s, const float* x, const float* dy, float* dw) {
@@ -155,8 +169,9 @@ void conv2d_bwd_filter(const Conv2dShape& s, const float* x, const float* dy, fl
     for (int64_t i = 0; i < g; ++i) im2col(s, x + (n0 + i) * CHW, col + i * PQ, ld);
     gather_dy(s, dy, n0, g, dy_g);
     // The first group overwrites dw, the others accumulate.
-    gemm(false, true, s.k, CRS, ld, 1.f, dy_g, col, n0 == 0 ? 0.f : 1.f, dw);
+    product(s, false, true, s.k, CRS, ld, dy_g, col, n0 == 0 ? 0.f : 1.f, dw);
   }
+  if (s.precision == MatmulPrecision::BF16) round_to_bf16(dw, dw, s.k * CRS);
 }
 
 void conv2d_bwd_bias(const Conv2dShape& s, const float* dy, float* dbias) {

@@ -8,17 +8,22 @@
 
 #include "core/ops/conv2d.h"
 #include "core/ops/cudnn_common.h"
+#include "core/ops/precision.h"
+#include "core/ops/scratch.h"
 
 namespace sieve::cuda {
 namespace {
 
-// Note [conv plans]: the descriptors of one (device, shape, TF32 setting) and the algorithm of each direction
-// are built once, on the first call with that shape, and cached for the life of the process. A training run
+// Note [conv plans]: the descriptors of one (device, shape and precision, TF32 setting) and the algorithm of each
+// direction are built once, on the first call with that shape, and cached for the life of the process. A training run
 // meets a handful of shapes (each layer, the last partial batch, the pre-sample and the selected batch of a
 // sampler), so the cache stays small and a step does no descriptor or algorithm work. Plans are immutable once
 // built, so callers use them outside the lock.
 struct Plan {
-  cudnnTensorDescriptor_t x = nullptr, y = nullptr, bias = nullptr;
+  // x, w and y in the data type of the products: float32, or bf16 (Note [bf16 products]: cuDNN's legacy API
+  // takes bf16 x, w and y with float32 compute, its PSEUDO_BFLOAT16 configuration, in all three directions).
+  // y_f32 describes the float32 y of the op, which the bias is added to and summed from.
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr, y_f32 = nullptr, bias = nullptr;
   cudnnFilterDescriptor_t w = nullptr;
   // One convolution descriptor per direction: each carries the math type its algorithm was chosen with, which
   // cuDNN needs together with the algorithm (Note [conv algorithm choice]).
@@ -32,7 +37,7 @@ struct Plan {
   Plan(const Plan&) = delete;
   Plan& operator=(const Plan&) = delete;
   ~Plan() {  // only reached when building a plan fails: cached plans live as long as the process
-    for (cudnnTensorDescriptor_t d : {x, y, bias})
+    for (cudnnTensorDescriptor_t d : {x, y, y_f32, bias})
       if (d) cudnnDestroyTensorDescriptor(d);
     if (w) cudnnDestroyFilterDescriptor(w);
     for (cudnnConvolutionDescriptor_t d : {fwd, bwd_data, bwd_filter})
@@ -49,11 +54,11 @@ struct PlanKey {
 
 int to_int(int64_t v) { return static_cast<int>(v); }  // range checked once, in make_plan
 
-cudnnTensorDescriptor_t tensor_desc(int64_t n, int64_t c, int64_t h, int64_t w) {
+cudnnTensorDescriptor_t tensor_desc(cudnnDataType_t type, int64_t n, int64_t c, int64_t h, int64_t w) {
   cudnnTensorDescriptor_t d = nullptr;
   SIEVE_CUDNN_CHECK(cudnnCreateTensorDescriptor(&d));
-  SIEVE_CUDNN_CHECK(cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, to_int(n), to_int(c),
-                                               to_int(h), to_int(w)));
+  SIEVE_CUDNN_CHECK(
+      cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, type, to_int(n), to_int(c), to_int(h), to_int(w)));
   return d;
 }
 
@@ -76,17 +81,19 @@ cudnnConvolutionDescriptor_t conv_desc(const Conv2dShape& s, cudnnMathType_t mat
 //     candidate (tens of milliseconds per direction and shape, with trial workspaces of up to gigabytes).
 // The price is an occasional slower kernel than Find would pick; sieve-bench measures the convolutions, and a
 // switch to Find is confined to this function. From the ranked list we take the first supported result whose
-// math type the TF32 setting allows (Note [conv tf32]), preferring deterministic algorithms (no atomics: a
-// rerun gives bit-identical gradients) over faster non-deterministic ones. If none qualifies, algorithm 0 of the
-// direction, which supports every float32 NCHW convolution, runs with the descriptor's own math type.
+// math type the TF32 setting allows (Note [conv tf32]; bf16 plans allow tensor cores), preferring deterministic
+// algorithms (no atomics: a rerun gives bit-identical gradients) over faster non-deterministic ones. If none
+// qualifies, algorithm 0 of the direction, which supports every float32 NCHW convolution, runs with the
+// descriptor's own math type (for a bf16 plan, cuDNN reports an unsupported configuration through the checked
+// call).
 template <typename Perf>
-const Perf* choose(const Perf* results, int count, bool tf32) {
+const Perf* choose(const Perf* results, int count, bool tensor_ops) {
   const Perf* first_allowed = nullptr;
   for (int i = 0; i < count; ++i) {
     const Perf& r = results[i];
     if (r.status != CUDNN_STATUS_SUCCESS) continue;
     if (r.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;  // may down-convert to half precision
-    if (!tf32 && r.mathType != CUDNN_FMA_MATH) continue;
+    if (!tensor_ops && r.mathType != CUDNN_FMA_MATH) continue;
     if (r.determinism == CUDNN_DETERMINISTIC) return &r;
     if (!first_allowed) first_allowed = &r;
   }
@@ -98,15 +105,20 @@ std::unique_ptr<Plan> make_plan(cudnnHandle_t h, const Conv2dShape& s, bool tf32
   for (int64_t count : {s.n * s.c * s.h * s.w, s.k * s.c * s.r * s.s, s.n * s.k * s.p() * s.q()})
     SIEVE_CHECK(count <= INT_MAX, "conv2d on a GPU: a tensor of ", count,
                 " elements exceeds cuDNN's limit of 2^31 - 1; split the batch");
+  const bool bf16 = s.precision == MatmulPrecision::BF16;
+  const cudnnDataType_t type = bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
   auto p = std::make_unique<Plan>();
-  p->x = tensor_desc(s.n, s.c, s.h, s.w);
-  p->y = tensor_desc(s.n, s.k, s.p(), s.q());
-  p->bias = tensor_desc(1, s.k, 1, 1);
+  p->x = tensor_desc(type, s.n, s.c, s.h, s.w);
+  p->y = tensor_desc(type, s.n, s.k, s.p(), s.q());
+  p->y_f32 = tensor_desc(CUDNN_DATA_FLOAT, s.n, s.k, s.p(), s.q());
+  p->bias = tensor_desc(CUDNN_DATA_FLOAT, 1, s.k, 1, 1);
   SIEVE_CUDNN_CHECK(cudnnCreateFilterDescriptor(&p->w));
-  SIEVE_CUDNN_CHECK(cudnnSetFilter4dDescriptor(p->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, to_int(s.k), to_int(s.c),
-                                               to_int(s.r), to_int(s.s)));
-  // CUDNN_DEFAULT_MATH permits TF32 on sm_80+; CUDNN_FMA_MATH forbids it (Note [conv tf32]).
-  const cudnnMathType_t math = tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+  SIEVE_CUDNN_CHECK(cudnnSetFilter4dDescriptor(p->w, type, CUDNN_TENSOR_NCHW, to_int(s.k), to_int(s.c), to_int(s.r),
+                                               to_int(s.s)));
+  // CUDNN_DEFAULT_MATH permits TF32 on sm_80+; CUDNN_FMA_MATH forbids it (Note [conv tf32]). bf16 data runs on
+  // tensor cores only under CUDNN_TENSOR_OP_MATH (CUDNN_DEFAULT_MATH's tensor ops are TF32's, for float data).
+  const bool tensor_ops = bf16 || tf32;
+  const cudnnMathType_t math = bf16 ? CUDNN_TENSOR_OP_MATH : tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
   p->fwd = conv_desc(s, math);
   p->bwd_data = conv_desc(s, math);
   p->bwd_filter = conv_desc(s, math);
@@ -120,7 +132,7 @@ std::unique_ptr<Plan> make_plan(cudnnHandle_t h, const Conv2dShape& s, bool tf32
   cudnnConvolutionFwdAlgoPerf_t fwd[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
   SIEVE_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, p->x, p->w, p->fwd, p->y,
                                                            CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, fwd));
-  if (const auto* best = choose(fwd, count, tf32)) {
+  if (const auto* best = choose(fwd, count, tensor_ops)) {
     p->fwd_algo = best->algo;
     SIEVE_CUDNN_CHECK(cudnnSetConvolutionMathType(p->fwd, best->mathType));
   }
@@ -130,7 +142,7 @@ std::unique_ptr<Plan> make_plan(cudnnHandle_t h, const Conv2dShape& s, bool tf32
   cudnnConvolutionBwdDataAlgoPerf_t data[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
   SIEVE_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p->w, p->y, p->bwd_data, p->x,
                                                                 CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, data));
-  if (const auto* best = choose(data, count, tf32)) {
+  if (const auto* best = choose(data, count, tensor_ops)) {
     p->bwd_data_algo = best->algo;
     SIEVE_CUDNN_CHECK(cudnnSetConvolutionMathType(p->bwd_data, best->mathType));
   }
@@ -140,7 +152,7 @@ std::unique_ptr<Plan> make_plan(cudnnHandle_t h, const Conv2dShape& s, bool tf32
   cudnnConvolutionBwdFilterAlgoPerf_t filter[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
   SIEVE_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
       h, p->x, p->y, p->bwd_filter, p->w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, filter));
-  if (const auto* best = choose(filter, count, tf32)) {
+  if (const auto* best = choose(filter, count, tensor_ops)) {
     p->bwd_filter_algo = best->algo;
     SIEVE_CUDNN_CHECK(cudnnSetConvolutionMathType(p->bwd_filter, best->mathType));
   }
@@ -149,7 +161,8 @@ std::unique_ptr<Plan> make_plan(cudnnHandle_t h, const Conv2dShape& s, bool tf32
   return p;
 }
 
-// The plan of `s` on the current device under the current TF32 setting (Note [conv plans]).
+// The plan of `s` (its shape and precision) on the current device under the current TF32 setting (Note [conv
+// plans]).
 const Plan& plan_for(cudnnHandle_t h, const Conv2dShape& s) {
   static std::mutex mutex;
   // Never destroyed: destroying descriptors during static destruction may run after cuDNN is unloaded.
@@ -162,39 +175,63 @@ const Plan& plan_for(cudnnHandle_t h, const Conv2dShape& s) {
   return *it->second;
 }
 
-const float kOne = 1.f, kZero = 0.f;  // cuDNN's alpha and beta for float data
+const float kOne = 1.f, kZero = 0.f;  // cuDNN's alpha and beta for float data and float compute (bf16 too)
+
+// The bf16 copy of n floats of x in `scratch` (Note [bf16 products]); x itself for a float32 plan.
+const void* product_input(const Conv2dShape& s, const float* x, int64_t n, DeviceScratch& scratch) {
+  if (s.precision != MatmulPrecision::BF16) return x;
+  float_to_bf16(x, scratch.as<uint16_t>(), n);
+  return scratch.data();
+}
+
+// The bytes of a product's bf16 copy of n elements; none for float32.
+size_t bf16_bytes(const Conv2dShape& s, int64_t n) {
+  return s.precision == MatmulPrecision::BF16 ? static_cast<size_t>(n) * sizeof(uint16_t) : 0;
+}
 
 }  // namespace
 
 void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
   cudnnHandle_t h = cudnn_handle();
   const Plan& p = plan_for(h, s);
-  Workspace ws(p.fwd_bytes);
-  SIEVE_CUDNN_CHECK(cudnnConvolutionForward(h, &kOne, p.x, x, p.w, w, p.fwd, p.fwd_algo, ws.data(), ws.bytes(),
-                                            &kZero, p.y, y));
-  if (bias) SIEVE_CUDNN_CHECK(cudnnAddTensor(h, &kOne, p.bias, bias, &kOne, p.y, y));  // y += bias[k], broadcast
+  const int64_t nx = s.n * s.c * s.h * s.w, nw = s.k * s.c * s.r * s.s, ny = s.n * s.k * s.p() * s.q();
+  DeviceScratch ws(p.fwd_bytes), x16(bf16_bytes(s, nx)), w16(bf16_bytes(s, nw)), y16(bf16_bytes(s, ny));
+  const bool bf16 = s.precision == MatmulPrecision::BF16;
+  SIEVE_CUDNN_CHECK(cudnnConvolutionForward(h, &kOne, p.x, product_input(s, x, nx, x16), p.w,
+                                            product_input(s, w, nw, w16), p.fwd, p.fwd_algo, ws.data(), ws.bytes(),
+                                            &kZero, p.y, bf16 ? y16.data() : y));
+  if (bf16) bf16_to_float(y16.as<uint16_t>(), y, ny);
+  if (bias) SIEVE_CUDNN_CHECK(cudnnAddTensor(h, &kOne, p.bias, bias, &kOne, p.y_f32, y));  // y += bias[k], broadcast
 }
 
 void conv2d_bwd_data(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
   cudnnHandle_t h = cudnn_handle();
   const Plan& p = plan_for(h, s);
-  Workspace ws(p.bwd_data_bytes);
-  SIEVE_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &kOne, p.w, w, p.y, dy, p.bwd_data, p.bwd_data_algo, ws.data(),
-                                                 ws.bytes(), &kZero, p.x, dx));
+  const int64_t nx = s.n * s.c * s.h * s.w, nw = s.k * s.c * s.r * s.s, ny = s.n * s.k * s.p() * s.q();
+  DeviceScratch ws(p.bwd_data_bytes), w16(bf16_bytes(s, nw)), dy16(bf16_bytes(s, ny)), dx16(bf16_bytes(s, nx));
+  const bool bf16 = s.precision == MatmulPrecision::BF16;
+  SIEVE_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &kOne, p.w, product_input(s, w, nw, w16), p.y,
+                                                 product_input(s, dy, ny, dy16), p.bwd_data, p.bwd_data_algo,
+                                                 ws.data(), ws.bytes(), &kZero, p.x, bf16 ? dx16.data() : dx));
+  if (bf16) bf16_to_float(dx16.as<uint16_t>(), dx, nx);
 }
 
 void conv2d_bwd_filter(const Conv2dShape& s, const float* x, const float* dy, float* dw) {
   cudnnHandle_t h = cudnn_handle();
   const Plan& p = plan_for(h, s);
-  Workspace ws(p.bwd_filter_bytes);
-  SIEVE_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &kOne, p.x, x, p.y, dy, p.bwd_filter, p.bwd_filter_algo,
-                                                   ws.data(), ws.bytes(), &kZero, p.w, dw));
+  const int64_t nx = s.n * s.c * s.h * s.w, nw = s.k * s.c * s.r * s.s, ny = s.n * s.k * s.p() * s.q();
+  DeviceScratch ws(p.bwd_filter_bytes), x16(bf16_bytes(s, nx)), dy16(bf16_bytes(s, ny)), dw16(bf16_bytes(s, nw));
+  const bool bf16 = s.precision == MatmulPrecision::BF16;
+  SIEVE_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &kOne, p.x, product_input(s, x, nx, x16), p.y,
+                                                   product_input(s, dy, ny, dy16), p.bwd_filter, p.bwd_filter_algo,
+                                                   ws.data(), ws.bytes(), &kZero, p.w, bf16 ? dw16.data() : dw));
+  if (bf16) bf16_to_float(dw16.as<uint16_t>(), dw, nw);
 }
 
 void conv2d_bwd_bias(const Conv2dShape& s, const float* dy, float* dbias) {
   cudnnHandle_t h = cudnn_handle();
   const Plan& p = plan_for(h, s);
-  SIEVE_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &kOne, p.y, dy, &kZero, p.bias, dbias));
+  SIEVE_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, &kOne, p.y_f32, dy, &kZero, p.bias, dbias));
 }
 
 }  // namespace sieve::cuda

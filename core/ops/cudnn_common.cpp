@@ -21,14 +21,4 @@ cudnnHandle_t cudnn_handle() {
   return handles[device];
 }
 
-Workspace::Workspace(size_t bytes) : bytes_(bytes) {
-  if (bytes_ == 0) return;
-  SIEVE_CUDA_CHECK(cudaGetDevice(&device_));
-  ptr_ = device_malloc(bytes_, device_);
-}
-
-Workspace::~Workspace() {
-  if (ptr_) device_free(ptr_, device_);
-}
-
 }  // namespace sieve::cuda

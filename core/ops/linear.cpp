@@ -2,6 +2,7 @@
 
 #include "core/autograd.h"
 #include "core/ops/dispatch.h"
+#include "core/ops/precision.h"
 
 namespace sieve {
 namespace {
@@ -13,9 +14,17 @@ Tensor bias_grad(const Tensor& g) {
   return gb;
 }
 
-}  // namespace
+// C = op(A) op(B) in the given precision (Note [bf16 products]).
+void gemm_as(MatmulPrecision precision, Device device, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+             const float* a, const float* b, float* c) {
+  if (precision == MatmulPrecision::BF16)
+    SIEVE_DISPATCH(device, gemm_bf16, trans_a, trans_b, m, n, k, 1.f, a, b, 0.f, c);
+  else
+    SIEVE_DISPATCH(device, gemm, trans_a, trans_b, m, n, k, 1.f, a, b, 0.f, c);
+}
 
-Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
+// matmul in a given precision; the backward pass multiplies in the precision of its forward pass.
+Tensor matmul_as(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b, MatmulPrecision precision) {
   check_dim(a, 2, "matmul left operand");
   check_dim(b, 2, "matmul right operand");
   check_dtype(a, DType::F32, "matmul left operand");
@@ -26,18 +35,23 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
   SIEVE_CHECK(k == kb, "matmul: inner dimensions differ: ", a.description(), (trans_a ? "^T" : ""), " @ ",
               b.description(), (trans_b ? "^T" : ""));
   Tensor c = Tensor::empty({m, n}, DType::F32, a.device());
-  SIEVE_DISPATCH(a.device(), gemm, trans_a, trans_b, m, n, k, 1.f, a.data<float>(), b.data<float>(), 0.f,
-                 c.data<float>());
+  gemm_as(precision, a.device(), trans_a, trans_b, m, n, k, a.data<float>(), b.data<float>(), c.data<float>());
   if (needs_grad({&a, &b})) {
     Tensor sa = a.detach(), sb = b.detach();
-    record(c, "matmul", {a, b}, [sa, sb, trans_a, trans_b](const Tensor& g) {
+    record(c, "matmul", {a, b}, [sa, sb, trans_a, trans_b, precision](const Tensor& g) {
       // C = A B: dA = G B^T, dB = A^T G; transposed operands swap roles accordingly.
-      Tensor ga = trans_a ? matmul(sb, g, trans_b, true) : matmul(g, sb, false, !trans_b);
-      Tensor gb = trans_b ? matmul(g, sa, true, trans_a) : matmul(sa, g, !trans_a, false);
+      Tensor ga = trans_a ? matmul_as(sb, g, trans_b, true, precision) : matmul_as(g, sb, false, !trans_b, precision);
+      Tensor gb = trans_b ? matmul_as(g, sa, true, trans_a, precision) : matmul_as(sa, g, !trans_a, false, precision);
       return std::vector<Tensor>{ga, gb};
     });
   }
   return c;
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b) {
+  return matmul_as(a, b, trans_a, trans_b, matmul_precision());
 }
 
 Tensor add_bias(const Tensor& x, const Tensor& bias) {
@@ -70,9 +84,9 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     SIEVE_CHECK(bias.dim() == 1 && bias.size(0) == out, "linear: bias ", bias.description(), " does not match ",
                 out, " outputs");
   }
+  const MatmulPrecision precision = matmul_precision();
   Tensor y = Tensor::empty({n, out}, DType::F32, x.device());
-  SIEVE_DISPATCH(x.device(), gemm, false, true, n, out, in, 1.f, x.data<float>(), weight.data<float>(), 0.f,
-                 y.data<float>());
+  gemm_as(precision, x.device(), false, true, n, out, in, x.data<float>(), weight.data<float>(), y.data<float>());
   if (bias.defined())
     SIEVE_DISPATCH(x.device(), bias_add, y.data<float>(), bias.data<float>(), y.data<float>(), n, out);
   if (needs_grad({&x, &weight, &bias})) {
@@ -81,8 +95,9 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     const bool need_x = x.requires_grad(), need_w = weight.requires_grad();  // the first layer's input needs none
     std::vector<Tensor> inputs{x, weight};
     if (has_bias) inputs.push_back(bias);
-    record(y, "linear", inputs, [sx, sw, has_bias, need_x, need_w](const Tensor& g) {
-      std::vector<Tensor> grads{need_x ? matmul(g, sw) : Tensor(), need_w ? matmul(g, sx, true, false) : Tensor()};
+    record(y, "linear", inputs, [sx, sw, has_bias, need_x, need_w, precision](const Tensor& g) {
+      std::vector<Tensor> grads{need_x ? matmul_as(g, sw, false, false, precision) : Tensor(),
+                                need_w ? matmul_as(g, sx, true, false, precision) : Tensor()};
       if (has_bias) grads.push_back(bias_grad(g));
       return grads;
     });

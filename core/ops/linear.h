@@ -7,7 +7,8 @@
 
 namespace sieve {
 
-// op(a) @ op(b) for 2-d float32 tensors, op = transpose when the flag is set.
+// op(a) @ op(b) for 2-d float32 tensors, op = transpose when the flag is set. matmul and linear (forward and
+// backward) multiply in the precision of matmul_precision() (core/ops/precision.h, Note [bf16 products]).
 Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
 // x [n, c] + bias [c] broadcast over rows.
 Tensor add_bias(const Tensor& x, const Tensor& bias);
@@ -18,6 +19,10 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
 namespace cpu {
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
           float beta, float* c);
+// The same product with A and B rounded to bfloat16 and float32 accumulation (Note [bf16 products] in
+// core/ops/precision.h); C stays float32.
+void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+               const float* b, float beta, float* c);
 void bias_add(const float* x, const float* bias, float* y, int64_t rows, int64_t cols);
 void column_sums(const float* x, float* out, int64_t rows, int64_t cols, float beta);  // out = sum_rows x + beta out
 }  // namespace cpu
@@ -25,6 +30,8 @@ void column_sums(const float* x, float* out, int64_t rows, int64_t cols, float b
 namespace cuda {
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
           float beta, float* c);
+void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+               const float* b, float beta, float* c);
 void bias_add(const float* x, const float* bias, float* y, int64_t rows, int64_t cols);
 void column_sums(const float* x, float* out, int64_t rows, int64_t cols, float beta);
 }  // namespace cuda

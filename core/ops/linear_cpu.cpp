@@ -1,8 +1,10 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "core/ops/linear.h"
+#include "core/ops/precision.h"
 
 namespace sieve::cpu {
 
@@ -15,6 +17,19 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
               static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a, lda, b, ldb, beta, c,
               static_cast<int>(n));
+}
+
+// Rounds copies of A and B (thread_local, grown and never shrunk) and multiplies them in float32: the arithmetic
+// of cuda::gemm_bf16 up to the order of accumulation (Note [bf16 products]).
+void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+               const float* b, float beta, float* c) {
+  if (m == 0 || n == 0) return;
+  thread_local std::vector<float> a16, b16;
+  if (a16.size() < static_cast<size_t>(m * k)) a16.resize(static_cast<size_t>(m * k));
+  if (b16.size() < static_cast<size_t>(k * n)) b16.resize(static_cast<size_t>(k * n));
+  round_to_bf16(a, a16.data(), m * k);
+  round_to_bf16(b, b16.data(), k * n);
+  gemm(trans_a, trans_b, m, n, k, alpha, a16.data(), b16.data(), beta, c);
 }
 
 void bias_add(const float* x, const float* bias, float* y, int64_t rows, int64_t cols) {

@@ -7,6 +7,8 @@
 
 #include "core/cuda_check.h"
 #include "core/ops/linear.h"
+#include "core/ops/precision.h"
+#include "core/ops/scratch.h"
 
 namespace sieve::cuda {
 namespace {
@@ -58,6 +60,24 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
   SIEVE_CUBLAS_CHECK(cublasSgemm(handle(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
                                  static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha, b, ldb, a, lda,
                                  &beta, c, static_cast<int>(n)));
+}
+
+// Note [bf16 products]: A and B are cast to bf16 into scratch (the rounding of precision_math.h, the same as the
+// CPU's), then multiplied on tensor cores with float32 accumulation and a float32 C. cuBLAS lists bf16 A/B with
+// a float32 C under CUBLAS_COMPUTE_32F (scale type float). The casts read A and B once each, small next to the
+// product for the shapes of a training step.
+void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+               const float* b, float beta, float* c) {
+  if (m == 0 || n == 0) return;
+  const int lda = static_cast<int>(std::max<int64_t>(1, trans_a ? m : k));
+  const int ldb = static_cast<int>(std::max<int64_t>(1, trans_b ? k : n));
+  DeviceScratch a16(static_cast<size_t>(m * k) * sizeof(uint16_t)), b16(static_cast<size_t>(k * n) * sizeof(uint16_t));
+  float_to_bf16(a, a16.as<uint16_t>(), m * k);
+  float_to_bf16(b, b16.as<uint16_t>(), k * n);
+  SIEVE_CUBLAS_CHECK(cublasGemmEx(handle(), trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                  static_cast<int>(n), static_cast<int>(m), static_cast<int>(k), &alpha, b16.data(),
+                                  CUDA_R_16BF, ldb, a16.data(), CUDA_R_16BF, lda, &beta, c, CUDA_R_32F,
+                                  static_cast<int>(n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
 }  // namespace sieve::cuda

@@ -85,7 +85,7 @@ int64_t described_floats(cudnnTensorDescriptor_t d) {
 
 // Asks cuDNN where every block of every parameter lives in the weight space (Note [lstm weight layout]).
 void locate_weights(cudnnHandle_t handle, const LstmShape& s, Plan& p) {
-  Workspace space(p.weight_bytes);  // cudnnGetRNNWeightParams only does address arithmetic on it
+  DeviceScratch space(p.weight_bytes);  // cudnnGetRNNWeightParams only does address arithmetic on it
   const char* base = static_cast<const char*>(space.data());
   cudnnTensorDescriptor_t m_desc = nullptr, b_desc = nullptr;
   SIEVE_CUDNN_CHECK(cudnnCreateTensorDescriptor(&m_desc));
@@ -201,10 +201,10 @@ void lstm_fwd(const LstmShape& s, const float* x, const float* const* params, fl
   cudnnHandle_t handle = cudnn_handle();
   const Plan& p = plan_for(handle, s);
   const bool training = reserve != nullptr;
-  Workspace inference_weights(training ? 0 : p.weight_bytes);
+  DeviceScratch inference_weights(training ? 0 : p.weight_bytes);
   char* weights = training ? static_cast<char*>(reserve) : static_cast<char*>(inference_weights.data());
   copy_blocks(p, s, params, nullptr, weights, true);
-  Workspace work(training ? p.train_work_bytes : p.infer_work_bytes);
+  DeviceScratch work(training ? p.train_work_bytes : p.infer_work_bytes);
   // hx = cx = null: zero initial states; hy = cy = null: final states not written (y holds every h_t).
   SIEVE_CUDNN_CHECK(cudnnRNNForward(handle, p.rnn, training ? CUDNN_FWD_MODE_TRAINING : CUDNN_FWD_MODE_INFERENCE,
                                     p.seq_lengths, p.x, x, p.y, y, p.h, nullptr, nullptr, p.h, nullptr, nullptr,
@@ -220,14 +220,14 @@ void lstm_bwd(const LstmShape& s, const float* x, const float* const* params, co
   const Plan& p = plan_for(handle, s);
   char* weights = static_cast<char*>(reserve);
   void* cudnn_reserve = weights + align_up(p.weight_bytes);
-  Workspace work(p.train_work_bytes);
+  DeviceScratch work(p.train_work_bytes);
   // Backward-data first: it reads and updates the reserve that backward-weights then reads. dhy = dcy = null:
   // nothing flows into the final states; dhx = dcx = null: the initial states are constants.
   SIEVE_CUDNN_CHECK(cudnnRNNBackwardData_v8(handle, p.rnn, p.seq_lengths, p.y, y, dy, p.x, dx, p.h, nullptr, nullptr,
                                             nullptr, p.h, nullptr, nullptr, nullptr, p.weight_bytes, weights,
                                             work.bytes(), work.data(), p.reserve_bytes, cudnn_reserve));
   // ADD mode accumulates into the gradient space, so it starts at zero.
-  Workspace grads(p.weight_bytes);
+  DeviceScratch grads(p.weight_bytes);
   SIEVE_CUDA_CHECK(cudaMemsetAsync(grads.data(), 0, p.weight_bytes, stream()));
   SIEVE_CUDNN_CHECK(cudnnRNNBackwardWeights_v8(handle, p.rnn, CUDNN_WGRAD_MODE_ADD, p.seq_lengths, p.x, x, p.h,
                                                nullptr, p.y, y, p.weight_bytes, grads.data(), work.bytes(),
