@@ -1,6 +1,7 @@
 // sieve-train: trains a model with one or more selection methods at equal budget and compares them.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -44,12 +45,22 @@ void print_progress(const EvalRecord& r, const TrainOptions& o) {
   else if (o.iterations > 0) os << "s (" << r.step * 100 / o.iterations << "%)";
   else os << "s (" << r.examples * 100 / std::max<int64_t>(1, o.example_budget) << "% of examples)";
   os << std::setprecision(4) << "  train loss " << r.train_loss << "  test loss " << r.test_loss
-     << std::setprecision(2) << "  test acc " << 100 * r.test_accuracy << "%  tau " << format_tau(r)
-     << (r.tau ? (r.importance_on ? "  IS on" : "  IS off") : "") << (r.final ? "  (final)" : "");
+     << std::setprecision(2) << "  test acc " << 100 * r.test_accuracy << "%";
+  if (r.tau) {
+    os << "  tau " << format_tau(r) << (r.importance_on ? "  IS on" : "  IS off");
+  } else {
+    // Other selectors' own statistics (SRS coverage, CREST's T1 and active set, ...), the first few of them.
+    int shown = 0;
+    for (const auto& [key, value] : r.selector_stats) {
+      if (shown++ == 4) break;
+      os << "  " << key << " " << std::defaultfloat << std::setprecision(4) << value;
+    }
+  }
+  os << (r.final ? "  (final)" : "");
   std::cout << os.str() << std::endl;
 }
 
-void print_summary(const std::vector<EvalRecord>& results) {
+void print_summary(const std::vector<EvalRecord>& results, const TrainOptions& o) {
   std::cout << "\n" << std::left << std::setw(26) << "final results";
   for (const auto& r : results) std::cout << std::right << std::setw(14) << r.sampler;
   std::cout << "\n";
@@ -75,12 +86,14 @@ void print_summary(const std::vector<EvalRecord>& results) {
     return r.tau ? fixed(100 * r.importance_fraction, 0) + "% steps" : std::string("-");
   });
   if (results.size() >= 2) {
+    // The budget that ended the runs: the first one given of time, steps and examples.
+    const char* budget = o.time_budget_s > 0 ? "training time" : o.iterations > 0 ? "steps" : "examples trained";
     const EvalRecord& base = results.front();
     for (size_t i = 1; i < results.size(); ++i) {
       const double rel = (results[i].train_loss - base.train_loss) / base.train_loss;
       std::cout << "\n" << results[i].sampler << " vs " << base.sampler << ": training loss " << fixed(100 * std::abs(rel), 1)
                 << "% " << (rel < 0 ? "lower" : "higher") << ", test error " << fixed(100 * (1 - results[i].test_accuracy), 2)
-                << "% vs " << fixed(100 * (1 - base.test_accuracy), 2) << "%, at equal training time\n";
+                << "% vs " << fixed(100 * (1 - base.test_accuracy), 2) << "%, at equal " << budget << "\n";
     }
   }
 }
@@ -292,9 +305,13 @@ int run(int argc, char** argv) {
     }
     if (!quiet && finals.empty()) {
       std::cout << "model: " << o.model << " (" << trainer.model().parameter_count() << " parameters); b = "
-                << o.selection.batch << ", B = " << o.selection.presample << ", tau_th = "
-                << (o.selection.tau_th ? *o.selection.tau_th : default_tau_th(o.selection.presample, o.selection.batch))
-                << "; " << o.optimizer << " lr " << (sgd ? o.sgd.lr : o.adam.lr);
+                << o.selection.batch;
+      // B and τ_th mean something to the importance samplers only.
+      if (std::any_of(names.begin(), names.end(), [](const std::string& n) { return n == "loss" || n == "upper-bound"; }))
+        std::cout << ", B = " << o.selection.presample << ", tau_th = "
+                  << (o.selection.tau_th ? *o.selection.tau_th
+                                         : default_tau_th(o.selection.presample, o.selection.batch));
+      std::cout << "; " << o.optimizer << " lr " << (sgd ? o.sgd.lr : o.adam.lr);
       if (o.clip_grad_norm > 0) std::cout << ", gradient norm clipped to " << o.clip_grad_norm;
       if (!o.sequence.empty()) std::cout << "; sequence " << o.sequence << (o.permute ? " (permuted)" : "");
       std::cout << "; budget ";
@@ -309,7 +326,7 @@ int run(int argc, char** argv) {
       if (!quiet) print_progress(r, o);
     }));
   }
-  print_summary(finals);
+  print_summary(finals, o);
   return 0;
 }
 
