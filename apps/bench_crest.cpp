@@ -17,8 +17,9 @@ void crest_cases(Table& t, const Options& o) {
   // r rows of `classes` classes with features of width `classes`, budget b.
   for (auto [r, classes] : {std::pair<int64_t, int>{1000, 10}, {5000, 10}, {1000, 100}}) {
     const int64_t b = 128;
-    const std::string size = "r " + std::to_string(r) + ", " + std::to_string(classes) + " classes, d " +
-                             std::to_string(classes) + ", b " + std::to_string(b);
+    // r examples in `classes` classes, features of d = classes values, budget b.
+    const std::string size = "r " + std::to_string(r) + " C " + std::to_string(classes) + " d " +
+                             std::to_string(classes) + " b " + std::to_string(b);
     if (!t.wants("facility_location_coreset", size)) continue;
     Generator g(7);
     const Tensor features = uniform({r, classes}, g, dev, -1.f, 1.f);
@@ -45,7 +46,7 @@ void crest_cases(Table& t, const Options& o) {
   // on the device; the reference's floor of 40 000 active examples binds and ranks the candidates on the host.
   const int64_t n = 50000;
   for (int64_t min_active : {int64_t{0}, int64_t{40000}}) {
-    const std::string size = "N 50000, window 5, min_active " + std::to_string(min_active);
+    const std::string size = "N 50000 w 5 floor " + std::to_string(min_active);
     if (!t.wants("loss_history_drop_learned", size)) continue;
     LossHistory base(n, 5, dev);
     Generator g(9);

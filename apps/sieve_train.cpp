@@ -163,6 +163,9 @@ int run(int argc, char** argv) {
   app.add_option("--crest-beta1", crest.beta1, "CREST: moving-average factor of the gradient")->capture_default_str();
   app.add_option("--crest-beta2", crest.beta2, "CREST: moving-average factor of the squared Hessian diagonal")
       ->capture_default_str();
+  app.add_option("--crest-warmup-epochs", crest.warmup_epochs,
+                 "CREST: uniform batches for this many epochs before the first selection (the reference: 1)")
+      ->capture_default_str();
   app.add_flag("--drop-learned", crest.drop_learned, "CREST: drop examples whose recent losses are all below alpha");
   app.add_option("--drop-alpha", crest.drop_alpha, "CREST: alpha, the loss below which an example is learned")
       ->capture_default_str();

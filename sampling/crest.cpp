@@ -51,6 +51,8 @@ CrestOptions checked(const CrestOptions& o) {
   SIEVE_CHECK(o.drop_window >= 1, "--drop-window must be positive, found ", o.drop_window);
   SIEVE_CHECK(o.drop_interval >= 0, "--drop-interval must be >= 0 (0: 20 epochs), found ", o.drop_interval);
   SIEVE_CHECK(o.min_active >= 0, "--min-active must be >= 0 (0: 80% of the data), found ", o.min_active);
+  SIEVE_CHECK(std::isfinite(o.warmup_epochs) && o.warmup_epochs >= 0.f, "--crest-warmup-epochs must be >= 0, found ",
+              o.warmup_epochs);
   return o;
 }
 
@@ -250,6 +252,14 @@ Selection CrestSelector::select(const ScoringContext& ctx) {
   if (!initialised_) initialise(ctx);
   SIEVE_CHECK(ctx.dataset_size == dataset_size_, "CREST: the data set changed from ", dataset_size_, " to ",
               ctx.dataset_size, " examples");
+  // Note [crest warm-up]: uniform batches before the first selection.
+  const auto warmup_steps = static_cast<int64_t>(
+      std::ceil(static_cast<double>(options_.warmup_epochs) * static_cast<double>(dataset_size_) /
+                static_cast<double>(options_.batch)));
+  if (selections_ == 0 && steps_ < warmup_steps) {
+    ++steps_;
+    return draw_uniform(options_.batch, ctx, gen_);
+  }
   // Lines 13-15: every T1 steps, is the quadratic model still right?
   if (!need_selection_ && steps_since_selection_ > 0 && steps_since_selection_ % t1_ == 0 && !model_is_valid(ctx))
     need_selection_ = true;

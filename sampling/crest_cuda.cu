@@ -5,6 +5,7 @@
 
 #include "core/allocator.h"
 #include "core/cuda_check.h"
+#include "core/scratch.h"
 #include "sampling/crest_math.h"
 #include "sampling/facility_location.h"
 #include "sampling/loss_history.h"
@@ -12,25 +13,6 @@
 namespace sieve::cuda {
 
 namespace {
-
-// Temporary device memory from the caching allocator, returned when the launcher leaves (also on a throw); the next
-// user of the block runs after our launches on the same stream (Note [stream-ordered reuse] in core/allocator.cpp).
-class Scratch {
- public:
-  explicit Scratch(size_t bytes) {
-    SIEVE_CUDA_CHECK(cudaGetDevice(&device_));
-    ptr_ = device_malloc(bytes == 0 ? 1 : bytes, device_);  // a null pointer would make CUB only query sizes
-  }
-  ~Scratch() { device_free(ptr_, device_); }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  template <typename T>
-  T* as() const { return static_cast<T*>(ptr_); }
-
- private:
-  void* ptr_ = nullptr;
-  int device_ = 0;
-};
 
 constexpr int kThreads = 256;
 
@@ -171,7 +153,7 @@ void facility_location_select(const float* features, const FacilityLocationBlock
   SIEVE_CUDA_CHECK(cudaMemsetAsync(best, 0, blocks.rows * sizeof(float), stream()));
   SIEVE_CUDA_CHECK(cudaMemsetAsync(chosen, 0, blocks.rows * sizeof(uint8_t), stream()));
   const int64_t total_picks = blocks.picks;
-  Scratch picks_local(total_picks * sizeof(int32_t)), cluster(total_picks * sizeof(int32_t));
+  DeviceScratch picks_local(total_picks * sizeof(int32_t)), cluster(total_picks * sizeof(int32_t));
   for (int64_t r = 0; r < blocks.max_quota; ++r) {
     facility_location_gains(sim, blocks, best, chosen, r, gains);
     facility_commit_kernel<<<blocks.num_blocks, kThreads, 0, stream()>>>(sim, blocks, gains, r, best, chosen, picks,
@@ -251,7 +233,7 @@ void learned_keys(const float* ring, const int32_t* count, int window, const int
 void compact_active(const int32_t* active, int64_t n_active, const uint8_t* keep, int32_t* out, int32_t* n_out) {
   size_t temp_bytes = 0;
   SIEVE_CUDA_CHECK(cub::DeviceSelect::Flagged(nullptr, temp_bytes, active, keep, out, n_out, n_active, stream()));
-  Scratch temp(temp_bytes);
+  DeviceScratch temp(cub_bytes(temp_bytes));
   SIEVE_CUDA_CHECK(
       cub::DeviceSelect::Flagged(temp.as<void>(), temp_bytes, active, keep, out, n_out, n_active, stream()));
 }

@@ -1,37 +1,14 @@
-// CUDA sampling by prefix sum (CUB scan, then one search kernel) and the τ reduction. The only file of sampling/
-// that includes CUB.
+// CUDA sampling by prefix sum (CUB scan, then one search kernel) and the τ reduction.
 #include <cub/block/block_reduce.cuh>
 #include <cub/device/device_scan.cuh>
 
 #include "core/allocator.h"
 #include "core/cuda_check.h"
+#include "core/scratch.h"
 #include "sampling/sample.h"
 #include "sampling/score_math.h"
 
 namespace sieve::cuda {
-
-namespace {
-
-// CUB's temporary storage from the caching allocator, returned when the launcher leaves (also on a throw). Freeing
-// right after the launches is safe: the next user of the block runs after them on the same stream
-// (Note [stream-ordered reuse] in core/allocator.cpp).
-class DeviceScratch {
- public:
-  DeviceScratch(size_t bytes, int device) : device_(device) {
-    // At least one byte: CUB reads a null d_temp_storage as "query the size" and would silently do nothing.
-    ptr_ = device_malloc(bytes == 0 ? 1 : bytes, device);
-  }
-  ~DeviceScratch() { device_free(ptr_, device_); }
-  DeviceScratch(const DeviceScratch&) = delete;
-  DeviceScratch& operator=(const DeviceScratch&) = delete;
-  void* get() const { return ptr_; }
-
- private:
-  void* ptr_ = nullptr;
-  int device_ = 0;
-};
-
-}  // namespace
 
 // position_j = first i with prefix_i > U_j * prefix_{B-1}, weight_j = (prefix_{B-1} / B) / s_i: Algorithm 1,
 // lines 8-9 (w_i = 1 / (B g_i)), by the search of Note [draw by prefix sum] shared with the CPU. One thread per draw.
@@ -52,12 +29,10 @@ __global__ void draw_by_prefix_sum_kernel(const float* __restrict__ scores,  // 
 // only when its u lands within an ulp of a prefix boundary.
 void sample_with_replacement(const float* scores, int64_t count, int64_t n, uint64_t seed, uint64_t offset,
                              float* prefix, int32_t* positions, float* weights) {
-  int device = 0;
-  SIEVE_CUDA_CHECK(cudaGetDevice(&device));
   size_t temp_bytes = 0;
   SIEVE_CUDA_CHECK(cub::DeviceScan::InclusiveSum(nullptr, temp_bytes, scores, prefix, count, stream()));
-  DeviceScratch temp(temp_bytes, device);
-  SIEVE_CUDA_CHECK(cub::DeviceScan::InclusiveSum(temp.get(), temp_bytes, scores, prefix, count, stream()));
+  DeviceScratch temp(cub_bytes(temp_bytes));
+  SIEVE_CUDA_CHECK(cub::DeviceScan::InclusiveSum(temp.data(), temp_bytes, scores, prefix, count, stream()));
   constexpr int kThreads = 256;
   draw_by_prefix_sum_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream()>>>(scores, prefix, count, n, seed,
                                                                               offset, positions, weights);

@@ -29,11 +29,11 @@ struct ScoringContext {
   // What CREST (sampling/crest.h) needs from the engine; other selectors leave them alone.
   // The model's parameters (float32, on the training device), in a fixed order.
   std::vector<Tensor> parameters;
-  // The weighted mean cross-entropy Σ_i w_i ℓ_i / n (core's weighted_mean, as a training step) of examples `indices` (int32 [n]) with weights (float32 [n]),
-  // and its gradient with respect to `parameters`, at their current values: evaluation mode (Note [scoring mode]),
-  // un-augmented images. Returns fresh gradient tensors and leaves every parameter's .grad dropped (zero_grad), so
-  // a selector may call it between training steps. hessian_vector_product (core/hvp.h) calls it at perturbed
-  // parameters.
+  // The weighted mean cross-entropy Σ_i w_i ℓ_i / n (core's weighted_mean, as a training step) of examples
+  // `indices` (int32 [n]) with weights (float32 [n]), and its gradient with respect to `parameters`, at their
+  // current values: evaluation mode (Note [scoring mode]), un-augmented images. Returns fresh gradient tensors and
+  // leaves every parameter's .grad dropped (zero_grad), so a selector may call it between training steps.
+  // hessian_vector_product (core/hvp.h) calls it at perturbed parameters.
   std::function<LossGradient(const Tensor& indices, const Tensor& weights)> loss_gradient;
 };
 

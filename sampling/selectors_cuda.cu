@@ -4,6 +4,7 @@
 
 #include "core/allocator.h"
 #include "core/cuda_check.h"
+#include "core/scratch.h"
 #include "core/philox.h"
 #include "sampling/selectors.h"
 #include "sampling/selectors_math.h"
@@ -13,29 +14,6 @@ namespace sieve::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-
-// Device memory from the caching allocator for the launcher's lifetime; freeing it right after the launches is safe
-// (Note [stream-ordered reuse] in core/allocator.cpp).
-class DeviceScratch {
- public:
-  DeviceScratch(size_t bytes, int device) : device_(device) {
-    ptr_ = device_malloc(bytes == 0 ? 1 : bytes, device);  // never null: CUB reads null as "query the size"
-  }
-  ~DeviceScratch() { device_free(ptr_, device_); }
-  DeviceScratch(const DeviceScratch&) = delete;
-  DeviceScratch& operator=(const DeviceScratch&) = delete;
-  void* get() const { return ptr_; }
-
- private:
-  void* ptr_ = nullptr;
-  int device_ = 0;
-};
-
-int current_device() {
-  int device = 0;
-  SIEVE_CUDA_CHECK(cudaGetDevice(&device));
-  return device;
-}
 
 }  // namespace
 
@@ -87,17 +65,16 @@ __global__ void permutation_keys_kernel(int64_t n, uint64_t seed, uint64_t offse
 }
 
 void random_permutation(int64_t n, uint64_t seed, uint64_t offset, uint32_t* keys, uint32_t* keys_out, int32_t* out) {
-  const int device = current_device();
-  DeviceScratch values(static_cast<size_t>(n) * sizeof(int32_t), device);
-  int32_t* values_in = static_cast<int32_t*>(values.get());
+  DeviceScratch values(static_cast<size_t>(n) * sizeof(int32_t));
+  int32_t* values_in = values.as<int32_t>();
   permutation_keys_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream()>>>(n, seed, offset, keys, values_in);
   SIEVE_CUDA_CHECK_LAUNCH("permutation_keys_kernel");
   const int items = static_cast<int>(n);  // n <= 2^31 - 1, checked by the caller
   size_t temp_bytes = 0;
   SIEVE_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, keys, keys_out, values_in, out, items, 0,
                                                    32, stream()));
-  DeviceScratch temp(temp_bytes, device);
-  SIEVE_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp.get(), temp_bytes, keys, keys_out, values_in, out, items, 0,
+  DeviceScratch temp(cub_bytes(temp_bytes));
+  SIEVE_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp.data(), temp_bytes, keys, keys_out, values_in, out, items, 0,
                                                    32, stream()));
 }
 
@@ -120,8 +97,8 @@ void rank_by_loss(const float* losses, const int32_t* order, int64_t n, float* k
   size_t temp_bytes = 0;
   SIEVE_CUDA_CHECK(cub::DeviceRadixSort::SortPairsDescending(nullptr, temp_bytes, keys, keys_out, order, out, items,
                                                              0, 32, stream()));
-  DeviceScratch temp(temp_bytes, current_device());
-  SIEVE_CUDA_CHECK(cub::DeviceRadixSort::SortPairsDescending(temp.get(), temp_bytes, keys, keys_out, order, out,
+  DeviceScratch temp(cub_bytes(temp_bytes));
+  SIEVE_CUDA_CHECK(cub::DeviceRadixSort::SortPairsDescending(temp.data(), temp_bytes, keys, keys_out, order, out,
                                                              items, 0, 32, stream()));
 }
 

@@ -9,7 +9,7 @@
 #include "core/ops/conv2d.h"
 #include "core/ops/cudnn_common.h"
 #include "core/ops/precision.h"
-#include "core/ops/scratch.h"
+#include "core/scratch.h"
 
 namespace sieve::cuda {
 namespace {

@@ -8,7 +8,7 @@
 #include <cstddef>
 
 #include "core/cuda_check.h"
-#include "core/ops/scratch.h"
+#include "core/scratch.h"
 
 #define SIEVE_CUDNN_CHECK(call)                                                                    \
   do {                                                                                             \

@@ -8,7 +8,7 @@
 #include "core/cuda_check.h"
 #include "core/ops/linear.h"
 #include "core/ops/precision.h"
-#include "core/ops/scratch.h"
+#include "core/scratch.h"
 
 namespace sieve::cuda {
 namespace {

@@ -34,6 +34,7 @@ TrainOptions crest_run() {
   o.selection.crest.subsets = 2;
   o.selection.crest.subset_size = 96;
   o.selection.crest.subsets_mul = 1.f;  // P = T1: keeps the scoring of a short CPU run small (the reference: 5 T1)
+  o.selection.crest.warmup_epochs = 0.f;  // select from the first step
   o.sgd = {0.05f, 0.9f, 0.f, false};
   o.iterations = 24;
   o.eval_every = 24;
@@ -100,7 +101,7 @@ TEST(CrestEndToEnd, SieveTrainTakesTheCrestFlags) {
   const std::string log = dir.file("crest.jsonl");
   const std::string command = std::string(SIEVE_TRAIN_BINARY) +
                               " --device cpu --sampler crest --iterations 20 --eval-every 10 --crest-subsets 2"
-                              " --crest-subset-size 256 --crest-tau 0.2 --drop-learned --drop-interval 10 --log " +
+                              " --crest-subset-size 256 --crest-tau 0.2 --crest-warmup-epochs 0 --drop-learned --drop-interval 10 --log " +
                               log + " 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
   ASSERT_NE(pipe, nullptr);

@@ -180,6 +180,7 @@ CrestOptions small_options(uint64_t seed) {
   o.batch = 16;
   o.subsets = 3;
   o.subset_size = 64;
+  o.warmup_epochs = 0.f;  // select from the first step
   o.seed = seed;
   return o;
 }
@@ -296,6 +297,25 @@ TEST_P(Crest, ContinuesExactlyFromItsSavedState) {
     task.train(sa, 0.1f);
   }
   EXPECT_EQ(stats_of(a), stats_of(b));
+}
+
+// Note [crest warm-up]: ⌈epochs N / b⌉ uniform batches with unit weights, nothing scored, then the first selection.
+TEST_P(Crest, WarmsUpOnUniformBatchesBeforeTheFirstSelection) {
+  LinearTask task(400, 8, 4, 90, device());
+  ScoringContext ctx = task.context();
+  CrestOptions o = small_options(95);
+  o.warmup_epochs = 0.5f;  // ⌈0.5 · 400 / 16⌉ = 13 steps
+  CrestSelector crest(o);
+  for (int step = 0; step < 13; ++step) {
+    const Selection s = crest.select(ctx);
+    ASSERT_EQ(s.indices.numel(), 16);
+    for (float v : s.weights.to(Device::cpu()).to_vector<float>()) ASSERT_EQ(v, 1.f);
+    ASSERT_EQ(crest.selections(), 0) << "step " << step;
+  }
+  EXPECT_EQ(task.scored, 0);
+  crest.select(ctx);
+  EXPECT_EQ(crest.selections(), 1);
+  EXPECT_GT(task.scored, 0);
 }
 
 SIEVE_INSTANTIATE_DEVICE_TESTS(Crest);

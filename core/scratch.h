@@ -1,6 +1,7 @@
 // Internal: temporary device memory for one call (workspaces, bf16 copies of operands) from the caching
 // allocator, returned when the call has been queued: the next user of the block runs after it on the same
-// stream (Note [stream-ordered reuse] in allocator.cpp). Host-compiled library files only.
+// stream (Note [stream-ordered reuse] in allocator.cpp). Used by the library's host files (workspaces, bf16 copies)
+// and its kernels' launchers (CUB temporary storage).
 #pragma once
 
 #include <cstddef>
@@ -34,5 +35,9 @@ class DeviceScratch {
   size_t bytes_ = 0;
   int device_ = 0;
 };
+
+// CUB reads a null temporary storage pointer as "query the size" and would silently do nothing: its callers ask for
+// at least one byte.
+inline size_t cub_bytes(size_t bytes) { return bytes == 0 ? 1 : bytes; }
 
 }  // namespace sieve::cuda
