@@ -113,7 +113,8 @@ int run(int argc, char** argv) {
   float tau_th = 0;
   bool quiet = false;
   app.add_option("--data", data_spec,
-                 "fashion-mnist|mnist[:DIR] (default: where Debian's package installs it), cifar10:DIR, cifar100:DIR")
+                 "fashion-mnist|mnist[:DIR] (default DIR: $SIEVE_DATA_DIR/NAME, else /usr/share/datasets/NAME), cifar10:DIR, "
+                 "cifar100:DIR")
       ->capture_default_str();
   app.add_option("--model", o.model, "mlp[:H1,H2,...] (mlp = mlp:512,256), cnn, wrn-D-K (e.g. wrn-28-2), resnet18|34|50, "
                  "lstm:H[,L] (L layers of H units reading one pixel per step; single-channel data)")

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -17,8 +18,8 @@ constexpr int kIdxClasses = 10;
 
 std::string install_hint(const std::string& name) {
   if (name == "fashion-mnist")
-    return "; `apt-get install dataset-fashion-mnist` installs it in " + default_data_dir(name) +
-           ", or pass --data fashion-mnist:DIR";
+    return "; `apt-get install dataset-fashion-mnist` installs it in /usr/share/datasets/fashion-mnist (used when "
+           "SIEVE_DATA_DIR is not set), or pass --data fashion-mnist:DIR";
   return "; download the four IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
          "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) into a directory and pass --data " +
          name + ":DIR";
@@ -95,7 +96,10 @@ Dataset Dataset::subset(const Tensor& indices) const {
   return out;
 }
 
-std::string default_data_dir(const std::string& name) { return "/usr/share/datasets/" + name; }
+std::string default_data_dir(const std::string& name) {
+  const char* root = std::getenv("SIEVE_DATA_DIR");
+  return (root && *root ? std::string(root) : std::string("/usr/share/datasets")) + "/" + name;
+}
 
 // Note [normalisation constants]: mean and std are measured on the training images at load time (one pass over
 // the bytes, tens of milliseconds) rather than hard-coded, so a new data set or a subset needs no table; the

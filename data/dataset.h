@@ -41,8 +41,8 @@ struct DataSplits {
 // label outside [0, 10).
 DataSplits load_idx_dataset(const std::string& name, const std::string& dir);
 
-// Where a data set is installed by default: /usr/share/datasets/fashion-mnist (Debian package
-// dataset-fashion-mnist) and /usr/share/datasets/mnist.
+// Where a data set is installed by default: $SIEVE_DATA_DIR/NAME when that variable is set, else
+// /usr/share/datasets/NAME (Debian's dataset-fashion-mnist installs /usr/share/datasets/fashion-mnist).
 std::string default_data_dir(const std::string& name);
 
 // Per-channel mean and standard deviation, in units of [0, 1] pixels, of uint8 [N, C, H, W] images on the CPU.
