@@ -80,6 +80,8 @@ Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device dev
   SIEVE_CHECK(options.iterations >= 0 && options.time_budget_s >= 0 && options.example_budget >= 0,
               "--iterations, --time-budget and --example-budget must be >= 0");
   SIEVE_CHECK(options.eval_every >= 0, "--eval-every must be >= 0");
+  SIEVE_CHECK(options.train_eval_size > 0 && options.test_eval_size >= 0,
+              "--train-eval-size must be > 0 and --test-eval-size >= 0");
   SIEVE_CHECK(data.train.size() > 0 && data.test.size() > 0, "the data set is empty");
   SIEVE_CHECK(data.train.device() == device, "Trainer: data on ", to_string(data.train.device()), ", training on ",
               to_string(device));
@@ -121,8 +123,6 @@ Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device dev
   Generator subset = root.fork(kRunSubsetStream);
   const int64_t n = std::min(options.train_eval_size, data_.train.size());
   train_subset_ = data_.train.subset(randint({n}, data_.train.size(), subset, device));
-  SIEVE_CHECK(options.train_eval_size > 0 && options.test_eval_size >= 0,
-              "--train-eval-size must be > 0 and --test-eval-size >= 0");
   test_eval_ = data_.test;
   if (options.test_eval_size > 0 && options.test_eval_size < data_.test.size()) {
     test_eval_.images = data_.test.images.rows(0, options.test_eval_size);
