@@ -1,6 +1,6 @@
 set terminal pngcairo size 1400,560 font ',11'
 set output 'apps/results/cnn-fashion-mnist-cpu/comparison.png'
-set multiplot layout 1,2 title "cnn on fashion-mnist, 120 s of training per sampler, seed 0, 2-core CPU"
+set multiplot layout 1,2 title "cnn on fashion-mnist, 120 s of training per sampler, mean of seeds 0 and 1, 2-core CPU"
 set grid
 set key top right
 set xlabel 'training time (s)'
