@@ -144,6 +144,23 @@ TEST(Trainer, ExampleBudgetStopsAtTheFirstStepThatReachesIt) {
   EXPECT_EQ(records, 12);  // the start, then every planned step / 10 = 1 step
 }
 
+// Note [lstm defaults]: a recurrent model gets Adam, clipping and, on the CPU, a 1 000-example evaluation unless the
+// flags say otherwise; given flags win.
+TEST(SieveTrain, RecurrentModelsGetAdamClippingAndSmallerEvaluationOnTheCpu) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "apt-get install dataset-fashion-mnist";
+  const std::string bin = std::string(SIEVE_TRAIN_BINARY) + " --device cpu --model lstm:4 --sequence pixels "
+                          "--sampler uniform --batch 8 --iterations 1";
+  const Command defaults = run_command(bin);
+  ASSERT_EQ(defaults.status, 0) << defaults.output;
+  EXPECT_NE(defaults.output.find("adam lr 0.001, gradient norm clipped to 1;"), std::string::npos) << defaults.output;
+  EXPECT_NE(defaults.output.find("evaluated on 1000 training and 1000 test examples"), std::string::npos)
+      << defaults.output;
+  const Command given = run_command(bin + " --optimizer sgd --clip-grad-norm 0 --test-eval-size 500");
+  ASSERT_EQ(given.status, 0) << given.output;
+  EXPECT_NE(given.output.find("sgd lr 0.05;"), std::string::npos) << given.output;
+  EXPECT_NE(given.output.find("evaluated on 1000 training and 500 test examples"), std::string::npos) << given.output;
+}
+
 // Bad input gives one line on stderr and a non-zero exit, never a crash.
 TEST(SieveTrain, BadInputGivesOneReadableLine) {
   const std::string bin = SIEVE_TRAIN_BINARY;
