@@ -1,9 +1,7 @@
 // cuDNN convolutions (the legacy cuDNN 9 API). Host-compiled; no public header carries cuDNN types, and nothing
 // else recompiles when this changes.
 #include <climits>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <vector>
 
 #include "core/ops/conv2d.h"
@@ -43,13 +41,6 @@ struct Plan {
     for (cudnnConvolutionDescriptor_t d : {fwd, bwd_data, bwd_filter})
       if (d) cudnnDestroyConvolutionDescriptor(d);
   }
-};
-
-struct PlanKey {
-  int device = 0;
-  Conv2dShape shape;
-  bool tf32 = true;
-  auto operator<=>(const PlanKey&) const = default;
 };
 
 int to_int(int64_t v) { return static_cast<int>(v); }  // range checked once, in make_plan
@@ -164,15 +155,8 @@ std::unique_ptr<Plan> make_plan(cudnnHandle_t h, const Conv2dShape& s, bool tf32
 // The plan of `s` (its shape and precision) on the current device under the current TF32 setting (Note [conv
 // plans]).
 const Plan& plan_for(cudnnHandle_t h, const Conv2dShape& s) {
-  static std::mutex mutex;
-  // Never destroyed: destroying descriptors during static destruction may run after cuDNN is unloaded.
-  static auto* plans = new std::map<PlanKey, std::unique_ptr<Plan>>();
-  PlanKey key{0, s, allow_tf32()};
-  SIEVE_CUDA_CHECK(cudaGetDevice(&key.device));
-  std::lock_guard<std::mutex> lock(mutex);
-  auto it = plans->find(key);
-  if (it == plans->end()) it = plans->emplace(key, make_plan(h, s, key.tf32)).first;
-  return *it->second;
+  return cached_plan<Plan>(s, allow_tf32(),
+                           [&](const PlanKey<Conv2dShape>& key) { return make_plan(h, s, key.tf32); });
 }
 
 const float kOne = 1.f, kZero = 0.f;  // cuDNN's alpha and beta for float data and float compute (bf16 too)

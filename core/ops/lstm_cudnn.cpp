@@ -1,9 +1,7 @@
 // cuDNN's LSTM (the v8 RNN API of cuDNN 9) and the strided step copies of sequences. Host-compiled; no public
 // header carries cuDNN types.
 #include <climits>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <vector>
 
 #include "core/allocator.h"
@@ -60,13 +58,6 @@ struct Plan {
     if (h) cudnnDestroyTensorDescriptor(h);
     if (seq_lengths) device_free(seq_lengths, device);
   }
-};
-
-struct PlanKey {
-  int device = 0;
-  LstmShape shape;
-  bool tf32 = true;
-  auto operator<=>(const PlanKey&) const = default;
 };
 
 // Floats in gate q's block of parameter j (0 weight_ih, 1 weight_hh, 2 bias_ih, 3 bias_hh) of layer k.
@@ -160,15 +151,9 @@ std::unique_ptr<Plan> make_plan(cudnnHandle_t handle, const LstmShape& s, bool t
 }
 
 const Plan& plan_for(cudnnHandle_t handle, const LstmShape& s) {
-  static std::mutex mutex;
-  // Never destroyed: destroying descriptors during static destruction may run after cuDNN is unloaded.
-  static auto* plans = new std::map<PlanKey, std::unique_ptr<Plan>>();
-  PlanKey key{0, s, allow_tf32()};
-  SIEVE_CUDA_CHECK(cudaGetDevice(&key.device));
-  std::lock_guard<std::mutex> lock(mutex);
-  auto it = plans->find(key);
-  if (it == plans->end()) it = plans->emplace(key, make_plan(handle, s, key.tf32, key.device)).first;
-  return *it->second;
+  return cached_plan<Plan>(s, allow_tf32(), [&](const PlanKey<LstmShape>& key) {
+    return make_plan(handle, s, key.tf32, key.device);
+  });
 }
 
 // Parameters into the weight space (to_space) or gradients out of the gradient space (Note [lstm weight layout]).
