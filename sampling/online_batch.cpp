@@ -36,7 +36,9 @@ Tensor arange_i32(int64_t begin, int64_t end, Device device) {
 
 }  // namespace
 
-Tensor rank_probabilities(int64_t n, double selection_pressure) {
+namespace {
+// Unnormalised s^(-i / (n - 1)) in double, and their sum.
+std::pair<std::vector<double>, double> rank_weights(int64_t n, double selection_pressure) {
   SIEVE_CHECK(n >= 1, "rank_probabilities: need at least one rank, found n = ", n);
   SIEVE_CHECK(std::isfinite(selection_pressure) && selection_pressure >= 1.0,
               "rank_probabilities: the selection pressure must be finite and >= 1, found ", selection_pressure);
@@ -44,8 +46,22 @@ Tensor rank_probabilities(int64_t n, double selection_pressure) {
   const double decay = n > 1 ? std::log(selection_pressure) / static_cast<double>(n - 1) : 0.0;
   double total = 0.0;
   for (int64_t i = 0; i < n; ++i) total += p[static_cast<size_t>(i)] = std::exp(-decay * static_cast<double>(i));
+  return {std::move(p), total};
+}
+}  // namespace
+
+Tensor rank_probabilities(int64_t n, double selection_pressure) {
+  const auto [p, total] = rank_weights(n, selection_pressure);
   std::vector<float> out(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) out[static_cast<size_t>(i)] = static_cast<float>(p[static_cast<size_t>(i)] / total);
+  for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<float>(p[i] / total);
+  return Tensor::from_vector(out, {n});
+}
+
+Tensor rank_prefix(int64_t n, double selection_pressure) {
+  const auto [p, total] = rank_weights(n, selection_pressure);
+  std::vector<float> out(static_cast<size_t>(n));
+  double running = 0.0;
+  for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<float>((running += p[i]) / total);
   return Tensor::from_vector(out, {n});
 }
 
@@ -64,8 +80,10 @@ void OnlineBatchSelector::initialise(const ScoringContext& ctx) {
     losses_ = losses_.to(ctx.device);
     order_ = order_.to(ctx.device);
   }
-  if (!probabilities_.defined() || probabilities_.numel() != n || probabilities_.device() != ctx.device)
+  if (!probabilities_.defined() || probabilities_.numel() != n || probabilities_.device() != ctx.device) {
     probabilities_ = rank_probabilities(n, options_.selection_pressure).to(ctx.device);
+    prefix_ = rank_prefix(n, options_.selection_pressure).to(ctx.device);
+  }
 }
 
 void OnlineBatchSelector::recompute_losses(const ScoringContext& ctx) {
@@ -99,7 +117,7 @@ Selection OnlineBatchSelector::select(const ScoringContext& ctx) {
     order_ = rank_by_loss(losses_, order_);
     ++resorts_;
   }
-  const WeightedSample ranks = sample_with_replacement(probabilities_, b, gen_);  // its weights are not used
+  const WeightedSample ranks = sample_with_replacement(probabilities_, prefix_, b, gen_);  // weights not used
   const Tensor indices = index_select(order_, ranks.positions);
   ++steps_;
   served_ += b;

@@ -40,6 +40,11 @@ struct OnlineBatchOptions {
 // double before the rounding to float.
 Tensor rank_probabilities(int64_t n, double selection_pressure);
 
+// The inclusive prefix sums of those probabilities, summed in double and rounded once to float (non-decreasing,
+// the last one 1): online batch selection draws ranks from it with sample_with_replacement(scores, prefix, ...),
+// so that no scan runs per step and the CPU and the GPU draw the same ranks.
+Tensor rank_prefix(int64_t n, double selection_pressure);
+
 class OnlineBatchSelector : public Selector {
  public:
   explicit OnlineBatchSelector(const OnlineBatchOptions& options);  // throws sieve::Error on invalid options
@@ -69,6 +74,7 @@ class OnlineBatchSelector : public Selector {
   Tensor losses_;         // float32 [N]
   Tensor order_;          // int32 [N]
   Tensor probabilities_;  // float32 [N]: rank_probabilities on the training device
+  Tensor prefix_;         // float32 [N]: rank_prefix on the training device
   int64_t steps_ = 0;
   int64_t served_ = 0;
   int64_t resorts_ = 0;

@@ -15,8 +15,13 @@ void sample_with_replacement(const float* scores, int64_t count, int64_t n, uint
     running += scores[i];
     prefix[i] = running;
   }
+  draw_by_prefix_sum(scores, prefix, count, n, seed, offset, positions, weights);
+}
+
+void draw_by_prefix_sum(const float* scores, const float* prefix, int64_t count, int64_t n, uint64_t seed,
+                        uint64_t offset, int32_t* positions, float* weights) {
   for (int64_t j = 0; j < n; ++j) {
-    draw_by_prefix_sum(scores, prefix, count, seed, offset, j, positions + j, weights + j);
+    sieve::draw_by_prefix_sum(scores, prefix, count, seed, offset, j, positions + j, weights + j);
   }
 }
 

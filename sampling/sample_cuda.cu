@@ -19,7 +19,7 @@ __global__ void draw_by_prefix_sum_kernel(const float* __restrict__ scores,  // 
                                           float* __restrict__ weights) {    // (n)
   for (int64_t j = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; j < n;
        j += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    draw_by_prefix_sum(scores, prefix, count, seed, offset, j, positions + j, weights + j);
+    sieve::draw_by_prefix_sum(scores, prefix, count, seed, offset, j, positions + j, weights + j);
   }
 }
 
@@ -33,6 +33,11 @@ void sample_with_replacement(const float* scores, int64_t count, int64_t n, uint
   SIEVE_CUDA_CHECK(cub::DeviceScan::InclusiveSum(nullptr, temp_bytes, scores, prefix, count, stream()));
   DeviceScratch temp(cub_bytes(temp_bytes));
   SIEVE_CUDA_CHECK(cub::DeviceScan::InclusiveSum(temp.data(), temp_bytes, scores, prefix, count, stream()));
+  draw_by_prefix_sum(scores, prefix, count, n, seed, offset, positions, weights);
+}
+
+void draw_by_prefix_sum(const float* scores, const float* prefix, int64_t count, int64_t n, uint64_t seed,
+                        uint64_t offset, int32_t* positions, float* weights) {
   constexpr int kThreads = 256;
   draw_by_prefix_sum_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream()>>>(scores, prefix, count, n, seed,
                                                                               offset, positions, weights);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -259,7 +260,23 @@ TEST(DatasetSpec, ParsesNameAndOptionalDirectory) {
   const DataSpec s = parse_data_spec("mnist:/data/mnist:v2");
   EXPECT_EQ(s.name, "mnist");
   EXPECT_EQ(s.dir, "/data/mnist:v2");
+}
+
+// SIEVE_DATA_DIR replaces /usr/share/datasets; the test restores whatever the environment had (gpu-check sets it).
+TEST(DatasetSpec, DefaultDirectoryFollowsSieveDataDir) {
+  const char* before = std::getenv("SIEVE_DATA_DIR");
+  const std::string saved = before ? before : "";
+  unsetenv("SIEVE_DATA_DIR");
   EXPECT_EQ(default_data_dir("fashion-mnist"), "/usr/share/datasets/fashion-mnist");
+  setenv("SIEVE_DATA_DIR", "", 1);
+  EXPECT_EQ(default_data_dir("fashion-mnist"), "/usr/share/datasets/fashion-mnist");
+  setenv("SIEVE_DATA_DIR", "/data/sets", 1);
+  EXPECT_EQ(default_data_dir("mnist"), "/data/sets/mnist");
+  if (before) {
+    setenv("SIEVE_DATA_DIR", saved.c_str(), 1);
+  } else {
+    unsetenv("SIEVE_DATA_DIR");
+  }
 }
 
 TEST(DatasetSpec, RejectsUnknownNameListingAcceptedOnes) {

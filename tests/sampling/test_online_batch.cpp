@@ -15,6 +15,7 @@
 #include "core/ops/softmax.h"
 #include "sampling/make_selector.h"
 #include "sampling/online_batch.h"
+#include "sampling/sample.h"
 #include "tests/test_util.h"
 
 namespace sieve {
@@ -56,6 +57,35 @@ TEST(RankProbabilities, RatioIsTheSelectionPressureAndTheySumToOne) {
   EXPECT_EQ(rank_probabilities(1, 100.0).to_vector<float>(), std::vector<float>{1.f});
   EXPECT_TRUE(testing::throws_error([] { rank_probabilities(10, 0.5); }, {"selection pressure", "0.5"}));
   EXPECT_TRUE(testing::throws_error([] { rank_probabilities(0, 10.0); }, "n = 0"));
+}
+
+TEST(RankPrefix, IsTheDoubleCumulativeSumRoundedOnce) {
+  for (double s : {1.0, 100.0, 1e4}) {
+    const int64_t n = 60000;
+    const std::vector<float> prefix = rank_prefix(n, s).to_vector<float>();
+    const std::vector<double> p = expected_probabilities(n, s);
+    double running = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+      running += p[i];
+      // One rounding to float of a value <= 1 (half an ulp, 3e-8), plus the double sums' own error.
+      ASSERT_NEAR(prefix[i], running, 1e-7) << "s = " << s << ", i = " << i;
+      if (i > 0) ASSERT_LE(prefix[i - 1], prefix[i]) << "decreasing at " << i;
+    }
+    EXPECT_EQ(prefix.back(), 1.f) << "s = " << s;
+  }
+}
+
+TEST(RankPrefix, DrawsAsTheScanningSamplerDoesWithThePrefixItComputes) {
+  // With scores whose float prefix sums are exact (small integers), giving the prefix must change nothing.
+  std::vector<float> scores(1000), prefix(1000);
+  float running = 0.f;
+  for (size_t i = 0; i < scores.size(); ++i) prefix[i] = running += scores[i] = static_cast<float>((i * 7) % 5);
+  const Tensor s = Tensor::from_vector(scores, {1000}), p = Tensor::from_vector(prefix, {1000});
+  Generator a(3), b(3);
+  const WeightedSample scanned = sample_with_replacement(s, 4096, a), given = sample_with_replacement(s, p, 4096, b);
+  EXPECT_EQ(given.positions.to_vector<int32_t>(), scanned.positions.to_vector<int32_t>());
+  EXPECT_EQ(given.weights.to_vector<float>(), scanned.weights.to_vector<float>());
+  EXPECT_TRUE(testing::throws_error([&] { sample_with_replacement(s, p.rows(0, 10), 1, b); }, "must match"));
 }
 
 ScoringContext context(int64_t n, Device device) {
@@ -264,8 +294,8 @@ TEST(OnlineBatchOptions, InvalidOptionsAreRejected) {
 
 class OnlineBatchGpu : public testing::GpuTest {};
 
-// The same seed and losses on both devices: the same ranking, and the same draws up to a rare ulp difference of the
-// float prefix sums (CUB's parallel scan against the CPU's sequential one, Note [draw by prefix sum]).
+// The same seed and losses on both devices: the same ranking and the same draws, since both search the same rank
+// prefix (summed once on the host; a CUB scan of 60 000 floats would move a tenth of the draws, measured on an H100).
 TEST_F(OnlineBatchGpu, MatchesCpu) {
   OnlineBatchOptions o;
   o.batch = 128;
@@ -273,12 +303,10 @@ TEST_F(OnlineBatchGpu, MatchesCpu) {
   o.seed = 13;
   OnlineBatchSelector cpu(o), gpu(o);
   const int64_t n = 60000;
-  int64_t same = 0, total = 0;
   for (int t = 0; t < 40; ++t) {
     const Selection a = cpu.select(context(n, Device::cpu()));
     const Selection b = gpu.select(context(n, Device::cuda(0)));
-    const std::vector<int32_t> ia = a.indices.to_vector<int32_t>(), ib = b.indices.to_vector<int32_t>();
-    for (size_t j = 0; j < ia.size(); ++j) same += ia[j] == ib[j], ++total;
+    ASSERT_EQ(b.indices.to_vector<int32_t>(), a.indices.to_vector<int32_t>()) << "step " << t;
     // Both observe the CPU's batch, so that their tables stay equal whatever the draws.
     const Tensor losses = random_tensor({o.batch}, 300 + t, Device::cpu(), 0.f, 2.f);
     cpu.observe(a, Tensor(), Tensor(), losses);
@@ -286,7 +314,6 @@ TEST_F(OnlineBatchGpu, MatchesCpu) {
     ASSERT_EQ(gpu.ranking().to_vector<int32_t>(), cpu.ranking().to_vector<int32_t>()) << "step " << t;
   }
   EXPECT_EQ(gpu.losses().to_vector<float>(), cpu.losses().to_vector<float>());
-  EXPECT_GE(same, total * 99 / 100);
 }
 
 }  // namespace
