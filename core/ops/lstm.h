@@ -33,9 +33,9 @@ struct LstmShape {
 
 // Note [lstm reserve]: what the backward pass needs from the forward pass lives in one opaque byte buffer that
 // the op allocates (lstm_reserve_bytes) and the backward closure keeps: on the CPU every layer's gate activations,
-// cell states and hidden states; on the GPU cuDNN's packed weight space followed by cuDNN's reserve space. A
-// forward pass given no reserve (inference) saves nothing. The backward pass may overwrite the reserve (cuDNN's
-// backward-data does), so one forward pass serves one backward pass.
+// cell states and hidden states; on the GPU cuDNN's packed weight space, cuDNN's reserve space, and x and y in
+// cuDNN's sequence-major layout. A forward pass given no reserve (inference) saves nothing. The backward pass may
+// overwrite the reserve (cuDNN's backward-data does), so one forward pass serves one backward pass.
 //
 // Pointers are contiguous on the backend's device: x [B, T, I], y and dy [B, T, H], dx [B, T, I] (always
 // written); params and dparams hold 4 * layers pointers in the order of lstm()'s params; dparams are
