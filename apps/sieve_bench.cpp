@@ -202,6 +202,10 @@ int main(int argc, char** argv) {
   app.add_option("--filter", o.filter, "only cases whose name or size contains this text");
   app.add_option("--csv", o.csv, "also write the table to this CSV file");
   app.add_flag("--quick", o.quick, "skip the WRN-28-2 training steps (seconds each on a CPU)");
+  bool no_tf32 = false;
+  app.add_flag("--no-tf32", no_tf32,
+               "TF32 off (float32 FMA math) in the LSTM and the training steps' convolutions; the convolution "
+               "section times both settings, and matrix products never use TF32");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -210,6 +214,7 @@ int main(int argc, char** argv) {
   try {
     o.device = parse_device(device_name);
     DeviceGuard guard(o.device);
+    if (no_tf32) set_allow_tf32(false);
     run_benchmarks(o);
     return 0;
   } catch (const std::exception& e) {
