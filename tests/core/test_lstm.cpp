@@ -223,11 +223,13 @@ TEST_F(LstmGpu, ForwardAndEveryGradientMatchTheCpu) {
     for (Tensor& p : ps) p.set_requires_grad(true);
     for (Tensor& p : pg) p.set_requires_grad(true);
     const Tensor y = lstm(x, ps), yg = lstm(xg, pg);
-    // Hidden states are bounded by 1; float32 FMA products of either library differ in rounding order only.
-    EXPECT_TRUE(all_close(yg.to(Device::cpu()), y, 2e-5f, 1e-4f)) << what << ": y";
+    // Hidden states are bounded by 1. cuDNN's persistent kernel (Note [lstm algorithm]) is not float32-exact in its
+    // cell: at H = 128 it differed from the CPU by up to 3.2e-5 (H100, 3 of 12 288 values over 2e-5), while a
+    // weight block in the wrong place moves values by tenths.
+    EXPECT_TRUE(all_close(yg.to(Device::cpu()), y, 1e-4f, 1e-3f)) << what << ": y";
     {
       NoGradGuard no_grad;  // cuDNN's inference mode
-      EXPECT_TRUE(all_close(lstm(xg, pg).to(Device::cpu()), y, 2e-5f, 1e-4f)) << what << ": y without gradient";
+      EXPECT_TRUE(all_close(lstm(xg, pg).to(Device::cpu()), y, 1e-4f, 1e-3f)) << what << ": y without gradient";
     }
     y.backward(dy);
     yg.backward(dy.to(Device::cuda(0)));
