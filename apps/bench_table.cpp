@@ -108,9 +108,9 @@ void Table::print_preamble() const {
             << ", measured\n"
             << "reference: " << matmul_what_ << ": " << flop_rate(matmul_flops_per_s_)
             << ", measured\n\n"
-            << std::left << std::setw(kNameWidth) << "case" << std::setw(kSizeWidth) << "size" << std::right
-            << std::setw(kTimeWidth) << "time (us)" << std::setw(kAchievedWidth) << "achieved"
-            << std::setw(kShareWidth) << "% ref" << std::setw(kRateWidth) << "rate" << "\n";
+            << std::left << std::setw(kNameWidth) << "case" << ' ' << std::setw(kSizeWidth) << "size" << std::right
+            << ' ' << std::setw(kTimeWidth) << "time (us)" << ' ' << std::setw(kAchievedWidth) << "achieved" << ' '
+            << std::setw(kShareWidth) << "% ref" << ' ' << std::setw(kRateWidth) << "rate" << "\n";
 }
 
 void Table::section(const std::string& name, const std::string& note) {
@@ -143,11 +143,12 @@ void Table::add(const Case& c, const std::function<void()>& fn) {
 void Table::print(const Row& r) const {
   const double us = r.seconds * 1e6;
   const double pct = share(r.c, r.seconds, copy_bytes_per_s_, matmul_flops_per_s_);
-  std::cout << std::left << std::setw(kNameWidth) << r.c.name << std::setw(kSizeWidth) << r.c.size << std::right
-            << std::setw(kTimeWidth) << format(us >= 1e5 ? "%.0f" : "%.1f", us) << std::setw(kAchievedWidth)
-            << achieved(r.c, r.seconds) << std::setw(kShareWidth) << (pct >= 0 ? format("%.1f%%", pct) : "")
-            << std::setw(kRateWidth) << (r.c.items > 0 ? si(r.c.items / r.seconds) + " " + r.c.unit : "")
-            << std::endl;
+  // One space between columns, so that a value wider than its column never runs into the next one.
+  std::cout << std::left << std::setw(kNameWidth) << r.c.name << ' ' << std::setw(kSizeWidth) << r.c.size
+            << std::right << ' ' << std::setw(kTimeWidth) << format(us >= 1e5 ? "%.0f" : "%.1f", us) << ' '
+            << std::setw(kAchievedWidth) << achieved(r.c, r.seconds) << ' ' << std::setw(kShareWidth)
+            << (pct >= 0 ? format("%.1f%%", pct) : "") << ' ' << std::setw(kRateWidth)
+            << (r.c.items > 0 ? si(r.c.items / r.seconds) + " " + r.c.unit : "") << std::endl;
 }
 
 // Not-applicable cells are left empty.
