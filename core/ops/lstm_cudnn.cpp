@@ -58,7 +58,6 @@ size_t align_up(size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
 struct Plan {
   cudnnRNNDescriptor_t rnn = nullptr;
   cudnnDropoutDescriptor_t dropout = nullptr;
-  cudnnRNNAlgo_t algo = CUDNN_RNN_ALGO_STANDARD;      // Note [lstm algorithm]
   cudnnRNNDataDescriptor_t x = nullptr, y = nullptr;  // [T, B, I] and [T, B, H]: sequence-major, packed
   cudnnTensorDescriptor_t h = nullptr;                // [layers, B, H]: the (zero) initial and final states
   // [B, T, W] for W = I and H, as stored by lstm() (batch) and in cuDNN's order (seq): Note [lstm layout].
@@ -141,8 +140,8 @@ void describe_sequence(cudnnTensorDescriptor_t* d, int B, int T, int W, bool seq
 }
 
 // dst = src, between the batch-major and the sequence-major layout of one [B, T, W] sequence.
-void relayout(cudnnHandle_t handle, cudnnTensorDescriptor_t from_desc, const void* from, cudnnTensorDescriptor_t to_desc,
-              void* to) {
+void relayout(cudnnHandle_t handle, cudnnTensorDescriptor_t from_desc, const void* from,
+              cudnnTensorDescriptor_t to_desc, void* to) {
   const float one = 1.f, zero = 0.f;
   SIEVE_CUDNN_CHECK(cudnnTransformTensor(handle, &one, from_desc, from, &zero, to_desc, to));
 }
@@ -155,7 +154,6 @@ std::unique_ptr<Plan> make_plan(cudnnHandle_t handle, const LstmShape& s, bool t
             H = static_cast<int>(s.hidden), L = static_cast<int>(s.layers);
   auto p = std::make_unique<Plan>();
   p->device = device;
-  p->algo = algo;
   SIEVE_CUDNN_CHECK(cudnnCreateDropoutDescriptor(&p->dropout));
   // No dropout between layers: with probability 0 cuDNN needs no random state.
   SIEVE_CUDNN_CHECK(cudnnSetDropoutDescriptor(p->dropout, handle, 0.f, nullptr, 0, 0));
