@@ -71,7 +71,10 @@ cudnnConvolutionDescriptor_t conv_desc(const Conv2dShape& s, cudnnMathType_t mat
 //   - it costs microseconds and no memory, so all three directions are chosen up front, while Find runs every
 //     candidate (tens of milliseconds per direction and shape, with trial workspaces of up to gigabytes).
 // The price is an occasional slower kernel than Find would pick; sieve-bench measures the convolutions, and a
-// switch to Find is confined to this function. From the ranked list we take the first supported result whose
+// switch to Find is confined to this function. Measured on an H100 (apps/results/h100-gpu-check/NOTES.md): 8 of
+// the 30 WRN-28-2 passes ran faster with TF32 off than with the TF32 choice (backward-filter 64->64 3x3: 153 us
+// against 337 us), and PyTorch's benchmarked WRN-28-2 step was 19% faster than sieve's in one call (22% slower in
+// another): the lead for a benchmarked choice, as an option, when a GPU is there to measure it. From the ranked list we take the first supported result whose
 // math type the TF32 setting allows (Note [conv tf32]; bf16 plans allow tensor cores), preferring deterministic
 // algorithms (no atomics: a rerun gives bit-identical gradients) over faster non-deterministic ones. If none
 // qualifies, algorithm 0 of the direction, which supports every float32 NCHW convolution, runs with the
