@@ -1,8 +1,10 @@
 #include "tests/test_util.h"
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <random>
 #include <sstream>
@@ -20,6 +22,47 @@ Tensor random_tensor(const Shape& shape, uint64_t seed, Device device, float lo,
 Tensor random_labels(int64_t n, int classes, uint64_t seed, Device device) {
   Generator gen(seed);
   return randint({n}, classes, gen, Device::cpu()).to(device);
+}
+
+TwinParameters twin_parameters(const std::vector<Shape>& shapes, uint64_t seed) {
+  TwinParameters out;
+  for (size_t t = 0; t < shapes.size(); ++t) {
+    Tensor p = random_tensor(shapes[t], seed + t);
+    Tensor q = p.to(Device::cuda(0));
+    p.set_requires_grad();
+    q.set_requires_grad();
+    out.cpu.push_back(p);
+    out.gpu.push_back(q);
+  }
+  return out;
+}
+
+void set_twin_gradients(TwinParameters& params, uint64_t seed, float lo, float hi) {
+  for (size_t t = 0; t < params.cpu.size(); ++t) {
+    const Tensor g = random_tensor(params.cpu[t].shape(), seed + t, Device::cpu(), lo, hi);
+    params.cpu[t].set_grad(g);
+    params.gpu[t].set_grad(g.to(Device::cuda(0)));
+  }
+}
+
+CommandResult run_command(const std::string& command) {
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return {-1, "popen failed"};
+  std::string output;
+  char buffer[4096];
+  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+bool have_fashion_mnist() { return std::filesystem::is_directory(default_data_dir("fashion-mnist")); }
+
+DataSplits fashion_mnist_subset(int64_t train, int64_t test, uint64_t seed) {
+  DataSplits data = load_dataset(parse_data_spec("fashion-mnist"));
+  Generator g(seed);
+  if (train > 0) data.train = data.train.subset(randint({train}, data.train.size(), g));
+  if (test > 0) data.test = data.test.subset(randint({test}, data.test.size(), g));
+  return data;
 }
 
 TempDir::TempDir() {

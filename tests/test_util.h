@@ -53,6 +53,29 @@ class GpuTest : public ::testing::Test {
 Tensor random_tensor(const Shape& shape, uint64_t seed, Device device = Device::cpu(), float lo = -1.f, float hi = 1.f);
 Tensor random_labels(int64_t n, int classes, uint64_t seed, Device device = Device::cpu());
 
+// The same random parameters (values from seed + t for shape t) on the CPU and copied to cuda:0, all requiring
+// gradients: the two sides of an optimizer's GPU-versus-CPU test.
+struct TwinParameters {
+  std::vector<Tensor> cpu, gpu;
+};
+TwinParameters twin_parameters(const std::vector<Shape>& shapes, uint64_t seed);
+// Gives parameter t on both sides the same random gradient, values in [lo, hi) from seed + t.
+void set_twin_gradients(TwinParameters& params, uint64_t seed, float lo = -1.f, float hi = 1.f);
+
+// The exit status and the output (stdout and stderr together) of a shell command; status -1 when it could not
+// run or did not exit normally.
+struct CommandResult {
+  int status;
+  std::string output;
+};
+CommandResult run_command(const std::string& command);
+
+// Whether Debian's dataset-fashion-mnist (or $SIEVE_DATA_DIR/fashion-mnist) is there.
+bool have_fashion_mnist();
+// Fashion-MNIST with `train` training and `test` test examples drawn at random (with a generator seeded with
+// `seed`, training examples first); 0 keeps a whole split.
+DataSplits fashion_mnist_subset(int64_t train, int64_t test, uint64_t seed);
+
 // A fresh directory named after the running test, removed with everything in it when the object goes.
 class TempDir {
  public:

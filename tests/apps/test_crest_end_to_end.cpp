@@ -2,8 +2,6 @@
 // and resumes it exactly, and sieve-train takes the CREST flags and writes the records every sampler writes.
 #include <nlohmann/json.hpp>
 
-#include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <map>
 
@@ -13,18 +11,10 @@
 namespace sieve {
 namespace {
 
-namespace fs = std::filesystem;
-
-bool have_fashion_mnist() { return fs::is_directory(default_data_dir("fashion-mnist")); }
+using testing::have_fashion_mnist;
 
 // 2000 training and 300 test examples of Fashion-MNIST: enough for a coreset to be a choice, small enough for seconds.
-DataSplits small_fashion_mnist() {
-  DataSplits data = load_dataset(parse_data_spec("fashion-mnist"));
-  Generator g(4);
-  data.train = data.train.subset(randint({2000}, data.train.size(), g));
-  data.test = data.test.subset(randint({300}, data.test.size(), g));
-  return data;
-}
+DataSplits small_fashion_mnist() { return testing::fashion_mnist_subset(2000, 300, 4); }
 
 TrainOptions crest_run() {
   TrainOptions o;
@@ -102,14 +92,9 @@ TEST(CrestEndToEnd, SieveTrainTakesTheCrestFlags) {
   const std::string command = std::string(SIEVE_TRAIN_BINARY) +
                               " --device cpu --sampler crest --iterations 20 --eval-every 10 --crest-subsets 2"
                               " --crest-subset-size 256 --crest-tau 0.2 --crest-warmup-epochs 0 --drop-learned --drop-interval 10 --log " +
-                              log + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  std::string output;
-  char buffer[4096];
-  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
-  const int status = pclose(pipe);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << output;
+                              log;
+  const testing::CommandResult run = testing::run_command(command);
+  ASSERT_EQ(run.status, 0) << run.output;
   std::ifstream in(log);
   std::string line;
   int records = 0;

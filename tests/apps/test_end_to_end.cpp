@@ -3,7 +3,6 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -16,26 +15,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool have_fashion_mnist() { return fs::is_directory(default_data_dir("fashion-mnist")); }
+using testing::have_fashion_mnist;
 
 const DataSplits& fashion_mnist() {
   static const DataSplits data = load_dataset(parse_data_spec("fashion-mnist"));
   return data;
 }
 
-struct Command {
-  int status;
-  std::string output;  // stdout and stderr together
-};
-Command run_command(const std::string& command) {
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return {-1, "popen failed"};
-  std::string output;
-  char buffer[4096];
-  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
+using Command = testing::CommandResult;
+using testing::run_command;
 
 size_t line_count(const std::string& s) {
   size_t n = 0;

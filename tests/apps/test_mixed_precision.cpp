@@ -1,7 +1,6 @@
 // --mixed-precision bf16 (Note [bf16 products] in core/ops/precision.h) through the Trainer: a short CPU run of the
 // small CNN (convolutions and linear layers) trains as well as float32 and leaves float32 weights.
 #include <cmath>
-#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -27,14 +26,9 @@ TrainOptions short_cnn_run(const std::string& mixed_precision) {
   return o;
 }
 
-DataSplits small_fashion_mnist() {
-  DataSplits data = load_dataset(parse_data_spec("fashion-mnist"));
-  Generator g(2);
-  data.test = data.test.subset(randint({500}, data.test.size(), g));
-  return data;
-}
+DataSplits small_fashion_mnist() { return testing::fashion_mnist_subset(0, 500, 2); }
 
-bool have_fashion_mnist() { return std::filesystem::is_directory(default_data_dir("fashion-mnist")); }
+using testing::have_fashion_mnist;
 
 // Every parameter of the model, copied.
 std::vector<Tensor> snapshot(Trainer& trainer) {

@@ -3,8 +3,6 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -15,19 +13,11 @@
 namespace sieve {
 namespace {
 
-namespace fs = std::filesystem;
-
-bool have_fashion_mnist() { return fs::is_directory(default_data_dir("fashion-mnist")); }
+using testing::have_fashion_mnist;
 
 // 3000 training and 500 test examples: a small data set on which an epoch is a few dozen steps.
 const DataSplits& small_fashion_mnist() {
-  static const DataSplits data = [] {
-    DataSplits d = load_dataset(parse_data_spec("fashion-mnist"));
-    Generator g(21);
-    d.train = d.train.subset(randint({3000}, d.train.size(), g));
-    d.test = d.test.subset(randint({500}, d.test.size(), g));
-    return d;
-  }();
+  static const DataSplits data = testing::fashion_mnist_subset(3000, 500, 21);
   return data;
 }
 
@@ -125,19 +115,8 @@ TEST(SelectorsEndToEnd, ResumedRunsAreBitIdenticalOnTheCpu) {
 }
 
 #ifdef SIEVE_TRAIN_BINARY
-struct Command {
-  int status;
-  std::string output;
-};
-Command run_command(const std::string& command) {
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return {-1, "popen failed"};
-  std::string output;
-  char buffer[4096];
-  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
+using Command = testing::CommandResult;
+using testing::run_command;
 
 TEST(SieveTrain, RunsTheNewSamplersWithTheirFlags) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "apt-get install dataset-fashion-mnist";

@@ -231,22 +231,12 @@ TEST_F(AdamGpu, FusedUpdateMatchesCpuAfterSeveralSteps) {
   for (const bool decoupled : {false, true}) {
     SCOPED_TRACE(decoupled ? "adamw" : "adam");
     const AdamOptions options{.lr = 0.01f, .weight_decay = 0.05f, .decoupled = decoupled};
-    std::vector<Tensor> cpu_params, gpu_params;
-    for (size_t t = 0; t < shapes.size(); ++t) {
-      Tensor p = random_tensor(shapes[t], 200 + t);
-      Tensor q = p.to(Device::cuda(0));
-      p.set_requires_grad();
-      q.set_requires_grad();
-      cpu_params.push_back(p);
-      gpu_params.push_back(q);
-    }
+    testing::TwinParameters params = testing::twin_parameters(shapes, 200);
+    const std::vector<Tensor>& cpu_params = params.cpu;
+    const std::vector<Tensor>& gpu_params = params.gpu;
     Adam cpu_adam(cpu_params, options), gpu_adam(gpu_params, options);
     for (int step = 0; step < 6; ++step) {
-      for (size_t t = 0; t < shapes.size(); ++t) {
-        const Tensor g = random_tensor(shapes[t], 3000 + 10 * step + t);
-        cpu_params[t].set_grad(g);
-        gpu_params[t].set_grad(g.to(Device::cuda(0)));
-      }
+      testing::set_twin_gradients(params, 3000 + 10 * step);
       cpu_adam.step();
       gpu_adam.step();
     }

@@ -105,18 +105,10 @@ class ClipGradNormGpu : public ::sieve::testing::GpuTest {};
 
 TEST_F(ClipGradNormGpu, MatchesCpu) {
   const std::vector<Shape> shapes = {{1000, 300}, {4097}, {1}, {70000}};
-  std::vector<Tensor> cpu, gpu;
-  for (size_t t = 0; t < shapes.size(); ++t) {
-    Tensor p = random_tensor(shapes[t], 40 + t);
-    Tensor q = p.to(Device::cuda(0));
-    p.set_requires_grad();
-    q.set_requires_grad();
-    const Tensor g = random_tensor(shapes[t], 50 + t, Device::cpu(), -0.5f, 1.f);
-    p.set_grad(g);
-    q.set_grad(g.to(Device::cuda(0)));
-    cpu.push_back(p);
-    gpu.push_back(q);
-  }
+  testing::TwinParameters params = testing::twin_parameters(shapes, 40);
+  testing::set_twin_gradients(params, 50, -0.5f, 1.f);
+  std::vector<Tensor>& cpu = params.cpu;
+  std::vector<Tensor>& gpu = params.gpu;
   const float cpu_norm = clip_grad_norm(cpu, 3.f).item();
   const float gpu_norm = clip_grad_norm(gpu, 3.f).item();
   // Float32 block sums of ~1000 squares on the GPU against double sums on the CPU.

@@ -204,22 +204,12 @@ class SgdGpu : public ::sieve::testing::GpuTest {};
 TEST_F(SgdGpu, FusedUpdateMatchesCpuAfterSeveralSteps) {
   const std::vector<Shape> shapes = {{1000, 300}, {4097}, {1}};
   const SgdOptions options{.lr = 0.1f, .momentum = 0.9f, .weight_decay = 5e-4f, .nesterov = true};
-  std::vector<Tensor> cpu_params, gpu_params;
-  for (size_t t = 0; t < shapes.size(); ++t) {
-    Tensor p = random_tensor(shapes[t], 200 + t);
-    Tensor q = p.to(Device::cuda(0));
-    p.set_requires_grad();
-    q.set_requires_grad();
-    cpu_params.push_back(p);
-    gpu_params.push_back(q);
-  }
+  testing::TwinParameters params = testing::twin_parameters(shapes, 200);
+  const std::vector<Tensor>& cpu_params = params.cpu;
+  const std::vector<Tensor>& gpu_params = params.gpu;
   Sgd cpu_sgd(cpu_params, options), gpu_sgd(gpu_params, options);
   for (int step = 0; step < 6; ++step) {
-    for (size_t t = 0; t < shapes.size(); ++t) {
-      const Tensor g = random_tensor(shapes[t], 3000 + 10 * step + t);
-      cpu_params[t].set_grad(g);
-      gpu_params[t].set_grad(g.to(Device::cuda(0)));
-    }
+    testing::set_twin_gradients(params, 3000 + 10 * step);
     cpu_sgd.step();
     gpu_sgd.step();
   }
