@@ -1,26 +1,10 @@
 #include "optim/adam.h"
 
-#include <algorithm>
-#include <charconv>
 #include <cmath>
 
 #include "core/ops/dispatch.h"
 
 namespace sieve {
-namespace {
-
-// "<prefix><i>" with i < count: the index, or -1 when the name has another form.
-int64_t indexed_name(const std::string& name, const std::string& prefix, size_t count) {
-  if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) return -1;
-  size_t i = 0;
-  const char* digits = name.data() + prefix.size();
-  const char* end = name.data() + name.size();
-  const auto [ptr, ec] = std::from_chars(digits, end, i);
-  if (ec != std::errc() || ptr != end || i >= count) return -1;
-  return static_cast<int64_t>(i);
-}
-
-}  // namespace
 
 AdamStep adam_step(const AdamOptions& o, float lr, int64_t t) {
   // As PyTorch: the bias corrections in double (Python floats), each factor rounded once to float by the kernel
@@ -95,11 +79,11 @@ void Adam::load_state(const std::vector<std::pair<std::string, Tensor>>& state) 
   for (const auto& [name, t] : state) {
     int64_t i = -1;
     Tensor* slot = nullptr;
-    if ((i = indexed_name(name, "exp_avg.", n)) >= 0) {
+    if ((i = state_index(name, "exp_avg.", n)) >= 0) {
       slot = &m[static_cast<size_t>(i)];
-    } else if ((i = indexed_name(name, "exp_avg_sq.", n)) >= 0) {
+    } else if ((i = state_index(name, "exp_avg_sq.", n)) >= 0) {
       slot = &v[static_cast<size_t>(i)];
-    } else if ((i = indexed_name(name, "step.", n)) >= 0) {
+    } else if ((i = state_index(name, "step.", n)) >= 0) {
       const size_t k = static_cast<size_t>(i);
       SIEVE_CHECK(!has_step[k], this->name(), ": the state has two entries for '", name, "'");
       SIEVE_CHECK(t.defined() && t.dtype() == DType::I64 && t.numel() == 1, this->name(), ": state entry '", name,
@@ -127,12 +111,8 @@ void Adam::load_state(const std::vector<std::pair<std::string, Tensor>>& state) 
   }
   for (size_t i = 0; i < n; ++i) {
     if (!m[i].defined()) continue;
-    Tensor mi = Tensor::empty(params_[i].shape(), DType::F32, params_[i].device());
-    Tensor vi = Tensor::empty(params_[i].shape(), DType::F32, params_[i].device());
-    mi.copy_(m[i]);
-    vi.copy_(v[i]);
-    m[i] = mi;
-    v[i] = vi;
+    m[i] = state_buffer(i, m[i]);
+    v[i] = state_buffer(i, v[i]);
   }
   exp_avg_ = std::move(m);
   exp_avg_sq_ = std::move(v);

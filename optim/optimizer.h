@@ -9,7 +9,10 @@
 //   opt.step();
 #pragma once
 
+#include <charconv>
 #include <cmath>
+#include <cstdint>
+#include <system_error>
 #include <string>
 #include <utility>
 #include <vector>
@@ -81,6 +84,25 @@ class Optimizer {
     const Tensor& p = params_[i];
     SIEVE_CHECK(grad.dtype() == DType::F32 && grad.shape() == p.shape() && grad.device() == p.device(), name_,
                 ": the gradient of parameter ", i, " is ", grad.description(), ", expected ", p.description());
+  }
+
+  // For load_state: i when `name` is prefix + a decimal i < count (e.g. "momentum.3"), else -1.
+  static int64_t state_index(const std::string& name, const std::string& prefix, size_t count) {
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) return -1;
+    size_t i = 0;
+    const char* digits = name.data() + prefix.size();
+    const char* end = name.data() + name.size();
+    const auto [ptr, ec] = std::from_chars(digits, end, i);
+    if (ec != std::errc() || ptr != end || i >= count) return -1;
+    return static_cast<int64_t>(i);
+  }
+
+  // For load_state: a fresh buffer on parameter i's device holding a copy of a loaded (checked) state tensor, so
+  // that the optimizer never shares storage with the checkpoint it came from.
+  Tensor state_buffer(size_t i, const Tensor& loaded) const {
+    Tensor t = Tensor::empty(params_[i].shape(), DType::F32, params_[i].device());
+    t.copy_(loaded);
+    return t;
   }
 
   std::vector<Tensor> params_;

@@ -1,7 +1,5 @@
 #include "optim/sgd.h"
 
-#include <algorithm>
-#include <charconv>
 #include <cmath>
 
 #include "core/ops/dispatch.h"
@@ -50,13 +48,10 @@ void Sgd::load_state(const std::vector<std::pair<std::string, Tensor>>& state) {
   const std::string kPrefix = "momentum.";
   std::vector<Tensor> loaded(params_.size());
   for (const auto& [name, t] : state) {
-    size_t i = 0;
-    const char* digits = name.data() + std::min(name.size(), kPrefix.size());
-    const char* end = name.data() + name.size();
-    const auto [ptr, ec] = std::from_chars(digits, end, i);
-    SIEVE_CHECK(name.compare(0, kPrefix.size(), kPrefix) == 0 && ec == std::errc() && ptr == end && digits != end &&
-                    i < params_.size(),
-                "SGD: state entry '", name, "' is not \"momentum.<i>\" for one of its ", params_.size(), " parameters");
+    const int64_t index = state_index(name, kPrefix, params_.size());
+    SIEVE_CHECK(index >= 0, "SGD: state entry '", name, "' is not \"momentum.<i>\" for one of its ", params_.size(),
+                " parameters");
+    const size_t i = static_cast<size_t>(index);
     SIEVE_CHECK(options_.momentum != 0.f, "SGD: the state has momentum buffers ('", name,
                 "') but this optimizer has momentum 0");
     SIEVE_CHECK(!loaded[i].defined(), "SGD: the state has two entries for '", name, "'");
@@ -66,9 +61,7 @@ void Sgd::load_state(const std::vector<std::pair<std::string, Tensor>>& state) {
   }
   for (size_t i = 0; i < loaded.size(); ++i) {
     if (!loaded[i].defined()) continue;
-    Tensor v = Tensor::empty(params_[i].shape(), DType::F32, params_[i].device());
-    v.copy_(loaded[i]);
-    loaded[i] = v;
+    loaded[i] = state_buffer(i, loaded[i]);
   }
   momentum_ = std::move(loaded);
 }
