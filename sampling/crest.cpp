@@ -296,6 +296,13 @@ std::vector<std::pair<std::string, double>> CrestSelector::stats() const {
           {"crest_dropped", static_cast<double>(dropped_)}};
 }
 
+std::vector<std::pair<std::string, Tensor>> CrestSelector::example_columns() const {
+  if (!history_) return {};
+  std::vector<float> dropped(static_cast<size_t>(dataset_size_), 1.f);
+  for (int32_t i : history_->active().to(Device::cpu()).to_vector<int32_t>()) dropped[static_cast<size_t>(i)] = 0.f;
+  return {{"dropped", Tensor::from_vector(dropped, {dataset_size_})}};
+}
+
 void CrestSelector::save_state(CheckpointState& state, const std::string& prefix) {
   state.set_generator(prefix + "generator", gen_);
   state.set_int(prefix + "steps", steps_);

@@ -82,6 +82,8 @@ class CrestSelector : public Selector {
   // {"crest_gradient_evals", gradient evaluations of b examples spent on the quadratic model (each a forward and
   // backward pass, beyond the training steps)}, {"crest_dropped", examples dropped so far}.
   std::vector<std::pair<std::string, double>> stats() const override;
+  // With --drop-learned: "dropped", 1 for the examples dropped from the active set.
+  std::vector<std::pair<std::string, Tensor>> example_columns() const override;
   void save_state(CheckpointState& state, const std::string& prefix) override;
   void load_state(const CheckpointState& state, const std::string& prefix) override;
 

@@ -52,6 +52,14 @@ std::vector<std::pair<std::string, double>> EpochSubsetSelector::stats() const {
   return {{"epoch", static_cast<double>(epochs_)}, {"coverage", coverage_.fraction()}};
 }
 
+std::vector<std::pair<std::string, Tensor>> EpochSubsetSelector::example_columns() const {
+  const int64_t n = coverage_.dataset_size();
+  if (!subset_.defined() || n == 0) return {};
+  std::vector<float> occurrences(static_cast<size_t>(n), 0.f);
+  for (int32_t i : subset_.to(Device::cpu()).to_vector<int32_t>()) occurrences[static_cast<size_t>(i)] += 1.f;
+  return {{"in_epoch_subset", Tensor::from_vector(occurrences, {n})}};
+}
+
 void EpochSubsetSelector::save_state(CheckpointState& state, const std::string& prefix) {
   state.set_generator(prefix + "generator", gen_);
   state.set_int(prefix + "epochs", epochs_);

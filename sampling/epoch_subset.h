@@ -26,6 +26,8 @@ class EpochSubsetSelector : public Selector {
   // {"epoch", epochs begun so far}, {"coverage", share of the data set served at least once}. Reading the coverage
   // synchronises with the device (one count): stats() is for logs.
   std::vector<std::pair<std::string, double>> stats() const override;
+  // "in_epoch_subset": how often each example occurs in the current epoch's subset (SRS draws with replacement).
+  std::vector<std::pair<std::string, Tensor>> example_columns() const override;
   // The generator, the epoch and position in it, its subset, and the coverage flags.
   void save_state(CheckpointState& state, const std::string& prefix) override;
   void load_state(const CheckpointState& state, const std::string& prefix) override;

@@ -1,11 +1,16 @@
 #include "sampling/importance.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <vector>
 
 #include "core/autograd.h"
 #include "core/checkpoint.h"
 #include "core/ops/gather.h"
 #include "sampling/sample.h"
+#include "sampling/score_math.h"
+#include "sampling/selectors.h"
 #include "sampling/uniform.h"
 
 namespace sieve {
@@ -16,12 +21,23 @@ float default_tau_th(int64_t presample, int64_t batch) {
   return static_cast<float>(static_cast<double>(presample + 3 * batch) / (3.0 * static_cast<double>(batch)));
 }
 
+ScoreSource parse_score_source(const std::string& name) {
+  if (name == "presample") return ScoreSource::Presample;
+  if (name == "history") return ScoreSource::History;
+  SIEVE_FAIL("unknown --score-source '", name, "': expected presample or history");
+}
+
 namespace {
 ImportanceOptions checked(const ImportanceOptions& o) {
   SIEVE_CHECK(o.batch >= 1, "--batch must be positive, found ", o.batch);
-  SIEVE_CHECK(o.presample >= 1, "--presample must be positive, found ", o.presample);
-  SIEVE_CHECK(o.batch <= o.presample, "--batch ", o.batch, " exceeds --presample ", o.presample,
-              ": importance sampling draws the batch from the pre-sample");
+  if (o.source == ScoreSource::Presample) {
+    SIEVE_CHECK(o.presample >= 1, "--presample must be positive, found ", o.presample);
+    SIEVE_CHECK(o.batch <= o.presample, "--batch ", o.batch, " exceeds --presample ", o.presample,
+                ": importance sampling draws the batch from the pre-sample");
+  }
+  SIEVE_CHECK(std::isfinite(o.smoothing) && o.smoothing >= 0.f, "--score-smoothing must be finite and >= 0, found ",
+              o.smoothing);
+  SIEVE_CHECK(o.refresh_every >= 1, "--history-refresh must be >= 1 step, found ", o.refresh_every);
   SIEVE_CHECK(o.tau_ema >= 0.f && o.tau_ema < 1.f, "--tau-ema must be in [0, 1), found ", o.tau_ema);
   SIEVE_CHECK(!o.tau_th || std::isfinite(*o.tau_th), "--tau-th must be finite, found ", o.tau_th.value_or(0.f));
   return o;
@@ -30,8 +46,14 @@ ImportanceOptions checked(const ImportanceOptions& o) {
 
 ImportanceSampler::ImportanceSampler(const ImportanceOptions& options)
     : options_(checked(options)),
-      tau_th_(options.tau_th.value_or(default_tau_th(options.presample, options.batch))),
+      tau_th_(options.tau_th.value_or(options.source == ScoreSource::History
+                                          ? 1.f
+                                          : default_tau_th(options.presample, options.batch))),
       gen_(options.seed) {}
+
+std::string ImportanceSampler::name() const {
+  return to_string(options_.score) + (options_.source == ScoreSource::History ? "-history" : "");
+}
 
 void ImportanceSampler::capture_tau(const Tensor& scores) {
   tau_new_.capture(tau_estimate(scores));  // queued behind the τ kernel; read at the next select()
@@ -47,6 +69,7 @@ void ImportanceSampler::fold_tau() {
 
 Selection ImportanceSampler::select(const ScoringContext& ctx) {
   check_dataset_size(ctx, "importance sampler");
+  if (options_.source == ScoreSource::History) return select_from_history(ctx);
   fold_tau();
   importance_on_ = tau_ > tau_th_;  // line 5
   ++steps_;
@@ -69,8 +92,68 @@ Selection ImportanceSampler::select(const ScoringContext& ctx) {
   return {index_select(candidates, drawn.positions), drawn.weights};
 }
 
+Selection ImportanceSampler::select_from_history(const ScoringContext& ctx) {
+  const int64_t n = ctx.dataset_size;
+  if (!table_.defined()) table_ = Tensor::full({n}, -1.0, DType::F32, ctx.device);
+  SIEVE_CHECK(table_.numel() == n, name(), ": a score table of ", table_.numel(),
+              " examples (from a checkpoint?) for a data set of ", n);
+  if (table_.device() != ctx.device) {
+    table_ = table_.to(ctx.device);
+    if (distribution_.defined()) distribution_ = distribution_.to(ctx.device);
+    if (prefix_.defined()) prefix_ = prefix_.to(ctx.device);
+  }
+  if (steps_ % options_.refresh_every == 0) refresh_distribution(ctx);
+  ++steps_;
+  importance_on_ = distribution_.defined() && tau_ > tau_th_;
+  if (!importance_on_) return draw_uniform(options_.batch, ctx, gen_);
+  ++importance_steps_;
+  const WeightedSample drawn = sample_with_replacement(distribution_, prefix_, options_.batch, gen_);
+  return {drawn.positions, drawn.weights};  // positions are example indices: the "pre-sample" is all N
+}
+
+void ImportanceSampler::refresh_distribution(const ScoringContext& ctx) {
+  ++refreshes_;
+  const std::vector<float> table = table_.to(Device::cpu()).to_vector<float>();
+  float largest = -1.f;
+  for (float s : table)
+    if (s >= 0.f && std::isfinite(s)) largest = std::max(largest, s);
+  if (largest < 0.f) {  // nothing trained yet: stay uniform
+    distribution_ = prefix_ = Tensor();
+    tau_ = 0.f;
+    return;
+  }
+  // Unseen (and non-finite) entries take the largest recorded score.
+  auto score = [&](float s) { return s >= 0.f && std::isfinite(s) ? s : largest; };
+  double total = 0.0;
+  for (float s : table) total += score(s);
+  const double add = static_cast<double>(options_.smoothing) * total / static_cast<double>(table.size());
+  std::vector<float> distribution(table.size()), prefix(table.size());
+  double running = 0.0, sum_sq = 0.0;
+  for (size_t i = 0; i < table.size(); ++i) {
+    const float d = static_cast<float>(static_cast<double>(score(table[i])) + add);
+    distribution[i] = d;
+    running += d;
+    sum_sq += static_cast<double>(d) * d;
+    prefix[i] = static_cast<float>(running);
+  }
+  tau_ = tau_from_sums(running, sum_sq, static_cast<int64_t>(table.size()));
+  const int64_t n = static_cast<int64_t>(table.size());
+  distribution_ = Tensor::from_vector(distribution, {n}, ctx.device);
+  prefix_ = Tensor::from_vector(prefix, {n}, ctx.device);
+}
+
 void ImportanceSampler::observe(const Selection& selection, const Tensor& logits, const Tensor& labels,
                                 const Tensor& losses) {
+  if (options_.source == ScoreSource::History) {
+    SIEVE_CHECK(table_.defined(), name(), ": observe() before select()");
+    SIEVE_CHECK(logits.defined() && labels.defined(), name(), ": observe() needs the logits and labels of the "
+                "training forward pass");
+    NoGradGuard no_grad;
+    const bool have_losses = options_.score == ScoreKind::Loss && losses.defined();
+    scatter_losses(selection.indices,
+                   have_losses ? losses.detach() : compute_scores(options_.score, logits.detach(), labels), table_);
+    return;
+  }
   if (!awaiting_observe_) return;  // an importance step already took τ_new from its pre-sample
   awaiting_observe_ = false;
   SIEVE_CHECK(logits.defined() && labels.defined(), "importance sampler: observe() needs the logits and labels of "
@@ -86,6 +169,14 @@ std::vector<std::pair<std::string, double>> ImportanceSampler::stats() const {
   return {{"tau", tau_}, {"importance_on", importance_on_ ? 1.0 : 0.0}, {"importance_fraction", fraction}};
 }
 
+std::vector<std::pair<std::string, Tensor>> ImportanceSampler::example_columns() const {
+  if (!table_.defined()) return {};
+  std::vector<float> scores = table_.to(Device::cpu()).to_vector<float>();
+  for (float& s : scores)
+    if (s < 0.f) s = std::numeric_limits<float>::quiet_NaN();  // never trained: an empty field
+  return {{"last_score", Tensor::from_vector(scores, {static_cast<int64_t>(scores.size())})}};
+}
+
 void ImportanceSampler::save_state(CheckpointState& state, const std::string& prefix) {
   state.set_generator(prefix + "generator", gen_);
   state.set_double(prefix + "tau", tau_);
@@ -95,6 +186,13 @@ void ImportanceSampler::save_state(CheckpointState& state, const std::string& pr
   state.set_int(prefix + "awaiting_observe", awaiting_observe_ ? 1 : 0);
   state.set_int(prefix + "steps", steps_);
   state.set_int(prefix + "importance_steps", importance_steps_);
+  if (options_.source != ScoreSource::History) return;
+  state.set_int(prefix + "refreshes", refreshes_);
+  state.set_int(prefix + "has_table", table_.defined() ? 1 : 0);
+  state.set_int(prefix + "has_distribution", distribution_.defined() ? 1 : 0);
+  if (table_.defined()) state.add_tensors({{"scores", table_.clone()}}, prefix);
+  if (distribution_.defined())
+    state.add_tensors({{"distribution", distribution_.clone()}, {"prefix", prefix_.clone()}}, prefix);
 }
 
 void ImportanceSampler::load_state(const CheckpointState& state, const std::string& prefix) {
@@ -106,6 +204,20 @@ void ImportanceSampler::load_state(const CheckpointState& state, const std::stri
   awaiting_observe_ = state.get_int(prefix + "awaiting_observe") != 0;
   steps_ = state.get_int(prefix + "steps");
   importance_steps_ = state.get_int(prefix + "importance_steps");
+  if (options_.source != ScoreSource::History) return;
+  refreshes_ = state.get_int(prefix + "refreshes");
+  table_ = distribution_ = prefix_ = Tensor();
+  auto table = [&](const char* name) {
+    const Tensor t = state.find(prefix + name);
+    SIEVE_CHECK(t.defined(), "checkpoint: the selector's ", name, " (", prefix, name, ") is missing");
+    check_dtype(t, DType::F32, "checkpoint score table");
+    return t.reshape({t.numel()}).clone();
+  };
+  if (state.get_int(prefix + "has_table") != 0) table_ = table("scores");
+  if (state.get_int(prefix + "has_distribution") != 0) {
+    distribution_ = table("distribution");
+    prefix_ = table("prefix");
+  }
 }
 
 }  // namespace sieve

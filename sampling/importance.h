@@ -8,6 +8,18 @@
 // examples leaves no trace in the running statistics. The b chosen examples are forwarded again, in training mode,
 // by the training loop. In the uniform phase τ is estimated from that training forward pass's own logits (line 15,
 // "g_i for free"), so those scores do come from training mode, exactly as in the reference.
+//
+// Note [history scores]: with ScoreSource::History no pre-sample is scored. Each example's score is the one its own
+// training forward pass produced the last time it was trained (observe(): the upper bound from the training logits
+// with the same fused kernel, or the per-example loss), stored in a table of N floats on the device. Every
+// `refresh_every` steps the table is turned into a sampling distribution: examples not yet trained take the largest
+// recorded score, and p_i ∝ s_i + smoothing × mean(s) (the reference's adaptive additive smoothing, which keeps every
+// p_i > 0 and the estimate unbiased). That refresh copies the table to the host once and sums it in double, so the
+// CPU and the GPU draw from the same prefix; between refreshes each step draws its b examples from all N by binary
+// search of that prefix (O(b log N), no scan), with weights 1 / (N p_i), which keep the gradient unbiased for any p.
+// τ is computed from the same distribution at each refresh, and importance sampling is on while it exceeds τ_th, whose
+// default is 1 here (any variance reduction pays when scoring costs nothing); before the first training step's scores
+// arrive the steps are uniform.
 #pragma once
 
 #include <cstdint>
@@ -27,8 +39,14 @@ namespace sieve {
 // backward pass costing two forward passes (section 3.3).
 float default_tau_th(int64_t presample, int64_t batch);
 
+enum class ScoreSource { Presample, History };
+ScoreSource parse_score_source(const std::string& name);  // "presample" | "history"
+
 struct ImportanceOptions {
   ScoreKind score = ScoreKind::UpperBound;
+  ScoreSource source = ScoreSource::Presample;  // Note [history scores]
+  float smoothing = 0.5f;       // history: p_i ∝ s_i + smoothing × mean(s)
+  int64_t refresh_every = 100;  // history: steps between rebuilding the distribution from the score table
   int64_t batch = 128;          // b
   int64_t presample = 1024;     // B
   std::optional<float> tau_th;  // τ_th; unset: default_tau_th(presample, batch)
@@ -40,11 +58,14 @@ class ImportanceSampler : public Selector {
  public:
   explicit ImportanceSampler(const ImportanceOptions& options);  // throws sieve::Error on invalid options
 
-  std::string name() const override { return to_string(options_.score); }  // "upper-bound" or "loss"
+  // "upper-bound" or "loss", with "-history" for ScoreSource::History.
+  std::string name() const override;
   Selection select(const ScoringContext& ctx) override;
   void observe(const Selection& selection, const Tensor& logits, const Tensor& labels, const Tensor& losses) override;
   // {"tau", τ}, {"importance_on", 0 or 1 for the last step}, {"importance_fraction", share of steps so far}.
   std::vector<std::pair<std::string, double>> stats() const override;
+  // History: "last_score", the score table (NaN: never trained).
+  std::vector<std::pair<std::string, Tensor>> example_columns() const override;
   // τ, a pending τ_new (read now: checkpoints are rare), the generator and the step counts.
   void save_state(CheckpointState& state, const std::string& prefix) override;
   void load_state(const CheckpointState& state, const std::string& prefix) override;
@@ -52,10 +73,15 @@ class ImportanceSampler : public Selector {
   float tau() const { return tau_; }  // as used by the last select()
   float tau_th() const { return tau_th_; }
   bool importance_on() const { return importance_on_; }
+  // History (Note [history scores]): the sampling distribution of the last refresh, float32 [N], undefined before
+  // any example was trained.
+  const Tensor& history_distribution() const { return distribution_; }
 
  private:
   void capture_tau(const Tensor& scores);  // queues τ_new of these scores for the next select()
   void fold_tau();                         // τ <- a_τ τ + (1 - a_τ) τ_new, if one is pending
+  Selection select_from_history(const ScoringContext& ctx);
+  void refresh_distribution(const ScoringContext& ctx);  // Note [history scores]
 
   ImportanceOptions options_;
   float tau_th_;
@@ -67,6 +93,11 @@ class ImportanceSampler : public Selector {
   bool awaiting_observe_ = false;  // the last step was uniform: its training forward pass gives τ_new
   int64_t steps_ = 0;
   int64_t importance_steps_ = 0;
+  // History (Note [history scores]).
+  Tensor table_;         // float32 [N]: each example's last training score, -1 before its first
+  Tensor distribution_;  // float32 [N]: s_i + smoothing × mean(s) as of the last refresh
+  Tensor prefix_;        // float32 [N]: its inclusive prefix sums, summed in double
+  int64_t refreshes_ = 0;
 };
 
 }  // namespace sieve

@@ -4,8 +4,10 @@
 
 #include "sampling/crest.h"
 #include "sampling/importance.h"
+#include "sampling/infobatch.h"
 #include "sampling/online_batch.h"
 #include "sampling/random_subset.h"
+#include "sampling/selective_backprop.h"
 #include "sampling/srs.h"
 #include "sampling/uniform.h"
 
@@ -13,9 +15,12 @@ namespace sieve {
 
 namespace {
 
-ImportanceOptions importance_options(ScoreKind score, const SelectorOptions& o) {
+ImportanceOptions importance_options(ScoreKind score, const SelectorOptions& o, bool history) {
   ImportanceOptions out;
   out.score = score;
+  out.source = history ? ScoreSource::History : parse_score_source(o.score_source);
+  out.smoothing = o.score_smoothing;
+  out.refresh_every = o.history_refresh;
   out.batch = o.batch;
   out.presample = o.presample;
   out.tau_th = o.tau_th;
@@ -34,6 +39,29 @@ OnlineBatchOptions online_batch_options(const SelectorOptions& o) {
   return out;
 }
 
+SelectiveBackpropOptions selective_backprop_options(const SelectorOptions& o, bool stale) {
+  SelectiveBackpropOptions out;
+  out.batch = o.batch;
+  out.history = o.sb_history;
+  out.beta = o.sb_beta;
+  out.stale = stale || o.sb_stale;
+  out.seed = o.seed;
+  return out;
+}
+
+InfoBatchOptions infobatch_options(const SelectorOptions& o) {
+  InfoBatchOptions out;
+  out.batch = o.batch;
+  out.prune_ratio = o.prune_ratio;
+  out.anneal = o.anneal;
+  out.seed = o.seed;
+  return out;
+}
+
+std::unique_ptr<Selector> importance(ScoreKind score, const SelectorOptions& o, bool history) {
+  return std::make_unique<ImportanceSampler>(importance_options(score, o, history));
+}
+
 struct Entry {
   const char* name;
   std::function<std::unique_ptr<Selector>(const SelectorOptions&)> make;
@@ -43,14 +71,10 @@ struct Entry {
 const std::vector<Entry>& registry() {
   static const std::vector<Entry> entries = {
       {"uniform", [](const SelectorOptions& o) { return std::make_unique<UniformSelector>(o.batch, o.seed); }},
-      {"loss",
-       [](const SelectorOptions& o) {
-         return std::make_unique<ImportanceSampler>(importance_options(ScoreKind::Loss, o));
-       }},
-      {"upper-bound",
-       [](const SelectorOptions& o) {
-         return std::make_unique<ImportanceSampler>(importance_options(ScoreKind::UpperBound, o));
-       }},
+      {"loss", [](const SelectorOptions& o) { return importance(ScoreKind::Loss, o, false); }},
+      {"upper-bound", [](const SelectorOptions& o) { return importance(ScoreKind::UpperBound, o, false); }},
+      {"loss-history", [](const SelectorOptions& o) { return importance(ScoreKind::Loss, o, true); }},
+      {"upper-bound-history", [](const SelectorOptions& o) { return importance(ScoreKind::UpperBound, o, true); }},
       {"srs",
        [](const SelectorOptions& o) { return std::make_unique<SoftRandomSampler>(o.batch, o.subset_ratio, o.seed); }},
       {"random-subset",
@@ -65,6 +89,16 @@ const std::vector<Entry>& registry() {
          c.batch = o.batch;
          c.seed = o.seed;
          return std::make_unique<CrestSelector>(c);
+       }},
+      {"infobatch",
+       [](const SelectorOptions& o) { return std::make_unique<InfoBatchSelector>(infobatch_options(o)); }},
+      {"selective-backprop",
+       [](const SelectorOptions& o) {
+         return std::make_unique<SelectiveBackpropSelector>(selective_backprop_options(o, false));
+       }},
+      {"selective-backprop-stale",
+       [](const SelectorOptions& o) {
+         return std::make_unique<SelectiveBackpropSelector>(selective_backprop_options(o, true));
        }},
   };
   return entries;

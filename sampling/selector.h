@@ -25,6 +25,10 @@ struct ScoringContext {
   Tensor labels;  // int32 [N] on the training device
   int64_t dataset_size = 0;
   Device device;
+  // The share of the run's budget used so far, in [0, 1]: the largest of steps / --iterations, training seconds /
+  // --time-budget and examples / --example-budget among the budgets set. The training loop updates it before each
+  // select(); InfoBatch anneals to the full data set by it.
+  double progress = 0;
 
   // What CREST (sampling/crest.h) needs from the engine; other selectors leave them alone.
   // The model's parameters (float32, on the training device), in a fixed order.
@@ -51,6 +55,9 @@ class Selector {
   virtual void observe(const Selection& selection, const Tensor& logits, const Tensor& labels, const Tensor& losses) {}
   // Named scalars for logs and progress lines, e.g. {"tau", 1.7}, {"importance_on", 1}.
   virtual std::vector<std::pair<std::string, double>> stats() const { return {}; }
+  // Per-example columns for --dump-selection (apps/trainer.h): name and float32 [N] values on any device, e.g.
+  // {"last_score", ...}, {"pruned", 0 or 1}. Called once at the end of a run; it may synchronise with the device.
+  virtual std::vector<std::pair<std::string, Tensor>> example_columns() const { return {}; }
   // Checkpoints: everything a selector needs to continue exactly (generator positions, running estimates), as
   // metadata keys starting with `prefix` (core/checkpoint.h).
   virtual void save_state(CheckpointState& state, const std::string& prefix) = 0;

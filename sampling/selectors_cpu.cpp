@@ -49,4 +49,32 @@ void rank_by_loss(const float* losses, const int32_t* order, int64_t n, float* /
   for (int64_t i = 0; i < n; ++i) out[i] = pairs[static_cast<size_t>(i)].second;
 }
 
+void infobatch_prune(const float* scores, const int32_t* order, int64_t n, float mean, float keep_ratio, uint64_t seed,
+                     uint64_t offset, uint8_t* keep, float* weights) {
+  for (int64_t p = 0; p < n; ++p) check_index(order[p], n, "infobatch_prune order");
+  for (int64_t p = 0; p < n; ++p) {
+    const int32_t e = order[p];
+    const float w = infobatch_weight(scores[e], mean, philox_uniform(seed, offset, static_cast<uint64_t>(p)), keep_ratio);
+    weights[e] = w;
+    keep[p] = w != 0.f ? 1 : 0;
+  }
+}
+
+void selective_backprop_keep(const float* losses, int64_t n, const float* history, int64_t count, float beta,
+                             uint64_t seed, uint64_t offset, uint8_t* keep) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float p = selective_backprop_probability(losses[j], history, count, beta);
+    keep[j] = philox_uniform(seed, offset, static_cast<uint64_t>(j)) < p ? 1 : 0;
+  }
+}
+
+void record_ring(const float* losses, int64_t n, float* history, int64_t size, int64_t head) {
+  for (int64_t j = 0; j < n; ++j) history[(head + j) % size] = losses[j];
+}
+
+void count_indices(const int32_t* indices, int64_t n, int32_t* counts, int64_t count) {
+  for (int64_t j = 0; j < n; ++j) check_index(indices[j], count, "count_indices");
+  for (int64_t j = 0; j < n; ++j) ++counts[indices[j]];
+}
+
 }  // namespace sieve::cpu

@@ -1,5 +1,6 @@
-// CUDA kernels of the selector operations (sampling/selectors.h): coverage marking, the loss scatter, and the two
-// sorts (CUB radix sort pairs) behind a random permutation and the ranking by loss.
+// CUDA kernels of the selector operations (sampling/selectors.h): coverage marking, the loss scatter, the two sorts
+// (CUB radix sort pairs) behind a random permutation and the ranking by loss, InfoBatch's pruning, selective
+// backprop's keep test, the loss ring and the per-example counts.
 #include <cub/device/device_radix_sort.cuh>
 
 #include "core/allocator.h"
@@ -100,6 +101,83 @@ void rank_by_loss(const float* losses, const int32_t* order, int64_t n, float* k
   DeviceScratch temp(cub_bytes(temp_bytes));
   SIEVE_CUDA_CHECK(cub::DeviceRadixSort::SortPairsDescending(temp.data(), temp_bytes, keys, keys_out, order, out,
                                                              items, 0, 32, stream()));
+}
+
+// weights[order[p]] = infobatch_weight(...) and keep[p] = weight != 0 (InfoBatch, eq. 2-3). One thread per position.
+__global__ void infobatch_prune_kernel(const float* __restrict__ scores,  // (n) by example
+                                       const int32_t* __restrict__ order,  // (n) a permutation
+                                       int64_t n, float mean, float keep_ratio, uint64_t seed, uint64_t offset,
+                                       uint8_t* __restrict__ keep,         // (n) by position
+                                       float* __restrict__ weights) {      // (n) by example
+  for (int64_t p = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; p < n;
+       p += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int32_t e = order[p];
+    if (e < 0 || e >= n) {  // trusted input; an invalid entry is pruned rather than written out of bounds
+      keep[p] = 0;
+      continue;
+    }
+    const float w = infobatch_weight(scores[e], mean, philox_uniform(seed, offset, static_cast<uint64_t>(p)), keep_ratio);
+    weights[e] = w;
+    keep[p] = w != 0.f ? 1 : 0;
+  }
+}
+
+void infobatch_prune(const float* scores, const int32_t* order, int64_t n, float mean, float keep_ratio, uint64_t seed,
+                     uint64_t offset, uint8_t* keep, float* weights) {
+  infobatch_prune_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream()>>>(scores, order, n, mean, keep_ratio, seed,
+                                                                             offset, keep, weights);
+  SIEVE_CUDA_CHECK_LAUNCH("infobatch_prune_kernel");
+}
+
+// keep[j] = u_j < (percentile of losses[j] among history[0, count))^beta (Jiang et al. 2019, eq. 2). One thread per
+// candidate, each reading the whole history (R = 1024 floats, cached): n R comparisons, a few microseconds.
+__global__ void selective_backprop_keep_kernel(const float* __restrict__ losses,   // (n)
+                                               int64_t n, const float* __restrict__ history,  // (count)
+                                               int64_t count, float beta, uint64_t seed, uint64_t offset,
+                                               uint8_t* __restrict__ keep) {  // (n)
+  for (int64_t j = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; j < n;
+       j += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float p = selective_backprop_probability(losses[j], history, count, beta);
+    keep[j] = philox_uniform(seed, offset, static_cast<uint64_t>(j)) < p ? 1 : 0;
+  }
+}
+
+void selective_backprop_keep(const float* losses, int64_t n, const float* history, int64_t count, float beta,
+                             uint64_t seed, uint64_t offset, uint8_t* keep) {
+  selective_backprop_keep_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream()>>>(losses, n, history, count, beta,
+                                                                                     seed, offset, keep);
+  SIEVE_CUDA_CHECK_LAUNCH("selective_backprop_keep_kernel");
+}
+
+// history[(head + j) mod size] = losses[j]; n <= size, so no two threads write one slot. One thread per loss.
+__global__ void record_ring_kernel(const float* __restrict__ losses,  // (n)
+                                   int64_t n, float* __restrict__ history,  // (size)
+                                   int64_t size, int64_t head) {
+  for (int64_t j = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; j < n;
+       j += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    history[(head + j) % size] = losses[j];
+  }
+}
+
+void record_ring(const float* losses, int64_t n, float* history, int64_t size, int64_t head) {
+  record_ring_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream()>>>(losses, n, history, size, head);
+  SIEVE_CUDA_CHECK_LAUNCH("record_ring_kernel");
+}
+
+// counts[indices[j]] += 1: integer atomics, so the result does not depend on the order of the threads.
+__global__ void count_indices_kernel(const int32_t* __restrict__ indices,  // (n)
+                                     int64_t n, int32_t* __restrict__ counts,  // (count)
+                                     int64_t count) {
+  for (int64_t j = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; j < n;
+       j += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int32_t i = indices[j];
+    if (i >= 0 && i < count) atomicAdd(counts + i, 1);
+  }
+}
+
+void count_indices(const int32_t* indices, int64_t n, int32_t* counts, int64_t count) {
+  count_indices_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream()>>>(indices, n, counts, count);
+  SIEVE_CUDA_CHECK_LAUNCH("count_indices_kernel");
 }
 
 }  // namespace sieve::cuda

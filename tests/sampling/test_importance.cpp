@@ -267,14 +267,31 @@ TEST(MakeSelector, BuildsByNameAndListsAcceptedNames) {
   SelectorOptions o;
   o.batch = 32;
   o.presample = 256;
-  const std::vector<std::string> names = {"uniform", "loss",          "upper-bound", "srs",
-                                          "random-subset", "online-batch", "crest"};
+  const std::vector<std::string> names = {"uniform",   "loss",         "upper-bound", "loss-history",
+                                          "upper-bound-history", "srs", "random-subset", "online-batch",
+                                          "crest",     "infobatch",    "selective-backprop",
+                                          "selective-backprop-stale"};
   for (const std::string& name : names) EXPECT_EQ(sieve::make_selector(name, o)->name(), name);
   EXPECT_EQ(sieve::selector_names(), names);
   expect_error([&] { sieve::make_selector("crest-ish", o); },
-               "expected one of uniform, loss, upper-bound, srs, random-subset, online-batch, crest");
+               "expected one of uniform, loss, upper-bound, loss-history, upper-bound-history, srs, random-subset, "
+               "online-batch, crest, infobatch, selective-backprop, selective-backprop-stale");
   o.batch = 512;
   expect_error([&] { sieve::make_selector("upper-bound", o); }, "--batch 512 exceeds --presample 256");
+  // History scores have no pre-sample: B does not bound b.
+  EXPECT_EQ(sieve::make_selector("upper-bound-history", o)->name(), "upper-bound-history");
+  o.score_source = "history";
+  EXPECT_EQ(sieve::make_selector("loss", o)->name(), "loss-history");
+  o.score_source = "stale";
+  expect_error([&] { sieve::make_selector("loss", o); }, "unknown --score-source 'stale'");
+  o = SelectorOptions{};
+  o.sb_stale = true;
+  EXPECT_EQ(sieve::make_selector("selective-backprop", o)->name(), "selective-backprop-stale");
+  o.sb_history = 64;
+  expect_error([&] { sieve::make_selector("selective-backprop", o); }, "--sb-history must be at least --batch (128)");
+  o = SelectorOptions{};
+  o.prune_ratio = 1.5;
+  expect_error([&] { sieve::make_selector("infobatch", o); }, "--prune-ratio must be in [0, 1], found 1.5");
 }
 
 }  // namespace
