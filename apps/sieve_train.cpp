@@ -61,12 +61,15 @@ void print_progress(const EvalRecord& r, const TrainOptions& o) {
 }
 
 void print_summary(const std::vector<EvalRecord>& results, const TrainOptions& o) {
+  // Columns wide enough for the longest sampler name ("selective-backprop-stale"), so that none run together.
+  int width = 14;
+  for (const auto& r : results) width = std::max(width, static_cast<int>(r.sampler.size()) + 2);
   std::cout << "\n" << std::left << std::setw(26) << "final results";
-  for (const auto& r : results) std::cout << std::right << std::setw(14) << r.sampler;
+  for (const auto& r : results) std::cout << std::right << std::setw(width) << r.sampler;
   std::cout << "\n";
   auto row = [&](const char* name, auto&& value) {
     std::cout << std::left << std::setw(26) << name;
-    for (const auto& r : results) std::cout << std::right << std::setw(14) << value(r);
+    for (const auto& r : results) std::cout << std::right << std::setw(width) << value(r);
     std::cout << "\n";
   };
   auto fixed = [](double v, int p) {
@@ -84,6 +87,10 @@ void print_summary(const std::vector<EvalRecord>& results, const TrainOptions& o
   row("test accuracy (%)", [&](const EvalRecord& r) { return fixed(100 * r.test_accuracy, 2); });
   row("importance sampling on", [&](const EvalRecord& r) {
     return r.tau ? fixed(100 * r.importance_fraction, 0) + "% steps" : std::string("-");
+  });
+  row("selection time (s)", [&](const EvalRecord& r) { return fixed(r.selection_s, 1); });
+  row("selection share of time", [&](const EvalRecord& r) {
+    return r.time_s > 0 ? fixed(100 * r.selection_s / r.time_s, 1) + "%" : std::string("-");
   });
   if (results.size() >= 2) {
     // The budget that ended the runs: the first one given of time, steps and examples.
@@ -127,8 +134,9 @@ int run(int argc, char** argv) {
                  "accumulating in float32; weights, gradients and optimizer state stay float32 (default none)")
       ->check(CLI::IsMember({"none", "bf16"}));
   app.add_option("--sampler", samplers,
-                 "uniform|loss|upper-bound|srs|random-subset|online-batch|crest, or a comma-separated list run one\n"
-                 "after the other at equal budget")
+                 "uniform|loss|upper-bound|loss-history|upper-bound-history|srs|random-subset|online-batch|crest|\n"
+                 "infobatch|selective-backprop|selective-backprop-stale, or a comma-separated list run one after the\n"
+                 "other at equal budget")
       ->capture_default_str();
   app.add_option("--batch", o.selection.batch, "b: examples trained on per step")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--presample", o.selection.presample, "B: examples scored per importance-sampling step (B >= b)")
@@ -148,6 +156,34 @@ int run(int argc, char** argv) {
   app.add_option("--recompute-every", o.selection.recompute_every,
                  "online-batch: epochs between recomputing every example's loss without gradients (0: never)")
       ->capture_default_str();
+  app.add_option("--score-source", o.selection.score_source,
+                 "upper-bound, loss: presample (score B examples each step) or history (each example's score from its "
+                 "last training pass, no extra forward; as the -history samplers)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"presample", "history"}));
+  app.add_option("--score-smoothing", o.selection.score_smoothing,
+                 "history scores: draw with p_i proportional to s_i + smoothing x mean(s)")
+      ->capture_default_str();
+  app.add_option("--history-refresh", o.selection.history_refresh,
+                 "history scores: steps between rebuilding the sampling distribution from the score table")
+      ->capture_default_str();
+  app.add_option("--score-precision", o.score_precision,
+                 "f32|bf16: precision of the selectors' no-gradient scoring passes (bf16: tensor cores on the GPU; "
+                 "emulated and no faster on the CPU)")
+      ->check(CLI::IsMember({"f32", "bf16"}));
+  app.add_option("--prune-ratio", o.selection.prune_ratio,
+                 "infobatch: r, the share of well-learned examples (score below the mean) pruned each epoch")
+      ->capture_default_str();
+  app.add_option("--anneal", o.selection.anneal,
+                 "infobatch: delta, the share of the budget after which epochs train on the full data")
+      ->capture_default_str();
+  app.add_option("--sb-history", o.selection.sb_history,
+                 "selective-backprop: R, the recent losses a candidate's percentile is taken among")
+      ->capture_default_str();
+  app.add_option("--sb-beta", o.selection.sb_beta, "selective-backprop: keep with probability percentile^beta")
+      ->capture_default_str();
+  app.add_flag("--sb-stale", o.selection.sb_stale,
+               "selective-backprop: losses of each example's last training pass instead of a fresh forward pass");
   // CREST (sampling/crest.h; defaults are the reference's, Note [crest defaults]).
   CrestOptions& crest = o.selection.crest;
   app.add_option("--crest-subsets", crest.subsets, "CREST: P, random subsets (mini-batch coresets) at the first selection")
@@ -231,6 +267,9 @@ int run(int argc, char** argv) {
   app.add_flag("--quiet", quiet, "print only the final summary");
   app.add_option("--checkpoint", o.checkpoint, "write a checkpoint (safetensors) here at the end of the run");
   app.add_option("--checkpoint-every", o.checkpoint_every, "also every N steps")->check(CLI::NonNegativeNumber);
+  app.add_option("--dump-selection", o.dump_selection,
+                 "at the end of the run write per-example statistics (times trained, last weight, last score, "
+                 "pruned/dropped) as CSV; with several samplers FILE gets each sampler's name before its extension");
   app.add_option("--resume", o.resume, "continue the run saved in this checkpoint (same model and sampler)");
   app.add_option("--init-from", o.init_from, "start from this checkpoint's weights (fine-tuning)");
   app.add_flag("--reset-head", o.reset_head, "with --init-from: a new classifier for this data set's classes");
@@ -313,6 +352,15 @@ int run(int argc, char** argv) {
   for (const auto& name : names) {
     TrainOptions run_options = o;
     run_options.sampler = name;
+    if (!o.dump_selection.empty() && names.size() > 1) {
+      // run.csv -> run-upper-bound.csv: one file per sampler.
+      const size_t slash = o.dump_selection.find_last_of('/');
+      const size_t dot = o.dump_selection.find_last_of('.');
+      const bool has_extension = dot != std::string::npos && (slash == std::string::npos || dot > slash);
+      run_options.dump_selection = has_extension ? o.dump_selection.substr(0, dot) + "-" + name +
+                                                       o.dump_selection.substr(dot)
+                                                 : o.dump_selection + "-" + name;
+    }
     Trainer trainer(run_options, data, device);
     if (!o.init_from.empty()) trainer.init_from(o.init_from, o.reset_head);
     if (!o.resume.empty()) {
@@ -323,7 +371,8 @@ int run(int argc, char** argv) {
       std::cout << "model: " << o.model << " (" << trainer.model().parameter_count() << " parameters); b = "
                 << o.selection.batch;
       // B and τ_th mean something to the importance samplers only.
-      if (std::any_of(names.begin(), names.end(), [](const std::string& n) { return n == "loss" || n == "upper-bound"; }))
+      if (o.selection.score_source == "presample" &&
+          std::any_of(names.begin(), names.end(), [](const std::string& n) { return n == "loss" || n == "upper-bound"; }))
         std::cout << ", B = " << o.selection.presample << ", tau_th = "
                   << (o.selection.tau_th ? *o.selection.tau_th
                                          : default_tau_th(o.selection.presample, o.selection.batch));

@@ -1,6 +1,11 @@
 #include "apps/trainer.h"
 
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "core/checkpoint.h"
@@ -8,7 +13,9 @@
 #include "data/batch.h"
 #include "data/sequence.h"
 #include "layers/models.h"
+#include "core/ops/precision.h"
 #include "optim/clip.h"
+#include "sampling/selectors.h"
 
 namespace sieve {
 namespace {
@@ -65,6 +72,7 @@ std::string to_json_line(const EvalRecord& r) {
                       {"lr", number(r.lr)},
                       {"examples", r.examples},
                       {"scored", r.scored},
+                      {"selection_s", number(r.selection_s)},
                       {"epochs", number(r.epochs)}};
   nlohmann::json stats = nlohmann::json::object();
   for (const auto& [key, value] : r.selector_stats) stats[key] = number(value);
@@ -93,6 +101,9 @@ Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device dev
   SIEVE_CHECK(!options.augment || view == SequenceView::None, "--augment crops and flips images; it does not apply to "
               "--sequence ", options.sequence);
 
+  SIEVE_CHECK(options.score_precision.empty() || options.score_precision == "f32" ||
+                  options.score_precision == "bf16",
+              "--score-precision must be f32 or bf16, found '", options.score_precision, "'");
   set_allow_tf32(options.tf32);
   set_matmul_precision(parse_matmul_precision(options.mixed_precision));
   const Generator root(options.seed);
@@ -140,8 +151,10 @@ Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device dev
   // on their un-augmented images; with --augment the chosen examples are then trained on a random view. (The
   // reference code scores the augmented view it trains on; keying the augmentation by example and step would
   // match it and is left for when it is measured to matter.)
-  context_.logits = [this](const Tensor& indices) {
+  const MatmulPrecision score_precision = parse_matmul_precision(options.score_precision);
+  context_.logits = [this, score_precision](const Tensor& indices) {
     NoGradGuard no_grad;
+    MatmulPrecisionScope precision(score_precision);
     model_->eval();
     Tensor logits = model_->forward(gather_batch(data_.train, indices));
     model_->train();
@@ -151,6 +164,10 @@ Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device dev
   // CREST (sampling/crest.h) probes the loss of its coresets: the weighted mean cross-entropy and its gradient in
   // evaluation mode (as the scoring pass), returned as fresh tensors with every .grad dropped afterwards, so that the
   // training step's zero_grad/backward is unaffected. Its count is CREST's stat crest_gradient_evals.
+  if (!options.dump_selection.empty()) {
+    trained_counts_ = Tensor::zeros({data_.train.size()}, DType::I32, device);
+    last_weights_ = Tensor::full({data_.train.size()}, std::numeric_limits<double>::quiet_NaN(), DType::F32, device);
+  }
   context_.parameters = model_->parameters();
   context_.loss_gradient = [this](const Tensor& indices, const Tensor& weights) {
     for (Tensor& p : context_.parameters) p.zero_grad();
@@ -186,16 +203,36 @@ int64_t Trainer::planned_steps() const {
   return options_.example_budget > 0 ? (options_.example_budget + b - 1) / b : 0;
 }
 
+double Trainer::budget_fraction() const {
+  double f = 0;
+  if (options_.iterations > 0) f = std::max(f, static_cast<double>(steps_) / static_cast<double>(options_.iterations));
+  if (options_.time_budget_s > 0) f = std::max(f, training_s_ / options_.time_budget_s);
+  if (options_.example_budget > 0)
+    f = std::max(f, static_cast<double>(examples_) / static_cast<double>(options_.example_budget));
+  return std::min(f, 1.0);
+}
+
 void Trainer::step() {
   model_->train();
+  context_.progress = budget_fraction();
+  // The selector's share of the step, by the host clock: selectors that read device values (importance sampling,
+  // CREST, selective backprop) wait inside it, the others only queue work (Note [fair clock]).
+  const auto select_start = Clock::now();
   const Selection batch = selector_->select(context_);
+  selection_s_ += std::chrono::duration<double>(Clock::now() - select_start).count();
+  if (trained_counts_.defined()) {
+    count_indices(batch.indices, trained_counts_);
+    scatter_losses(batch.indices, batch.weights, last_weights_);
+  }
   Tensor x = options_.augment ? gather_batch(data_.train, batch.indices, Augment{true, 4}, augment_gen_)
                               : gather_batch(data_.train, batch.indices);
   Tensor y = gather_labels(data_.train, batch.indices);
   Tensor logits = model_->forward(x);
   Tensor losses = cross_entropy(logits, y);
   Tensor loss = weighted_mean(losses, batch.weights);
+  const auto observe_start = Clock::now();
   selector_->observe(batch, logits.detach(), y, losses.detach());
+  selection_s_ += std::chrono::duration<double>(Clock::now() - observe_start).count();
   optimizer_->zero_grad();
   loss.backward();
   // The norm stays on the device: nothing here waits for the GPU.
@@ -241,6 +278,7 @@ EvalRecord Trainer::evaluate() {
   r.lr = optimizer_->lr();
   r.examples = examples_;
   r.scored = scored_;
+  r.selection_s = selection_s_;
   r.epochs = static_cast<double>(examples_) / static_cast<double>(data_.train.size());
   model_->train();
   return r;
@@ -263,6 +301,9 @@ void Trainer::save_checkpoint(const std::string& path) {
   state.set_int("examples", examples_);
   state.set_int("scored", scored_);
   state.set_double("training_seconds", training_s_);
+  state.set_double("selection_seconds", selection_s_);
+  if (trained_counts_.defined()) state.add_tensors({{"trained_counts", trained_counts_.clone()},
+                                                    {"last_weights", last_weights_.clone()}}, "dump.");
   state.set_generator("rng.augment", augment_gen_);
   ::sieve::save_checkpoint(path, state);
 }
@@ -286,6 +327,18 @@ void Trainer::resume(const std::string& path) {
   examples_ = state.get_int("examples");
   scored_ = state.get_int("scored");
   training_s_ = state.get_double("training_seconds");
+  selection_s_ = state.has("selection_seconds") ? state.get_double("selection_seconds") : 0.0;
+  if (trained_counts_.defined()) {
+    const Tensor counts = state.find("dump.trained_counts"), weights = state.find("dump.last_weights");
+    SIEVE_CHECK(counts.defined() && weights.defined(), path, ": --dump-selection needs per-example counts from the "
+                "start of the run, and this checkpoint has none (it was written without --dump-selection)");
+    SIEVE_CHECK(counts.numel() == trained_counts_.numel() && weights.numel() == last_weights_.numel(), path,
+                ": per-example counts of ", counts.numel(), " examples for a data set of ", trained_counts_.numel());
+    check_dtype(counts, DType::I32, "checkpoint trained counts");
+    check_dtype(weights, DType::F32, "checkpoint last weights");
+    trained_counts_.copy_(counts.reshape({counts.numel()}));
+    last_weights_.copy_(weights.reshape({weights.numel()}));
+  }
   augment_gen_ = state.get_generator("rng.augment");
 }
 
@@ -319,31 +372,93 @@ EvalRecord Trainer::run(const std::function<void(const EvalRecord&)>& on_record)
   double next_eval_s = every_s;
   while (every_s > 0 && next_eval_s <= training_s_) next_eval_s += every_s;  // a resumed run
   if (steps_ == 0) on_record(evaluate());
+  StepClock clock(device_);
   while (true) {
     // Only training is timed: the clock runs from here to the device synchronisation before an evaluation or a
-    // checkpoint, which are not counted.
-    const auto start = Clock::now();
-    const double start_s = training_s_;
+    // checkpoint, which are not counted (Note [fair clock] for what each check counts).
+    clock.start(training_s_);
     bool done = false, eval_due = false, checkpoint_due = false;
     while (!done && !eval_due && !checkpoint_due) {
       step();
-      training_s_ = start_s + std::chrono::duration<double>(Clock::now() - start).count();
+      training_s_ = clock.after_step();
       done = (options_.iterations > 0 && steps_ >= options_.iterations) ||
              (by_time && training_s_ >= options_.time_budget_s) ||
              (options_.example_budget > 0 && examples_ >= options_.example_budget);
       eval_due = every_steps > 0 ? steps_ % every_steps == 0 : training_s_ >= next_eval_s;
       checkpoint_due = checkpoint_every > 0 && steps_ % checkpoint_every == 0;
     }
-    synchronize(device_);
-    training_s_ = start_s + std::chrono::duration<double>(Clock::now() - start).count();
+    training_s_ = clock.synchronized();
     if (checkpoint_due || (done && !options_.checkpoint.empty())) save_checkpoint(options_.checkpoint);
     if (!eval_due && !done) continue;
     while (every_s > 0 && next_eval_s <= training_s_) next_eval_s += every_s;
     EvalRecord r = evaluate();
     r.final = done;
+    if (done && !options_.dump_selection.empty()) write_selection_dump(options_.dump_selection);
     on_record(r);
     if (done) return r;
   }
+}
+
+void StepClock::start(double seconds_so_far) {
+  synchronize(device_);  // nothing queued before the start is counted
+  offset_s_ = seconds_so_far;
+  start_ = Clock::now();
+}
+
+double StepClock::after_step() {
+  events_[next_].record(device_);
+  next_ ^= 1;
+  events_[next_].wait();  // the event recorded after the step before this one
+  return offset_s_ + std::chrono::duration<double>(Clock::now() - start_).count();
+}
+
+double StepClock::synchronized() {
+  synchronize(device_);
+  events_[0].wait();
+  events_[1].wait();
+  return offset_s_ + std::chrono::duration<double>(Clock::now() - start_).count();
+}
+
+void Trainer::write_selection_dump(const std::string& path) {
+  SIEVE_CHECK(trained_counts_.defined(), "write_selection_dump: the trainer was built without --dump-selection, so "
+              "it kept no per-example counts");
+  const std::vector<int32_t> counts = trained_counts_.to(Device::cpu()).to_vector<int32_t>();
+  const std::vector<float> weights = last_weights_.to(Device::cpu()).to_vector<float>();
+  const std::vector<int32_t> labels = data_.train.labels.to(Device::cpu()).to_vector<int32_t>();
+  std::vector<std::pair<std::string, std::vector<float>>> columns;
+  for (const auto& [name, values] : selector_->example_columns()) {
+    SIEVE_CHECK(values.numel() == static_cast<int64_t>(counts.size()), "write_selection_dump: the selector's column ",
+                name, " has ", values.numel(), " entries for ", counts.size(), " examples");
+    columns.emplace_back(name, values.to(Device::cpu()).to_vector<float>());
+  }
+  const std::string temporary = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(temporary);
+    SIEVE_CHECK(out.good(), path, ": cannot open for writing");
+    out << "example,label,times_trained,last_weight";
+    for (const auto& column : columns) out << "," << column.first;
+    out << "\n";
+    auto number = [&](float v) {
+      if (std::isnan(v)) return;  // empty: never set
+      if (std::isinf(v)) {
+        out << (v > 0 ? "inf" : "-inf");
+        return;
+      }
+      out << v;
+    };
+    for (size_t i = 0; i < counts.size(); ++i) {
+      out << i << "," << labels[i] << "," << counts[i] << ",";
+      number(weights[i]);
+      for (const auto& column : columns) {
+        out << ",";
+        number(column.second[i]);
+      }
+      out << "\n";
+    }
+    out.flush();
+    SIEVE_CHECK(out.good(), path, ": writing the selection dump failed (disk full?)");
+  }
+  SIEVE_CHECK(std::rename(temporary.c_str(), path.c_str()) == 0, path, ": cannot rename ", temporary, " to it");
 }
 
 }  // namespace sieve

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/device.h"
 #include "core/random.h"
 #include "data/dataset.h"
 #include "layers/module.h"
@@ -48,6 +49,10 @@ struct TrainOptions {
   bool augment = false;        // random crop (4-pixel padding) and horizontal flip of training batches
   bool tf32 = true;            // TF32 tensor cores for convolutions (core/ops/conv2d.h, Note [conv tf32])
   std::string mixed_precision;  // "" or "none": float32 products; "bf16" (core/ops/precision.h, Note [bf16 products])
+  // "" or "f32": selectors' no-gradient scoring passes at the training precision; "bf16": those passes multiply in
+  // bf16 (Note [bf16 products]; tensor cores on the GPU, emulated and no faster on the CPU). Training is unaffected.
+  std::string score_precision;
+  std::string dump_selection;  // at the end of the run, write per-example selection statistics here (CSV)
   std::string checkpoint;      // write a checkpoint here every `checkpoint_every` steps and at the end
   int64_t checkpoint_every = 0;
   std::string resume;          // continue the run saved in this checkpoint
@@ -69,11 +74,33 @@ struct EvalRecord {
   double lr = 0;
   int64_t examples = 0;      // examples trained on (forward and backward), b per step
   int64_t scored = 0;        // examples scored without gradients by the selector
+  double selection_s = 0;    // training seconds spent inside the selector (select and observe), host clock
   double epochs = 0;         // examples / training-set size
   std::vector<std::pair<std::string, double>> selector_stats;  // Selector::stats(), e.g. SRS coverage, CREST's T1
   bool final = false;
 };
 std::string to_json_line(const EvalRecord& r);
+
+// Note [fair clock]: a time budget counts the work the device ran, not only the work the host queued. After each step
+// the clock records an event and waits for the one recorded after the step before, so at most one step is queued
+// beyond the time it reads, for every selector alike, whether the selector waits on the device itself (importance
+// sampling and CREST read values) or never does (uniform, SRS, online batch, InfoBatch); the synchronisation before an
+// evaluation or a checkpoint then counts the last step. On the CPU every step has run when it returns.
+class StepClock {
+ public:
+  explicit StepClock(Device device) : device_(device) {}
+  void start(double seconds_so_far);  // the clock runs from here, continuing from seconds_so_far
+  double after_step();                // call after queuing a step: waits for the step before, returns the seconds
+  double synchronized();              // waits for all queued work, returns the seconds
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  Device device_;
+  Clock::time_point start_;
+  double offset_s_ = 0;
+  DeviceEvent events_[2];
+  int next_ = 0;
+};
 
 class Trainer {
  public:
@@ -87,6 +114,7 @@ class Trainer {
   // Losses and accuracy in evaluation mode without gradients.
   EvalRecord evaluate();
   // Trains until the step or time limit, evaluating on the way; on_record sees every record, the final one last.
+  // With options.dump_selection, the per-example statistics are written at the end (write_selection_dump).
   EvalRecord run(const std::function<void(const EvalRecord&)>& on_record);
 
   Module& model() { return *model_; }
@@ -101,6 +129,12 @@ class Trainer {
   // Copies a checkpoint's weights into the model; with reset_head the final classifier keeps its fresh values.
   void init_from(const std::string& path, bool reset_head);
   double training_seconds() const { return training_s_; }
+  // The share of the run's budget used so far (ScoringContext::progress).
+  double budget_fraction() const;
+  // CSV, one row per training example: example, label, times_trained, last_weight (of its last training step; empty
+  // if never trained), then the selector's example_columns(). Needs options.dump_selection set before the run (the
+  // counts are kept from the first step). Written to a temporary file and renamed.
+  void write_selection_dump(const std::string& path);
 
  private:
   Progress progress() const;
@@ -124,6 +158,9 @@ class Trainer {
   int64_t examples_ = 0;
   int64_t scored_ = 0;
   double training_s_ = 0;
+  double selection_s_ = 0;
+  Tensor trained_counts_;  // int32 [N], with dump_selection: how often each example was trained on
+  Tensor last_weights_;    // float32 [N], with dump_selection: its weight at its last training step (NaN: never)
 };
 
 }  // namespace sieve

@@ -61,6 +61,32 @@ void synchronize(Device d) {
   }
 }
 
+DeviceEvent::~DeviceEvent() {
+  if (event_) cudaEventDestroy(static_cast<cudaEvent_t>(event_));  // never throws; a pending event is simply dropped
+}
+
+void DeviceEvent::record(Device d) {
+  if (d.is_cpu()) return;
+  DeviceGuard guard(d);
+  if (event_ == nullptr || device_ != d.index) {
+    if (event_) SIEVE_CUDA_CHECK(cudaEventDestroy(static_cast<cudaEvent_t>(event_)));
+    event_ = nullptr;
+    cudaEvent_t e;
+    SIEVE_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    event_ = e;
+    device_ = d.index;
+  }
+  SIEVE_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(event_), cuda::stream()));
+  pending_ = true;
+}
+
+void DeviceEvent::wait() {
+  if (!pending_) return;
+  DeviceGuard guard(Device::cuda(device_));
+  SIEVE_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(event_)));
+  pending_ = false;
+}
+
 DeviceGuard::DeviceGuard(Device d) {
   if (d.is_cuda()) {
     SIEVE_CUDA_CHECK(cudaGetDevice(&previous_));

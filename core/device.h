@@ -35,6 +35,25 @@ namespace sieve {
 // Waits until all queued work on `d` has finished (no-op for the CPU).
 void synchronize(Device d);
 
+// A point in a device's queue (a CUDA event on the current stream): record() marks the work queued so far, wait()
+// blocks the host until that work has run. Both are no-ops for the CPU, whose work has run when its call returns.
+// Not copyable; the event is created on first use.
+class DeviceEvent {
+ public:
+  DeviceEvent() = default;
+  ~DeviceEvent();
+  DeviceEvent(const DeviceEvent&) = delete;
+  DeviceEvent& operator=(const DeviceEvent&) = delete;
+
+  void record(Device d);
+  void wait();  // returns at once if nothing was recorded since the last wait()
+
+ private:
+  void* event_ = nullptr;  // cudaEvent_t, opaque so that this header stays free of CUDA types
+  int device_ = -1;
+  bool pending_ = false;
+};
+
 // Makes `d` the current CUDA device for the guard's lifetime (no-op for the CPU).
 class DeviceGuard {
  public:
