@@ -151,16 +151,8 @@ Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device dev
   // on their un-augmented images; with --augment the chosen examples are then trained on a random view. (The
   // reference code scores the augmented view it trains on; keying the augmentation by example and step would
   // match it and is left for when it is measured to matter.)
-  const MatmulPrecision score_precision = parse_matmul_precision(options.score_precision);
-  context_.logits = [this, score_precision](const Tensor& indices) {
-    NoGradGuard no_grad;
-    MatmulPrecisionScope precision(score_precision);
-    model_->eval();
-    Tensor logits = model_->forward(gather_batch(data_.train, indices));
-    model_->train();
-    scored_ += indices.numel();
-    return logits;
-  };
+  score_precision_ = parse_matmul_precision(options.score_precision);
+  context_.logits = [this](const Tensor& indices) { return scoring_logits(indices); };
   // CREST (sampling/crest.h) probes the loss of its coresets: the weighted mean cross-entropy and its gradient in
   // evaluation mode (as the scoring pass), returned as fresh tensors with every .grad dropped afterwards, so that the
   // training step's zero_grad/backward is unaffected. Its count is CREST's stat crest_gradient_evals.
@@ -201,6 +193,22 @@ int64_t Trainer::planned_steps() const {
   if (options_.iterations > 0) return options_.iterations;
   const int64_t b = options_.selection.batch;
   return options_.example_budget > 0 ? (options_.example_budget + b - 1) / b : 0;
+}
+
+Tensor Trainer::scoring_logits(const Tensor& indices) {
+  NoGradGuard no_grad;
+  MatmulPrecisionScope precision(score_precision_);
+  model_->eval();
+  Tensor logits;
+  try {
+    logits = model_->forward(gather_batch(data_.train, indices));
+  } catch (...) {
+    model_->train();
+    throw;
+  }
+  model_->train();
+  scored_ += indices.numel();
+  return logits;
 }
 
 double Trainer::budget_fraction() const {

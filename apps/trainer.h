@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/device.h"
+#include "core/ops/precision.h"
 #include "core/random.h"
 #include "data/dataset.h"
 #include "layers/module.h"
@@ -111,6 +112,9 @@ class Trainer {
 
   // One training step: select, gather, forward, weighted loss, backward, gradient clipping, optimizer update.
   void step();
+  // The selectors' scoring pass (ScoringContext::logits): logits [n, classes] of training examples `indices` (int32 on
+  // the device) in evaluation mode, without gradients, at options.score_precision; counted as scored.
+  Tensor scoring_logits(const Tensor& indices);
   // Losses and accuracy in evaluation mode without gradients.
   EvalRecord evaluate();
   // Trains until the step or time limit, evaluating on the way; on_record sees every record, the final one last.
@@ -159,6 +163,7 @@ class Trainer {
   int64_t scored_ = 0;
   double training_s_ = 0;
   double selection_s_ = 0;
+  MatmulPrecision score_precision_ = MatmulPrecision::F32;
   Tensor trained_counts_;  // int32 [N], with dump_selection: how often each example was trained on
   Tensor last_weights_;    // float32 [N], with dump_selection: its weight at its last training step (NaN: never)
 };

@@ -29,7 +29,7 @@ void SelectiveBackpropSelector::initialise(const ScoringContext& ctx) {
   const Device d = ctx.device;
   if (!history_.defined()) history_ = Tensor::zeros({options_.history}, DType::F32, d);
   if (!pending_.defined()) pending_ = Tensor::zeros({2 * options_.batch}, DType::I32, d);
-  if (options_.stale && !losses_.defined())
+  if (!losses_.defined())
     losses_ = Tensor::full({ctx.dataset_size}, std::numeric_limits<double>::infinity(), DType::F32, d);
   SIEVE_CHECK(!losses_.defined() || losses_.numel() == ctx.dataset_size, name(), ": a loss table of ",
               losses_.numel(), " examples (from a checkpoint?) for a data set of ", ctx.dataset_size);
@@ -82,6 +82,7 @@ Selection SelectiveBackpropSelector::select(const ScoringContext& ctx) {
     Tensor keep = Tensor::empty({n}, DType::U8, ctx.device);
     selective_backprop_keep(losses, history_, std::min(recorded_, r), options_.beta, gen_, keep);
     record_ring(losses, history_, recorded_ % r);
+    if (!options_.stale) scatter_losses(candidates, losses, losses_);  // the dump's last_score
     recorded_ += n;
     int64_t count = 0;
     const Tensor kept = compact(candidates, keep, &count);
@@ -153,7 +154,7 @@ void SelectiveBackpropSelector::load_state(const CheckpointState& state, const s
                     pending_count_ >= 0 && pending_count_ < options_.batch,
                 "checkpoint: a selective-backprop state of another --sb-history or --batch (history ",
                 history_.numel(), ", pending ", pending_.numel(), ")");
-    if (options_.stale) losses_ = table("losses", DType::F32);
+    losses_ = table("losses", DType::F32);
   }
   if (state.get_int(prefix + "has_order") != 0) order_ = table("order", DType::I32);
 }

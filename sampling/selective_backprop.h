@@ -41,7 +41,7 @@ class SelectiveBackpropSelector : public Selector {
   void observe(const Selection& selection, const Tensor& logits, const Tensor& labels, const Tensor& losses) override;
   // {"epoch", candidate passes begun}, {"keep_rate", kept / candidates so far}, {"candidates", candidates scored}.
   std::vector<std::pair<std::string, double>> stats() const override;
-  // With `stale`: "last_score", the loss table (+inf: never trained).
+  // "last_score": each example's loss at its last scoring (fresh) or training pass (stale); +inf: none yet.
   std::vector<std::pair<std::string, Tensor>> example_columns() const override;
   void save_state(CheckpointState& state, const std::string& prefix) override;
   void load_state(const CheckpointState& state, const std::string& prefix) override;
@@ -59,7 +59,7 @@ class SelectiveBackpropSelector : public Selector {
   int64_t position_ = 0;   // candidates taken from order_
   Tensor pending_;         // int32 [2b]: kept candidates not yet trained on (the first pending_count_)
   int64_t pending_count_ = 0;
-  Tensor losses_;          // float32 [N], with `stale`: the latest training loss of each example
+  Tensor losses_;          // float32 [N]: the latest loss of each example (stale: training pass; else scoring pass)
   int64_t epochs_ = 0;
   int64_t candidates_ = 0;
   int64_t kept_ = 0;
