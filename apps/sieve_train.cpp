@@ -1,5 +1,6 @@
 // sieve-train: trains a model with one or more selection methods at equal budget and compares them.
 #include <CLI/CLI.hpp>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -334,6 +335,13 @@ int run(int argc, char** argv) {
   parse_model_spec(o.model);
   parse_sequence_view(o.sequence);
 
+  if (!o.dump_selection.empty()) {
+    // Refused now rather than after the runs: the dump is written (to a temporary file, then renamed) in its folder.
+    const size_t slash = o.dump_selection.find_last_of('/');
+    const std::string folder = slash == std::string::npos ? "." : o.dump_selection.substr(0, std::max<size_t>(slash, 1));
+    SIEVE_CHECK(::access(folder.c_str(), W_OK) == 0, "--dump-selection ", o.dump_selection, ": the folder ", folder,
+                " does not exist or is not writable");
+  }
   std::ofstream log;
   if (!log_path.empty()) {
     log.open(log_path);
@@ -353,13 +361,14 @@ int run(int argc, char** argv) {
     TrainOptions run_options = o;
     run_options.sampler = name;
     if (!o.dump_selection.empty() && names.size() > 1) {
-      // run.csv -> run-upper-bound.csv: one file per sampler.
+      // run.csv -> run-upper-bound.csv: one file per sampler, under the name its records carry.
+      const std::string tag = make_selector(name, o.selection)->name();
       const size_t slash = o.dump_selection.find_last_of('/');
       const size_t dot = o.dump_selection.find_last_of('.');
       const bool has_extension = dot != std::string::npos && (slash == std::string::npos || dot > slash);
-      run_options.dump_selection = has_extension ? o.dump_selection.substr(0, dot) + "-" + name +
+      run_options.dump_selection = has_extension ? o.dump_selection.substr(0, dot) + "-" + tag +
                                                        o.dump_selection.substr(dot)
-                                                 : o.dump_selection + "-" + name;
+                                                 : o.dump_selection + "-" + tag;
     }
     Trainer trainer(run_options, data, device);
     if (!o.init_from.empty()) trainer.init_from(o.init_from, o.reset_head);

@@ -10,10 +10,10 @@
 
 #include "core/checkpoint.h"
 #include "core/ops.h"
+#include "core/ops/precision.h"
 #include "data/batch.h"
 #include "data/sequence.h"
 #include "layers/models.h"
-#include "core/ops/precision.h"
 #include "optim/clip.h"
 #include "sampling/selectors.h"
 
@@ -153,13 +153,14 @@ Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device dev
   // match it and is left for when it is measured to matter.)
   score_precision_ = parse_matmul_precision(options.score_precision);
   context_.logits = [this](const Tensor& indices) { return scoring_logits(indices); };
-  // CREST (sampling/crest.h) probes the loss of its coresets: the weighted mean cross-entropy and its gradient in
-  // evaluation mode (as the scoring pass), returned as fresh tensors with every .grad dropped afterwards, so that the
-  // training step's zero_grad/backward is unaffected. Its count is CREST's stat crest_gradient_evals.
+  // --dump-selection: how often, and at what weight, each example was trained (a kernel each per step).
   if (!options.dump_selection.empty()) {
     trained_counts_ = Tensor::zeros({data_.train.size()}, DType::I32, device);
     last_weights_ = Tensor::full({data_.train.size()}, std::numeric_limits<double>::quiet_NaN(), DType::F32, device);
   }
+  // CREST (sampling/crest.h) probes the loss of its coresets: the weighted mean cross-entropy and its gradient in
+  // evaluation mode (as the scoring pass), returned as fresh tensors with every .grad dropped afterwards, so that the
+  // training step's zero_grad/backward is unaffected. Its count is CREST's stat crest_gradient_evals.
   context_.parameters = model_->parameters();
   context_.loss_gradient = [this](const Tensor& indices, const Tensor& weights) {
     for (Tensor& p : context_.parameters) p.zero_grad();

@@ -53,6 +53,14 @@ Tensor CheckpointState::find(const std::string& name) const {
   return Tensor();
 }
 
+Tensor CheckpointState::get_vector(const std::string& name, DType dtype) const {
+  const Tensor t = find(name);
+  SIEVE_CHECK(t.defined(), "checkpoint: the tensor '", name, "' is missing");
+  SIEVE_CHECK(t.dtype() == dtype, "checkpoint: the tensor '", name, "' is ", t.description(), ", expected ",
+              to_string(dtype));
+  return t.reshape({t.numel()}).clone();
+}
+
 std::vector<std::pair<std::string, Tensor>> CheckpointState::with_prefix(const std::string& prefix) const {
   std::vector<std::pair<std::string, Tensor>> out;
   for (const auto& [name, t] : tensors)

@@ -47,6 +47,9 @@ struct CheckpointState {
   void add_tensors(const std::vector<std::pair<std::string, Tensor>>& named, const std::string& prefix = "");
   // The tensor named `name`, or an undefined Tensor.
   Tensor find(const std::string& name) const;
+  // The tensor named `name` as a fresh one-dimensional copy (a selector's per-example table, say), after checking
+  // that it exists and has `dtype`; throws a sieve::Error naming it otherwise.
+  Tensor get_vector(const std::string& name, DType dtype) const;
   // The tensors whose names start with `prefix`, with the prefix removed, in order.
   std::vector<std::pair<std::string, Tensor>> with_prefix(const std::string& prefix) const;
 

@@ -207,16 +207,10 @@ void ImportanceSampler::load_state(const CheckpointState& state, const std::stri
   if (options_.source != ScoreSource::History) return;
   refreshes_ = state.get_int(prefix + "refreshes");
   table_ = distribution_ = prefix_ = Tensor();
-  auto table = [&](const char* name) {
-    const Tensor t = state.find(prefix + name);
-    SIEVE_CHECK(t.defined(), "checkpoint: the selector's ", name, " (", prefix, name, ") is missing");
-    check_dtype(t, DType::F32, "checkpoint score table");
-    return t.reshape({t.numel()}).clone();
-  };
-  if (state.get_int(prefix + "has_table") != 0) table_ = table("scores");
+  if (state.get_int(prefix + "has_table") != 0) table_ = state.get_vector(prefix + "scores", DType::F32);
   if (state.get_int(prefix + "has_distribution") != 0) {
-    distribution_ = table("distribution");
-    prefix_ = table("prefix");
+    distribution_ = state.get_vector(prefix + "distribution", DType::F32);
+    prefix_ = state.get_vector(prefix + "prefix", DType::F32);
   }
 }
 

@@ -114,16 +114,10 @@ void InfoBatchSelector::load_state(const CheckpointState& state, const std::stri
   pruned_sum_ = state.get_double(prefix + "pruned_sum");
   annealed_ = state.get_int(prefix + "annealed") != 0;
   scores_ = weights_ = kept_ = Tensor();
-  auto table = [&](const char* name, DType dtype) {
-    const Tensor t = state.find(prefix + name);
-    SIEVE_CHECK(t.defined(), "checkpoint: the selector's ", name, " (", prefix, name, ") is missing");
-    check_dtype(t, dtype, "checkpoint infobatch table");
-    return t.reshape({t.numel()}).clone();
-  };
-  if (state.get_int(prefix + "initialised") != 0) scores_ = table("scores", DType::F32);
+  if (state.get_int(prefix + "initialised") != 0) scores_ = state.get_vector(prefix + "scores", DType::F32);
   if (state.get_int(prefix + "in_epoch") != 0) {
-    weights_ = table("epoch_weights", DType::F32);
-    kept_ = table("epoch_examples", DType::I32);
+    weights_ = state.get_vector(prefix + "epoch_weights", DType::F32);
+    kept_ = state.get_vector(prefix + "epoch_examples", DType::I32);
     SIEVE_CHECK(scores_.defined() && weights_.numel() == scores_.numel() && kept_.numel() <= scores_.numel() &&
                     position_ >= 0 && position_ <= kept_.numel(),
                 "checkpoint: inconsistent infobatch state (", kept_.numel(), " epoch examples at position ", position_,

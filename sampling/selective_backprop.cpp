@@ -141,22 +141,16 @@ void SelectiveBackpropSelector::load_state(const CheckpointState& state, const s
   candidates_ = state.get_int(prefix + "candidates");
   kept_ = state.get_int(prefix + "kept");
   history_ = pending_ = order_ = losses_ = Tensor();
-  auto table = [&](const char* name, DType dtype) {
-    const Tensor t = state.find(prefix + name);
-    SIEVE_CHECK(t.defined(), "checkpoint: the selector's ", name, " (", prefix, name, ") is missing");
-    check_dtype(t, dtype, "checkpoint selective-backprop table");
-    return t.reshape({t.numel()}).clone();
-  };
   if (state.get_int(prefix + "initialised") != 0) {
-    history_ = table("history", DType::F32);
-    pending_ = table("pending", DType::I32);
+    history_ = state.get_vector(prefix + "history", DType::F32);
+    pending_ = state.get_vector(prefix + "pending", DType::I32);
     SIEVE_CHECK(history_.numel() == options_.history && pending_.numel() == 2 * options_.batch &&
                     pending_count_ >= 0 && pending_count_ < options_.batch,
                 "checkpoint: a selective-backprop state of another --sb-history or --batch (history ",
                 history_.numel(), ", pending ", pending_.numel(), ")");
-    losses_ = table("losses", DType::F32);
+    losses_ = state.get_vector(prefix + "losses", DType::F32);
   }
-  if (state.get_int(prefix + "has_order") != 0) order_ = table("order", DType::I32);
+  if (state.get_int(prefix + "has_order") != 0) order_ = state.get_vector(prefix + "order", DType::I32);
 }
 
 }  // namespace sieve

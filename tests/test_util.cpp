@@ -11,8 +11,18 @@
 
 #include "core/autograd.h"
 #include "core/ops/reduce.h"
+#include "sampling/selector.h"
 
 namespace sieve::testing {
+
+double stat(const std::vector<std::pair<std::string, double>>& stats, const std::string& key) {
+  for (const auto& [k, v] : stats)
+    if (k == key) return v;
+  ADD_FAILURE() << "no stat " << key;
+  return 0;
+}
+
+double stat(const Selector& selector, const std::string& key) { return stat(selector.stats(), key); }
 
 Tensor random_tensor(const Shape& shape, uint64_t seed, Device device, float lo, float hi) {
   Generator gen(seed);

@@ -9,13 +9,22 @@
 #include <cstdlib>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/random.h"
 #include "core/tensor.h"
 #include "data/dataset.h"
 
+namespace sieve {
+class Selector;
+}
+
 namespace sieve::testing {
+
+// One named value of a selector's stats() (or of a record's selector_stats): a test failure, and 0, without it.
+double stat(const std::vector<std::pair<std::string, double>>& stats, const std::string& key);
+double stat(const Selector& selector, const std::string& key);
 
 // Where no GPU is present, GPU tests skip; with SIEVE_REQUIRE_GPU=1 in the environment (scripts/gpu-check)
 // they fail instead, so that a GPU run cannot pass by skipping.

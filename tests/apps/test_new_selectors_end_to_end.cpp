@@ -38,12 +38,7 @@ TrainOptions small_run(const std::string& sampler) {
   return o;
 }
 
-double stat(const std::vector<std::pair<std::string, double>>& stats, const std::string& key) {
-  for (const auto& [k, v] : stats)
-    if (k == key) return v;
-  ADD_FAILURE() << "no stat " << key;
-  return 0;
-}
+using testing::stat;
 
 // The dump's rows: header split by commas, then one vector of fields per example.
 std::vector<std::vector<std::string>> read_csv(const std::string& path) {
@@ -217,3 +212,50 @@ TEST(ScorePrecision, Bf16ScoringPassIsCloseToFloat32AndLeavesTrainingAlone) {
 
 }  // namespace
 }  // namespace sieve
+
+#ifdef SIEVE_TRAIN_BINARY
+namespace sieve {
+namespace {
+
+// The new flags from the command line: a run per selector completes, prints the selection share, and writes the dump;
+// impossible values give one readable line before any data are loaded.
+TEST(SieveTrain, TakesTheNewSelectorsFlags) {
+  if (!testing::have_fashion_mnist()) GTEST_SKIP() << "apt-get install dataset-fashion-mnist";
+  testing::TempDir dir;
+  const std::string bin = std::string(SIEVE_TRAIN_BINARY) + " --device cpu --model mlp:64 --iterations 40 "
+                          "--train-eval-size 500 --test-eval-size 500 --quiet ";
+  const testing::CommandResult c = testing::run_command(
+      bin + "--sampler infobatch,selective-backprop,upper-bound --score-source history --prune-ratio 0.3 --anneal 0.5 "
+            "--sb-history 512 --sb-beta 2 --score-smoothing 0.2 --history-refresh 5 --score-precision bf16 "
+            "--dump-selection " + dir.file("dump.csv"));
+  ASSERT_EQ(c.status, 0) << c.output;
+  for (const char* text : {"infobatch", "selective-backprop", "upper-bound-history", "selection share of time"})
+    EXPECT_NE(c.output.find(text), std::string::npos) << text << "\n" << c.output;
+  for (const char* name : {"dump-infobatch.csv", "dump-selective-backprop.csv", "dump-upper-bound-history.csv"})
+    EXPECT_TRUE(std::ifstream(dir.file(name)).good()) << name;
+  const testing::CommandResult stale = testing::run_command(bin + "--sampler selective-backprop --sb-stale");
+  ASSERT_EQ(stale.status, 0) << stale.output;
+  EXPECT_NE(stale.output.find("selective-backprop-stale"), std::string::npos) << stale.output;
+
+  struct Case {
+    std::string args, expect;
+  };
+  for (const Case& k : std::vector<Case>{
+           {"--sampler infobatch --prune-ratio 2", "--prune-ratio must be in [0, 1], found 2"},
+           {"--sampler infobatch --anneal -1", "--anneal must be in [0, 1]"},
+           {"--sampler selective-backprop --sb-history 10", "--sb-history must be at least --batch (128)"},
+           {"--sampler selective-backprop --sb-beta -2", "--sb-beta must be finite and >= 0"},
+           {"--sampler loss-history --score-smoothing -1", "--score-smoothing must be finite and >= 0"},
+           {"--sampler upper-bound-history --history-refresh 0", "--history-refresh must be >= 1"},
+           {"--sampler uniform --dump-selection " + dir.file("no/such/dir/d.csv"), "no/such/dir"},
+       }) {
+    const testing::CommandResult bad = testing::run_command(bin + k.args);
+    EXPECT_NE(bad.status, 0) << k.args;
+    EXPECT_NE(bad.output.find("sieve-train: error: "), std::string::npos) << k.args << "\n" << bad.output;
+    EXPECT_NE(bad.output.find(k.expect), std::string::npos) << k.args << "\n" << bad.output;
+  }
+}
+
+}  // namespace
+}  // namespace sieve
+#endif

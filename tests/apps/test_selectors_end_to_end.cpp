@@ -37,12 +37,7 @@ TrainOptions small_run(const std::string& sampler, const std::string& model) {
   return o;
 }
 
-double stat(Selector& s, const std::string& key) {
-  for (const auto& [k, v] : s.stats())
-    if (k == key) return v;
-  ADD_FAILURE() << "no stat " << key;
-  return 0;
-}
+using testing::stat;
 
 TEST(SelectorsEndToEnd, MlpTrainsWithEachSelectorAndLogsRecords) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "apt-get install dataset-fashion-mnist";

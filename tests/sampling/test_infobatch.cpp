@@ -48,12 +48,7 @@ Served serve(Selector& s, const ScoringContext& ctx, int64_t steps) {
   return out;
 }
 
-double stat(const Selector& s, const std::string& key) {
-  for (const auto& [k, v] : s.stats())
-    if (k == key) return v;
-  ADD_FAILURE() << "no stat " << key;
-  return 0;
-}
+using testing::stat;
 
 class InfoBatch : public testing::DeviceTest {};
 

@@ -38,12 +38,7 @@ std::vector<std::vector<int32_t>> serve(Selector& s, const ScoringContext& ctx, 
   return out;
 }
 
-double stat(const Selector& s, const std::string& key) {
-  for (const auto& [k, v] : s.stats())
-    if (k == key) return v;
-  ADD_FAILURE() << "no stat " << key;
-  return 0;
-}
+using testing::stat;
 
 class SoftRandomSampling : public testing::DeviceTest {};
 
