@@ -77,15 +77,19 @@ TEST(SelectorsEndToEnd, CnnTrainsWithOnlineBatchSelection) {
 }
 
 // Through the Trainer's checkpoints: a run saved at step 6 and resumed ends with the same weights as one run straight
-// through, for each selector (its tables, epoch subsets, coverage flags and generator are in the checkpoint).
+// through, for each selector (its tables, epoch subsets, coverage flags and generator are in the checkpoint); InfoBatch
+// prunes its second epoch (step 12 on) from scores saved in epoch 1.
 TEST(SelectorsEndToEnd, ResumedRunsAreBitIdenticalOnTheCpu) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "apt-get install dataset-fashion-mnist";
   testing::TempDir dir;
-  for (const char* sampler : {"srs", "random-subset", "online-batch"}) {
+  for (const char* sampler :
+       {"srs", "random-subset", "online-batch", "infobatch", "selective-backprop", "upper-bound-history"}) {
     TrainOptions o = small_run(sampler, "mlp:32");
     o.selection.batch = 250;                // online-batch: 12 steps an epoch, recomputation at step 12
     o.selection.subset_ratio = 0.3;         // srs / random-subset: 900 = 3 * 250 + 150, epochs of 4 steps
     o.selection.resort_every = 4;
+    o.selection.history_refresh = 4;        // upper-bound-history: new distributions at steps 4, 8 and 12
+    o.dump_selection = dir.file("dump.csv");  // its per-example counts go through the checkpoint too
     o.iterations = 16;
     o.eval_every = 16;
     Trainer straight(o, small_fashion_mnist(), Device::cpu());
