@@ -84,14 +84,9 @@ void selector_cases(Table& t, const Options& o) {
     // Copy out, sum, copy back: 4 N bytes each way for the table, 8 N back for the distribution and its prefix.
     t.add({.name = "history refresh + draw", .size = size, .bytes = n * 12.0, .items = double(b), .unit = "draws/s"},
           [&] { sampler.select(ctx); });
-    // The draw alone, from the distribution of the last refresh and its prefix (summed here as the refresh does).
+    // The draw alone, from the distribution of the last refresh and its prefix.
     sampler.select(ctx);  // a refresh, whether or not the row above ran
-    const Tensor distribution = sampler.history_distribution();
-    std::vector<float> prefix_host(static_cast<size_t>(n));
-    double running = 0;
-    const std::vector<float> d = distribution.to(Device::cpu()).to_vector<float>();
-    for (size_t i = 0; i < d.size(); ++i) prefix_host[i] = static_cast<float>(running += d[i]);
-    const Tensor prefix = Tensor::from_vector(prefix_host, {n}, dev);
+    const Tensor distribution = sampler.history_distribution(), prefix = sampler.history_prefix();
     t.add({.name = "history draw", .size = size, .bytes = b * (4.0 * std::ceil(std::log2(double(n))) + 12.0),
            .items = double(b), .unit = "draws/s"},
           [&] { sample_with_replacement(distribution, prefix, b, gen); });

@@ -465,9 +465,13 @@ void Trainer::write_selection_dump(const std::string& path) {
       out << "\n";
     }
     out.flush();
+    if (!out.good()) std::remove(temporary.c_str());
     SIEVE_CHECK(out.good(), path, ": writing the selection dump failed (disk full?)");
   }
-  SIEVE_CHECK(std::rename(temporary.c_str(), path.c_str()) == 0, path, ": cannot rename ", temporary, " to it");
+  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
+    std::remove(temporary.c_str());
+    SIEVE_FAIL(path, ": cannot rename ", temporary, " to it");
+  }
 }
 
 }  // namespace sieve

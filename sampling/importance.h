@@ -76,6 +76,7 @@ class ImportanceSampler : public Selector {
   // History (Note [history scores]): the sampling distribution of the last refresh, float32 [N], undefined before
   // any example was trained.
   const Tensor& history_distribution() const { return distribution_; }
+  const Tensor& history_prefix() const { return prefix_; }  // its inclusive prefix sums, as the draws search them
 
  private:
   void capture_tau(const Tensor& scores);  // queues τ_new of these scores for the next select()

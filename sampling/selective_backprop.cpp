@@ -31,14 +31,14 @@ void SelectiveBackpropSelector::initialise(const ScoringContext& ctx) {
   if (!pending_.defined()) pending_ = Tensor::zeros({2 * options_.batch}, DType::I32, d);
   if (!losses_.defined())
     losses_ = Tensor::full({ctx.dataset_size}, std::numeric_limits<double>::infinity(), DType::F32, d);
-  SIEVE_CHECK(!losses_.defined() || losses_.numel() == ctx.dataset_size, name(), ": a loss table of ",
+  SIEVE_CHECK(losses_.numel() == ctx.dataset_size, name(), ": a loss table of ",
               losses_.numel(), " examples (from a checkpoint?) for a data set of ", ctx.dataset_size);
   SIEVE_CHECK(!order_.defined() || order_.numel() == ctx.dataset_size, name(), ": a candidate order of ",
               order_.numel(), " examples (from a checkpoint?) for a data set of ", ctx.dataset_size);
   if (history_.device() != d) {
     history_ = history_.to(d);
     pending_ = pending_.to(d);
-    if (losses_.defined()) losses_ = losses_.to(d);
+    losses_ = losses_.to(d);
     if (order_.defined()) order_ = order_.to(d);
   }
 }
