@@ -7,7 +7,9 @@
 
 #include "core/autograd.h"
 #include "core/checkpoint.h"
+#include "core/ops/elementwise.h"
 #include "core/ops/gather.h"
+#include "sampling/gradient_norm.h"
 #include "sampling/sample.h"
 #include "sampling/score_math.h"
 #include "sampling/selectors.h"
@@ -37,6 +39,14 @@ ImportanceOptions checked(const ImportanceOptions& o) {
   }
   SIEVE_CHECK(std::isfinite(o.smoothing) && o.smoothing >= 0.f, "--score-smoothing must be finite and >= 0, found ",
               o.smoothing);
+  SIEVE_CHECK(std::isfinite(o.presample_smoothing) && o.presample_smoothing >= 0.f,
+              "--presample-smoothing must be finite and >= 0, found ", o.presample_smoothing);
+  if (o.source == ScoreSource::History) {
+    SIEVE_CHECK(o.score != ScoreKind::GradientNorm, "gradient-norm has no history variant: a training pass computes "
+                "no per-example gradients (use --score-source presample)");
+    SIEVE_CHECK(o.presample_smoothing == 0.f, "--presample-smoothing applies to pre-sampled scores; history scores "
+                "are smoothed by --score-smoothing");
+  }
   SIEVE_CHECK(o.refresh_every >= 1, "--history-refresh must be >= 1 step, found ", o.refresh_every);
   SIEVE_CHECK(o.tau_ema >= 0.f && o.tau_ema < 1.f, "--tau-ema must be in [0, 1), found ", o.tau_ema);
   SIEVE_CHECK(!o.tau_th || std::isfinite(*o.tau_th), "--tau-th must be finite, found ", o.tau_th.value_or(0.f));
@@ -67,26 +77,44 @@ void ImportanceSampler::fold_tau() {
   tau_pending_ = false;
 }
 
+Tensor ImportanceSampler::smoothed(const Tensor& scores) const {
+  if (options_.presample_smoothing == 0.f) return scores;
+  NoGradGuard no_grad;
+  return add(scores, Tensor::full(scores.shape(), options_.presample_smoothing, DType::F32, scores.device()));
+}
+
 Selection ImportanceSampler::select(const ScoringContext& ctx) {
   check_dataset_size(ctx, "importance sampler");
   if (options_.source == ScoreSource::History) return select_from_history(ctx);
   fold_tau();
   importance_on_ = tau_ > tau_th_;  // line 5
   ++steps_;
-  awaiting_observe_ = !importance_on_;
-  if (!importance_on_) return draw_uniform(options_.batch, ctx, gen_);  // lines 12-13
+  const bool exact = options_.score == ScoreKind::GradientNorm;  // Note [exact-norm sampler]
+  awaiting_observe_ = !importance_on_ && !exact;
+  if (!importance_on_) {  // lines 12-13
+    Selection uniform = draw_uniform(options_.batch, ctx, gen_);
+    if (exact) capture_tau(smoothed(per_example_gradient_norms(ctx, uniform.indices)));
+    return uniform;
+  }
   ++importance_steps_;
 
-  SIEVE_CHECK(static_cast<bool>(ctx.logits), "importance sampler: the ScoringContext has no logits function");
-  SIEVE_CHECK(ctx.labels.defined(), "importance sampler: the ScoringContext has no labels");
-  NoGradGuard no_grad;
   const Tensor candidates = randint({options_.presample}, ctx.dataset_size, gen_, ctx.device);  // line 6
-  const Tensor logits = ctx.logits(candidates);  // evaluation mode (Note [scoring mode])
-  SIEVE_CHECK(logits.defined() && logits.dim() == 2 && logits.size(0) == options_.presample,
-              "importance sampler: ScoringContext::logits returned ",
-              logits.defined() ? logits.description() : std::string("an undefined tensor"), " for ",
-              options_.presample, " examples; expected [", options_.presample, ", classes]");
-  const Tensor scores = compute_scores(options_.score, logits.detach(), index_select(ctx.labels, candidates));  // line 7
+  Tensor scores;  // line 7
+  if (exact) {
+    scores = per_example_gradient_norms(ctx, candidates);  // needs autograd: before the NoGradGuard
+  } else {
+    SIEVE_CHECK(static_cast<bool>(ctx.logits), "importance sampler: the ScoringContext has no logits function");
+    SIEVE_CHECK(ctx.labels.defined(), "importance sampler: the ScoringContext has no labels");
+    NoGradGuard no_grad;
+    const Tensor logits = ctx.logits(candidates);  // evaluation mode (Note [scoring mode])
+    SIEVE_CHECK(logits.defined() && logits.dim() == 2 && logits.size(0) == options_.presample,
+                "importance sampler: ScoringContext::logits returned ",
+                logits.defined() ? logits.description() : std::string("an undefined tensor"), " for ",
+                options_.presample, " examples; expected [", options_.presample, ", classes]");
+    scores = compute_scores(options_.score, logits.detach(), index_select(ctx.labels, candidates));
+  }
+  NoGradGuard no_grad;
+  scores = smoothed(scores);  // Note [presample smoothing]
   WeightedSample drawn = sample_with_replacement(scores, options_.batch, gen_);  // lines 8-9
   capture_tau(scores);
   return {index_select(candidates, drawn.positions), drawn.weights};
@@ -154,14 +182,14 @@ void ImportanceSampler::observe(const Selection& selection, const Tensor& logits
                    have_losses ? losses.detach() : compute_scores(options_.score, logits.detach(), labels), table_);
     return;
   }
-  if (!awaiting_observe_) return;  // an importance step already took τ_new from its pre-sample
+  if (!awaiting_observe_) return;  // τ_new came from the pre-sample, or from exact norms (Note [exact-norm sampler])
   awaiting_observe_ = false;
   SIEVE_CHECK(logits.defined() && labels.defined(), "importance sampler: observe() needs the logits and labels of "
               "the training forward pass");
   NoGradGuard no_grad;
   // Line 15: g_i for free. The loss score is the training pass's own per-example loss: no second pass over the logits.
   const bool have_losses = options_.score == ScoreKind::Loss && losses.defined();
-  capture_tau(have_losses ? losses.detach() : compute_scores(options_.score, logits.detach(), labels));
+  capture_tau(smoothed(have_losses ? losses.detach() : compute_scores(options_.score, logits.detach(), labels)));
 }
 
 std::vector<std::pair<std::string, double>> ImportanceSampler::stats() const {

@@ -20,6 +20,22 @@
 // τ is computed from the same distribution at each refresh, and importance sampling is on while it exceeds τ_th, whose
 // default is 1 here (any variance reduction pays when scoring costs nothing); before the first training step's scores
 // arrive the steps are uniform.
+//
+// Note [exact-norm sampler]: ScoreKind::GradientNorm scores the pre-sample by the exact per-example gradient norm
+// over every parameter (sampling/gradient_norm.h): B forward and backward passes of one example per importance step,
+// the paper's optimal but expensive baseline. The training forward pass has no such score to give for free, so in the
+// uniform phase τ_new comes from the exact norms of the b uniform examples themselves, computed in select() (in
+// evaluation mode, at the parameters the step is about to update; the reference's "full_gnorm" score computes them
+// inside its training pass). That costs b one-example backward passes per uniform step. It has no history variant:
+// a training pass computes no per-example gradients.
+//
+// Note [presample smoothing]: with presample_smoothing c > 0 the pre-sampled scores become s_i + c before they are
+// normalised, as the reference's AdditiveSmoothingSampler (importance_sampling/samplers.py) does: p_i = (s_i + c) /
+// Σ_j (s_j + c), which pulls p towards uniform and keeps every p_i > 0 (no example has an infinite weight). The
+// weights 1 / (B p_i) and τ are computed from these same smoothed scores, so τ measures the distribution actually
+// sampled; that holds for the τ_new of the uniform phase too (the reference there takes τ from the raw scores of the
+// training pass, which would measure a distribution it never samples from). c = 0, the reference's default
+// (ImportanceTraining applies no smoothing), leaves the scores as they are.
 #pragma once
 
 #include <cstdint>
@@ -46,6 +62,7 @@ struct ImportanceOptions {
   ScoreKind score = ScoreKind::UpperBound;
   ScoreSource source = ScoreSource::Presample;  // Note [history scores]
   float smoothing = 0.5f;       // history: p_i ∝ s_i + smoothing × mean(s)
+  float presample_smoothing = 0.f;  // presample: p_i ∝ s_i + presample_smoothing (Note [presample smoothing])
   int64_t refresh_every = 100;  // history: steps between rebuilding the distribution from the score table
   int64_t batch = 128;          // b
   int64_t presample = 1024;     // B
@@ -58,7 +75,7 @@ class ImportanceSampler : public Selector {
  public:
   explicit ImportanceSampler(const ImportanceOptions& options);  // throws sieve::Error on invalid options
 
-  // "upper-bound" or "loss", with "-history" for ScoreSource::History.
+  // "upper-bound", "loss" or "gradient-norm", with "-history" for ScoreSource::History.
   std::string name() const override;
   Selection select(const ScoringContext& ctx) override;
   void observe(const Selection& selection, const Tensor& logits, const Tensor& labels, const Tensor& losses) override;
@@ -81,6 +98,7 @@ class ImportanceSampler : public Selector {
  private:
   void capture_tau(const Tensor& scores);  // queues τ_new of these scores for the next select()
   void fold_tau();                         // τ <- a_τ τ + (1 - a_τ) τ_new, if one is pending
+  Tensor smoothed(const Tensor& scores) const;  // s + presample_smoothing (Note [presample smoothing])
   Selection select_from_history(const ScoringContext& ctx);
   void refresh_distribution(const ScoringContext& ctx);  // Note [history scores]
 

@@ -20,6 +20,7 @@ ImportanceOptions importance_options(ScoreKind score, const SelectorOptions& o, 
   out.score = score;
   out.source = history ? ScoreSource::History : parse_score_source(o.score_source);
   out.smoothing = o.score_smoothing;
+  out.presample_smoothing = o.presample_smoothing;
   out.refresh_every = o.history_refresh;
   out.batch = o.batch;
   out.presample = o.presample;
@@ -75,6 +76,7 @@ const std::vector<Entry>& registry() {
       {"upper-bound", [](const SelectorOptions& o) { return importance(ScoreKind::UpperBound, o, false); }},
       {"loss-history", [](const SelectorOptions& o) { return importance(ScoreKind::Loss, o, true); }},
       {"upper-bound-history", [](const SelectorOptions& o) { return importance(ScoreKind::UpperBound, o, true); }},
+      {"gradient-norm", [](const SelectorOptions& o) { return importance(ScoreKind::GradientNorm, o, false); }},
       {"srs",
        [](const SelectorOptions& o) { return std::make_unique<SoftRandomSampler>(o.batch, o.subset_ratio, o.seed); }},
       {"random-subset",

@@ -24,6 +24,9 @@ struct SelectorOptions {
   int64_t recompute_every = 0;  // online-batch: epochs between recomputations of every loss (0: never)
   std::string score_source = "presample";  // upper-bound, loss: "presample" or "history" (Note [history scores])
   float score_smoothing = 0.5f;  // history scores: p_i ∝ s_i + smoothing × mean(s)
+  // upper-bound, loss, gradient-norm with pre-sampled scores: p_i ∝ s_i + c, the reference's additive smoothing
+  // (Note [presample smoothing] in sampling/importance.h); 0: none, the reference's default.
+  float presample_smoothing = 0.f;
   int64_t history_refresh = 100;  // history scores: steps between rebuilding the distribution
   double prune_ratio = 0.5;     // infobatch: r, the share of well-learned examples pruned each epoch
   double anneal = 0.875;        // infobatch: δ, the share of the budget after which it trains on the full data
@@ -40,7 +43,9 @@ struct SelectorOptions {
 // its uniform baseline then train on identical batches until τ first crosses τ_th.
 
 // "uniform", "loss" or "upper-bound" (importance sampling with that score; "-history" appended: with history scores,
-// as score_source "history" does), "srs" (Soft Random Sampling), "random-subset" (CREST's random baseline),
+// as score_source "history" does), "gradient-norm" (importance sampling by the exact per-example gradient norm, the
+// paper's expensive optimal baseline: B per-example backward passes per step, Note [exact-norm sampler] in
+// sampling/importance.h; pre-sampled only), "srs" (Soft Random Sampling), "random-subset" (CREST's random baseline),
 // "online-batch" (Loshchilov & Hutter 2015), "crest" (sampling/crest.h), "infobatch" (sampling/infobatch.h) or
 // "selective-backprop" ("-stale" appended: its stale variant, as sb_stale does; sampling/selective_backprop.h);
 // throws listing the accepted names.

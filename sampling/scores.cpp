@@ -16,6 +16,7 @@ std::string to_string(ScoreKind kind) {
   switch (kind) {
     case ScoreKind::UpperBound: return "upper-bound";
     case ScoreKind::Loss: return "loss";
+    case ScoreKind::GradientNorm: return "gradient-norm";
   }
   return "?";
 }
@@ -46,6 +47,9 @@ Tensor compute_scores(ScoreKind kind, const Tensor& logits, const Tensor& labels
   switch (kind) {
     case ScoreKind::UpperBound: return upper_bound_scores(logits, labels);
     case ScoreKind::Loss: return loss_scores(logits, labels);
+    case ScoreKind::GradientNorm:
+      SIEVE_FAIL("compute_scores: the gradient-norm score needs the model's per-example gradients "
+                 "(per_example_gradient_norms in sampling/gradient_norm.h), not logits");
   }
   SIEVE_FAIL("compute_scores: unknown score kind");
 }

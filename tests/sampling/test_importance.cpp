@@ -268,14 +268,14 @@ TEST(MakeSelector, BuildsByNameAndListsAcceptedNames) {
   o.batch = 32;
   o.presample = 256;
   const std::vector<std::string> names = {"uniform",   "loss",         "upper-bound", "loss-history",
-                                          "upper-bound-history", "srs", "random-subset", "online-batch",
-                                          "crest",     "infobatch",    "selective-backprop",
+                                          "upper-bound-history", "gradient-norm", "srs", "random-subset",
+                                          "online-batch", "crest", "infobatch", "selective-backprop",
                                           "selective-backprop-stale"};
   for (const std::string& name : names) EXPECT_EQ(sieve::make_selector(name, o)->name(), name);
   EXPECT_EQ(sieve::selector_names(), names);
   expect_error([&] { sieve::make_selector("crest-ish", o); },
-               "expected one of uniform, loss, upper-bound, loss-history, upper-bound-history, srs, random-subset, "
-               "online-batch, crest, infobatch, selective-backprop, selective-backprop-stale");
+               "expected one of uniform, loss, upper-bound, loss-history, upper-bound-history, gradient-norm, srs, "
+               "random-subset, online-batch, crest, infobatch, selective-backprop, selective-backprop-stale");
   o.batch = 512;
   expect_error([&] { sieve::make_selector("upper-bound", o); }, "--batch 512 exceeds --presample 256");
   // History scores have no pre-sample: B does not bound b.
@@ -293,5 +293,117 @@ TEST(MakeSelector, BuildsByNameAndListsAcceptedNames) {
   o.prune_ratio = 1.5;
   expect_error([&] { sieve::make_selector("infobatch", o); }, "--prune-ratio must be in [0, 1], found 1.5");
 }
+
+// Note [presample smoothing]: with c > 0 the pre-sampled scores become s + c before normalising. One in ten examples
+// is hard (s ≈ 1.35), the rest learned (s ≈ 5e-4); with c = 0.25 the weights are (Σ(s + c) / B) / (s_i + c) and τ
+// is that of s + c. Built by make_selector, so SelectorOptions::presample_smoothing reaches the sampler.
+class PresampleSmoothing : public sieve::testing::DeviceTest {};
+
+TEST_P(PresampleSmoothing, AddsTheConstantBeforeNormalising) {
+  FakeModel model(1000, device(), [](int64_t i) { return i % 10 == 0 ? -3.f : 8.f; });
+  SelectorOptions o;
+  o.batch = 32;
+  o.presample = 128;
+  o.tau_th = -1.f;  // on from the first step
+  o.tau_ema = 0.5f;
+  o.presample_smoothing = 0.25f;
+  o.seed = 9;
+  const std::unique_ptr<Selector> sampler = sieve::make_selector("upper-bound", o);
+  const ScoringContext ctx = model.context();
+  double expected_tau = 0;
+  for (int step = 0; step < 3; ++step) {
+    const Selection sel = sampler->select(ctx);
+    ASSERT_NEAR(stats_of(*sampler)["tau"], expected_tau, 1e-5 * expected_tau) << "step " << step;
+    const std::vector<int32_t> candidates = model.last_candidates.to_vector<int32_t>();
+    double total = 0, sum_sq = 0;
+    for (int32_t c : candidates) {
+      const double s = model.score(c) + 0.25;
+      total += s;
+      sum_sq += s * s;
+    }
+    const std::vector<int32_t> idx = sel.indices.to_vector<int32_t>();
+    const std::vector<float> w = sel.weights.to_vector<float>();
+    for (size_t j = 0; j < idx.size(); ++j) {
+      const double want = total / 128.0 / (model.score(idx[j]) + 0.25);
+      ASSERT_NEAR(w[j], want, 1e-4 * want) << "step " << step << ", draw " << j;
+    }
+    expected_tau = 0.5 * expected_tau + 0.5 * std::sqrt(128.0 * sum_sq) / total;
+    train_step(*sampler, model, sel);  // importance steps take τ from the pre-sample, not from observe()
+  }
+}
+
+// The share of hard examples among the draws: Σ over steps of b P(hard) with P(hard) = Σ_hard (s + c) / Σ (s + c)
+// over that step's pre-sample, against its binomial standard deviation; 200 steps of 32 draws, within 4 deviations
+// (a false alarm has probability < 1e-4). Without smoothing P(hard) ≈ 0.997; with c = 0.25 about 0.4: a sampler that
+// ignored c would be ~90 deviations off.
+TEST_P(PresampleSmoothing, DrawsInProportionToSmoothedScores) {
+  FakeModel model(1000, device(), [](int64_t i) { return i % 10 == 0 ? -3.f : 8.f; });
+  ImportanceOptions o;
+  o.batch = 32;
+  o.presample = 128;
+  o.tau_th = -1.f;
+  o.presample_smoothing = 0.25f;
+  o.seed = 21;
+  sieve::ImportanceSampler sampler(o);
+  const ScoringContext ctx = model.context();
+  double observed = 0, expected = 0, variance = 0;
+  for (int step = 0; step < 200; ++step) {
+    const Selection sel = sampler.select(ctx);
+    double hard = 0, total = 0;
+    for (int32_t c : model.last_candidates.to_vector<int32_t>()) {
+      const double s = model.score(c) + 0.25;
+      total += s;
+      if (c % 10 == 0) hard += s;
+    }
+    const double p = hard / total;
+    expected += 32 * p;
+    variance += 32 * p * (1 - p);
+    for (int32_t i : sel.indices.to_vector<int32_t>()) observed += i % 10 == 0 ? 1 : 0;
+  }
+  EXPECT_NEAR(observed, expected, 4 * std::sqrt(variance));
+  EXPECT_LT(expected, 0.6 * 200 * 32);  // the smoothing matters here
+}
+
+// In the uniform phase τ_new comes from the training pass's scores, smoothed as a draw would be (the reference takes
+// the raw ones there; Note [presample smoothing]).
+TEST_P(PresampleSmoothing, UniformPhaseTauUsesSmoothedScores) {
+  FakeModel model(200, device(), [](int64_t i) { return i % 10 == 0 ? -3.f : 8.f; });
+  ImportanceOptions o;
+  o.batch = 32;
+  o.presample = 64;
+  o.presample_smoothing = 0.1f;
+  sieve::ImportanceSampler sampler(o);
+  const ScoringContext ctx = model.context();
+  const Selection sel = sampler.select(ctx);
+  ASSERT_FALSE(sampler.importance_on());
+  train_step(sampler, model, sel);
+  sampler.select(ctx);
+  double total = 0, sum_sq = 0;
+  for (int32_t i : sel.indices.to_vector<int32_t>()) {
+    const double s = model.score(i) + 0.1;
+    total += s;
+    sum_sq += s * s;
+  }
+  const double tau = std::sqrt(32.0 * sum_sq) / total;
+  EXPECT_NEAR(sampler.tau(), 0.1 * tau, 1e-5 * tau);
+  EXPECT_GT(std::fabs(tau - tau_of(model, sel.indices.to_vector<int32_t>())), 0.1) << "smoothing should change τ";
+}
+
+TEST_P(PresampleSmoothing, RejectsNegativeAndHistoryUse) {
+  auto with = [](float c, sieve::ScoreSource source) {
+    return [c, source] {
+      ImportanceOptions o;
+      o.presample_smoothing = c;
+      o.source = source;
+      sieve::ImportanceSampler sampler(o);
+    };
+  };
+  expect_error(with(-0.5f, sieve::ScoreSource::Presample), "--presample-smoothing must be finite and >= 0, found -0.5");
+  expect_error(with(NAN, sieve::ScoreSource::Presample), "--presample-smoothing must be finite and >= 0");
+  expect_error(with(1.f, sieve::ScoreSource::History), "--presample-smoothing applies to pre-sampled scores");
+  EXPECT_EQ(SelectorOptions{}.presample_smoothing, 0.f);  // the reference's default: no smoothing
+}
+
+SIEVE_INSTANTIATE_DEVICE_TESTS(PresampleSmoothing);
 
 }  // namespace
