@@ -12,8 +12,9 @@ namespace sieve {
 
 namespace {
 
-// float32 [n] on the device: Σ_k ||∇_{θ_k} ℓ_i||² for each example (Note [per-example gradients]).
-Tensor squared_norms_on_device(const ScoringContext& ctx, const Tensor& indices) {
+// float32 [n] on the device: Σ_k ||∇_{θ_k} ℓ_i||² for each example (Note [per-example gradients]). With `sum`, also
+// Σ_i ∇ℓ_i, one tensor per parameter.
+Tensor squared_norms_on_device(const ScoringContext& ctx, const Tensor& indices, std::vector<Tensor>* sum_out) {
   SIEVE_CHECK(static_cast<bool>(ctx.loss_gradient),
               "per-example gradient norms: the ScoringContext has no loss_gradient function");
   SIEVE_CHECK(grad_enabled(), "per-example gradient norms need autograd, but a NoGradGuard is alive");
@@ -36,6 +37,12 @@ Tensor squared_norms_on_device(const ScoringContext& ctx, const Tensor& indices)
                   to_string(device));
       const Tensor flat = g.detach().reshape({-1});
       add_(slot, sum(mul(flat, flat)).reshape({1}));
+      if (sum_out) {
+        if (sum_out->size() <= k) sum_out->push_back(Tensor::zeros(g.shape(), DType::F32, device));
+        SIEVE_CHECK((*sum_out)[k].shape() == g.shape(), "per-example gradient norms: gradient ", k, " is ",
+                    g.description(), " for one example and ", (*sum_out)[k].description(), " for another");
+        add_((*sum_out)[k], g.detach());
+      }
     }
   }
   return squared;
@@ -43,15 +50,22 @@ Tensor squared_norms_on_device(const ScoringContext& ctx, const Tensor& indices)
 
 }  // namespace
 
-std::vector<double> per_example_squared_gradient_norms(const ScoringContext& ctx, const Tensor& indices) {
-  const std::vector<float> squared = squared_norms_on_device(ctx, indices).to(Device::cpu()).to_vector<float>();
-  return std::vector<double>(squared.begin(), squared.end());
+PerExampleGradients per_example_gradient_summary(const ScoringContext& ctx, const Tensor& indices) {
+  std::vector<Tensor> total;
+  const std::vector<float> squared = squared_norms_on_device(ctx, indices, &total).to(Device::cpu()).to_vector<float>();
+  PerExampleGradients out;
+  out.squared_norms.assign(squared.begin(), squared.end());
+  if (!squared.empty()) {
+    const double n = static_cast<double>(squared.size());
+    out.mean_gradient_squared_norm = squared_norm(total) / (n * n);  // ‖Σ_i g_i / n‖²
+  }
+  return out;
 }
 
 Tensor per_example_gradient_norms(const ScoringContext& ctx, const Tensor& indices) {
-  const std::vector<double> squared = per_example_squared_gradient_norms(ctx, indices);
+  const std::vector<float> squared = squared_norms_on_device(ctx, indices, nullptr).to(Device::cpu()).to_vector<float>();
   std::vector<float> norms(squared.size());
-  for (size_t i = 0; i < squared.size(); ++i) norms[i] = static_cast<float>(std::sqrt(squared[i]));
+  for (size_t i = 0; i < squared.size(); ++i) norms[i] = static_cast<float>(std::sqrt(static_cast<double>(squared[i])));
   return Tensor::from_vector(norms, {static_cast<int64_t>(norms.size())}, indices.device());
 }
 

@@ -22,8 +22,14 @@ namespace sieve {
 // indices. Needs ctx.loss_gradient, and autograd enabled (not under a NoGradGuard); throws sieve::Error otherwise.
 Tensor per_example_gradient_norms(const ScoringContext& ctx, const Tensor& indices);
 
-// The same, squared, on the host in double: what the variance of a sampled gradient needs
-// (sampling/score_diagnostics.h) without a square root and a square in between.
-std::vector<double> per_example_squared_gradient_norms(const ScoringContext& ctx, const Tensor& indices);
+// What the variance of a sampled gradient needs (sampling/score_diagnostics.h), from the same n passes: the squared
+// norms ‖∇ℓ_i‖² on the host in double (no square root and square in between), and ‖ḡ‖² of their mean
+// ḡ = (1/n) Σ_i ∇ℓ_i, summed on the device as the passes go (in evaluation mode, the mean of the per-example
+// gradients is the gradient of the mean loss: no batch statistics couple the examples).
+struct PerExampleGradients {
+  std::vector<double> squared_norms;     // [n]
+  double mean_gradient_squared_norm = 0;  // ‖ḡ‖²
+};
+PerExampleGradients per_example_gradient_summary(const ScoringContext& ctx, const Tensor& indices);
 
 }  // namespace sieve

@@ -139,10 +139,15 @@ TEST_P(GradientNorm, MatchesClosedFormOfLinearSoftmaxClassifier) {
   EXPECT_EQ(task.gradient_calls, 24);  // one pass per example
   const auto [lo, hi] = std::minmax_element(expected.begin(), expected.end());
   EXPECT_GT(*hi, 2.0 * *lo) << "the examples should differ for the test to mean something";
-  // The squared host variant agrees, and duplicates and order follow the indices.
-  const std::vector<double> squared =
-      per_example_squared_gradient_norms(ctx, Tensor::from_vector<int32_t>({7, 2, 7}, {3}, device()));
+  // The summary's squared norms agree, duplicates and order follow the indices, and the mean of the per-example
+  // gradients is the gradient of the mean loss over the same examples (one pass over all three, weights 1).
+  const Tensor some = Tensor::from_vector<int32_t>({7, 2, 7}, {3}, device());
+  const PerExampleGradients summary = per_example_gradient_summary(ctx, some);
+  const std::vector<double>& squared = summary.squared_norms;
   ASSERT_EQ(squared.size(), 3u);
+  const double mean_squared = squared_norm(ctx.loss_gradient(some, Tensor::ones({3}, DType::F32, device())).gradients);
+  EXPECT_NEAR(summary.mean_gradient_squared_norm, mean_squared, 1e-5 * mean_squared);
+  EXPECT_LT(summary.mean_gradient_squared_norm, 0.99 * (squared[0] + squared[1] + squared[2]) / 3);
   EXPECT_NEAR(squared[0], expected[7] * expected[7], 1e-4 * expected[7] * expected[7]);
   EXPECT_NEAR(squared[1], expected[2] * expected[2], 1e-4 * expected[2] * expected[2]);
   EXPECT_NEAR(squared[0], squared[2], 1e-6 * squared[0]);
