@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iomanip>
@@ -11,8 +12,10 @@
 #include <sstream>
 
 #include "apps/trainer.h"
+#include "core/checkpoint.h"
 #include "core/device.h"
 #include "core/error.h"
+#include "data/description.h"
 #include "data/sequence.h"
 #include "layers/models.h"
 #include "sampling/importance.h"
@@ -20,6 +23,9 @@
 namespace {
 
 using namespace sieve;
+
+// The exit status when any run diverged (Note [divergence]); 1 is any other error.
+constexpr int kExitDiverged = 3;
 
 std::vector<std::string> split(const std::string& text, char sep) {
   std::vector<std::string> out;
@@ -57,7 +63,7 @@ void print_progress(const EvalRecord& r, const TrainOptions& o) {
       os << "  " << key << " " << std::defaultfloat << std::setprecision(4) << value;
     }
   }
-  os << (r.final ? "  (final)" : "");
+  os << (r.diverged ? "  (diverged)" : r.final ? "  (final)" : "");
   std::cout << os.str() << std::endl;
 }
 
@@ -93,11 +99,20 @@ void print_summary(const std::vector<EvalRecord>& results, const TrainOptions& o
   row("selection share of time", [&](const EvalRecord& r) {
     return r.time_s > 0 ? fixed(100 * r.selection_s / r.time_s, 1) + "%" : std::string("-");
   });
+  if (std::any_of(results.begin(), results.end(), [](const EvalRecord& r) { return r.diverged; }))
+    row("diverged", [](const EvalRecord& r) {
+      return r.diverged ? "at step " + std::to_string(r.diverged_step) : std::string("no");
+    });
   if (results.size() >= 2) {
     // The budget that ended the runs: the first one given of time, steps and examples.
     const char* budget = o.time_budget_s > 0 ? "training time" : o.iterations > 0 ? "steps" : "examples trained";
     const EvalRecord& base = results.front();
     for (size_t i = 1; i < results.size(); ++i) {
+      if (results[i].diverged || base.diverged) {
+        std::cout << "\n" << results[i].sampler << " vs " << base.sampler << ": not compared, "
+                  << (base.diverged ? base.sampler : results[i].sampler) << " diverged\n";
+        continue;
+      }
       const double rel = (results[i].train_loss - base.train_loss) / base.train_loss;
       std::cout << "\n" << results[i].sampler << " vs " << base.sampler << ": training loss " << fixed(100 * std::abs(rel), 1)
                 << "% " << (rel < 0 ? "lower" : "higher") << ", test error " << fixed(100 * (1 - results[i].test_accuracy), 2)
@@ -271,13 +286,30 @@ int run(int argc, char** argv) {
   app.add_option("--dump-selection", o.dump_selection,
                  "at the end of the run write per-example statistics (times trained, last weight, last score, "
                  "pruned/dropped) as CSV; with several samplers FILE gets each sampler's name before its extension");
-  app.add_option("--resume", o.resume, "continue the run saved in this checkpoint (same model and sampler)");
+  app.add_option("--resume", o.resume,
+                 "continue the run saved in this checkpoint; model, sampler, optimizer and sequence view are "
+                 "taken from it unless given");
   app.add_option("--init-from", o.init_from, "start from this checkpoint's weights (fine-tuning)");
   app.add_flag("--reset-head", o.reset_head, "with --init-from: a new classifier for this data set's classes");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  }
+  if (!o.resume.empty()) {
+    // A resume continues a run: what the checkpoint names (Note [checkpoint contents]) is taken from it unless given,
+    // and a value given that differs is refused when the checkpoint is loaded.
+    const CheckpointState saved = load_checkpoint(o.resume);
+    if (app.get_option("--model")->count() == 0) o.model = saved.get_string("model");
+    if (app.get_option("--sampler")->count() == 0) samplers = saved.get_string("sampler");
+    if (app.get_option("--optimizer")->count() == 0 && saved.has("optimizer")) o.optimizer = saved.get_string("optimizer");
+    if (app.get_option("--sequence")->count() == 0 && DataDescription::in_checkpoint(saved)) {
+      const DataDescription data = DataDescription::from_checkpoint(saved, o.resume);
+      if (data.sequence == "pixels") {
+        o.sequence = "pixels";
+        o.permute = !data.pixel_order.empty();
+      }
+    }
   }
   // --iterations or --example-budget alone: no time limit.
   if ((iterations->count() > 0 || example_budget->count() > 0) && budget->count() == 0) o.time_budget_s = 0;
@@ -399,17 +431,27 @@ int run(int argc, char** argv) {
       std::cout << " per sampler\n";
     }
     finals.push_back(trainer.run([&](const EvalRecord& r) {
-      if (log.is_open()) log << to_json_line(r) << "\n" << std::flush;
+      if (log.is_open()) {
+        log << to_json_line(r) << "\n" << std::flush;
+        SIEVE_CHECK(log.good(), log_path, ": writing the log failed (disk full, or a file-size limit?)");
+      }
       if (!quiet) print_progress(r, o);
     }));
+    // Note [divergence]: one line for the diverged run, and the next sampler runs.
+    if (finals.back().diverged)
+      std::fprintf(stderr, "sieve-train: error: %s\n", divergence_message(finals.back()).c_str());
   }
   print_summary(finals, o);
-  return 0;
+  const bool diverged = std::any_of(finals.begin(), finals.end(), [](const EvalRecord& r) { return r.diverged; });
+  return diverged ? kExitDiverged : 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A file-size limit (ulimit -f) then fails a write with EFBIG, which the checkpoint and log writers report in one
+  // line, leaving the previous checkpoint intact (Note [atomic save]); by default SIGXFSZ would kill the process.
+  std::signal(SIGXFSZ, SIG_IGN);
   try {
     return run(argc, argv);
   } catch (const sieve::Error& e) {

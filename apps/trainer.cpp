@@ -1,5 +1,7 @@
 #include "apps/trainer.h"
 
+#include "apps/evaluation.h"
+
 #include <unistd.h>
 
 #include <cmath>
@@ -10,6 +12,7 @@
 
 #include "core/checkpoint.h"
 #include "core/ops.h"
+#include "core/ops/nonfinite.h"
 #include "core/ops/precision.h"
 #include "data/batch.h"
 #include "data/sequence.h"
@@ -22,8 +25,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Evaluation forwards this many examples at a time: bounded memory for any data-set size.
-constexpr int64_t kEvalChunk = 500;
+// On a GPU the divergence flag is read this often besides at evaluations and checkpoints (Note [divergence]).
+constexpr int64_t kDivergenceCheckEvery = 200;
 
 // Independent Philox streams of one run's seed (Note [one seed]): the same seed gives every sampler the same
 // initial model and the same training subset for evaluation, so runs differ only by their selection.
@@ -78,7 +81,23 @@ std::string to_json_line(const EvalRecord& r) {
   for (const auto& [key, value] : r.selector_stats) stats[key] = number(value);
   j["selector"] = stats;
   if (r.final) j["final"] = true;
+  if (r.diverged) {
+    j["diverged"] = true;
+    j["diverged_step"] = r.diverged_step;
+    j["diverged_loss"] = describe_value(r.diverged_loss);
+  }
   return j.dump();
+}
+
+std::string describe_value(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  return nlohmann::json(v).dump();
+}
+
+std::string divergence_message(const EvalRecord& r) {
+  return r.sampler + " diverged at step " + std::to_string(r.diverged_step) + ": training loss is " +
+         describe_value(r.diverged_loss);
 }
 
 Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device device)
@@ -107,12 +126,14 @@ Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device dev
   set_allow_tf32(options.tf32);
   set_matmul_precision(parse_matmul_precision(options.mixed_precision));
   const Generator root(options.seed);
+  // Note [sequence view]: built once per run on the device, test split with the training split's order; the
+  // permutation depends on the run's seed only, so every sampler of one seed sees the same sequences.
+  const std::vector<int32_t> order =
+      view == SequenceView::Pixels && options.permute
+          ? pixel_permutation(data.train.height() * data.train.width(), permutation_seed(options))
+          : std::vector<int32_t>{};
+  description_ = DataDescription::of(data.train, options.sequence, order);
   if (view == SequenceView::Pixels) {
-    // Note [sequence view]: built once per run on the device, test split with the training split's order; the
-    // permutation depends on the run's seed only, so every sampler of one seed sees the same sequences.
-    const std::vector<int32_t> order =
-        options.permute ? pixel_permutation(data.train.height() * data.train.width(), permutation_seed(options))
-                        : std::vector<int32_t>{};
     data_.train = pixel_sequence(data.train, order);
     data_.test = pixel_sequence(data.test, order);
   }
@@ -140,9 +161,8 @@ Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device dev
     test_eval_.labels = data_.test.labels.rows(0, options.test_eval_size);
   }
 
-  std::vector<int32_t> arange(static_cast<size_t>(kEvalChunk));
-  for (int64_t i = 0; i < kEvalChunk; ++i) arange[static_cast<size_t>(i)] = static_cast<int32_t>(i);
-  eval_arange_ = Tensor::from_vector(arange, {kEvalChunk}, device);
+  diverged_step_ = Tensor::full({}, -1.0, DType::I64, device);
+  diverged_loss_ = Tensor::full({}, 0.0, DType::F32, device);
 
   context_.labels = data_.train.labels;
   context_.dataset_size = data_.train.size();
@@ -239,6 +259,7 @@ void Trainer::step() {
   Tensor logits = model_->forward(x);
   Tensor losses = cross_entropy(logits, y);
   Tensor loss = weighted_mean(losses, batch.weights);
+  record_first_nonfinite(loss.detach(), steps_ + 1, diverged_step_, diverged_loss_);  // Note [divergence]
   const auto observe_start = Clock::now();
   selector_->observe(batch, logits.detach(), y, losses.detach());
   selection_s_ += std::chrono::duration<double>(Clock::now() - observe_start).count();
@@ -253,21 +274,9 @@ void Trainer::step() {
 }
 
 double Trainer::evaluate_loss(const Dataset& d, double* accuracy) {
-  NoGradGuard no_grad;
-  Tensor total = Tensor::zeros({}, DType::F32, device_);
-  int64_t correct = 0;
-  for (int64_t begin = 0; begin < d.size(); begin += kEvalChunk) {
-    const int64_t end = std::min(d.size(), begin + kEvalChunk);
-    // A chunk is a view of consecutive rows, gathered by the cached 0..n-1 so that normalisation is the training one.
-    Dataset chunk = d;
-    chunk.images = d.images.rows(begin, end);
-    chunk.labels = d.labels.rows(begin, end);
-    Tensor logits = model_->forward(gather_batch(chunk, eval_arange_.rows(0, end - begin)));
-    add_(total, sum(cross_entropy(logits, chunk.labels)));
-    if (accuracy) correct += count_equal(argmax_rows(logits), chunk.labels);
-  }
-  if (accuracy) *accuracy = static_cast<double>(correct) / static_cast<double>(d.size());
-  return total.item() / static_cast<double>(d.size());
+  const ClassifierEvaluation e = evaluate_classifier(*model_, d);
+  if (accuracy) *accuracy = e.accuracy;
+  return e.loss;
 }
 
 EvalRecord Trainer::evaluate() {
@@ -306,6 +315,7 @@ void Trainer::save_checkpoint(const std::string& path) {
   state.set_string("sampler", selector_->name());
   state.set_string("optimizer", options_.optimizer);
   state.set_string("sequence", describe_sequence(options_));
+  description_.save(state);  // Note [data description]
   state.set_int("step", steps_);
   state.set_int("examples", examples_);
   state.set_int("scored", scored_);
@@ -329,6 +339,11 @@ void Trainer::resume(const std::string& path) {
   const std::string sequence = state.has("sequence") ? state.get_string("sequence") : "none";
   SIEVE_CHECK(sequence == describe_sequence(options_), path, ": a checkpoint of sequence view ", sequence,
               ", not of ", describe_sequence(options_));
+  if (DataDescription::in_checkpoint(state)) {  // older checkpoints have none (Note [data description])
+    const DataDescription saved = DataDescription::from_checkpoint(state, path);
+    saved.check_matches(description_, path);
+    SIEVE_CHECK(saved.pixel_order == description_.pixel_order, path, ": a checkpoint of another pixel order");
+  }
   load_module_state(state, *model_);
   optimizer_->load_state(optimizer_state(state));
   selector_->load_state(state, "selector.");
@@ -371,6 +386,14 @@ void Trainer::init_from(const std::string& path, bool reset_head) {
   load_module_state(state, *model_);
 }
 
+// Note [divergence]: a training loss that is NaN or infinite ends the run. Every step records the first bad step on
+// the device (Note [divergence flag], one kernel, no host round trip); the flag is read where the loop waits for the
+// device anyway (before an evaluation, a checkpoint and the end), after every step on the CPU (where it costs
+// nothing), and every kDivergenceCheckEvery steps on a GPU. The run then stops with a final record marked
+// `diverged` that names the first bad step exactly, however late the flag was read, and no checkpoint is written
+// after it: the last checkpoint on disk predates the divergence. A selector that refuses non-finite scores
+// (the importance samplers, Note [non-finite scores] in sampling/importance.h) may throw a step after the loss went
+// bad; the divergence is then what is reported.
 EvalRecord Trainer::run(const std::function<void(const EvalRecord&)>& on_record) {
   const bool by_time = options_.time_budget_s > 0;
   const int64_t every_steps = options_.eval_every > 0 ? options_.eval_every
@@ -378,25 +401,40 @@ EvalRecord Trainer::run(const std::function<void(const EvalRecord&)>& on_record)
                                                    : std::max<int64_t>(1, planned_steps() / 10);
   const double every_s = by_time && options_.eval_every == 0 ? options_.time_budget_s / 10 : 0;
   const int64_t checkpoint_every = options_.checkpoint.empty() ? 0 : options_.checkpoint_every;
+  const int64_t check_every = device_.is_cpu() ? 1 : kDivergenceCheckEvery;
   double next_eval_s = every_s;
   while (every_s > 0 && next_eval_s <= training_s_) next_eval_s += every_s;  // a resumed run
   if (steps_ == 0) on_record(evaluate());
   StepClock clock(device_);
+  auto finish_diverged = [&] {
+    EvalRecord r = diverged_record();
+    if (!options_.dump_selection.empty()) write_selection_dump(options_.dump_selection);
+    on_record(r);
+    return r;
+  };
   while (true) {
     // Only training is timed: the clock runs from here to the device synchronisation before an evaluation or a
     // checkpoint, which are not counted (Note [fair clock] for what each check counts).
     clock.start(training_s_);
     bool done = false, eval_due = false, checkpoint_due = false;
-    while (!done && !eval_due && !checkpoint_due) {
-      step();
-      training_s_ = clock.after_step();
-      done = (options_.iterations > 0 && steps_ >= options_.iterations) ||
-             (by_time && training_s_ >= options_.time_budget_s) ||
-             (options_.example_budget > 0 && examples_ >= options_.example_budget);
-      eval_due = every_steps > 0 ? steps_ % every_steps == 0 : training_s_ >= next_eval_s;
-      checkpoint_due = checkpoint_every > 0 && steps_ % checkpoint_every == 0;
+    try {
+      while (!done && !eval_due && !checkpoint_due) {
+        step();
+        training_s_ = clock.after_step();
+        done = (options_.iterations > 0 && steps_ >= options_.iterations) ||
+               (by_time && training_s_ >= options_.time_budget_s) ||
+               (options_.example_budget > 0 && examples_ >= options_.example_budget);
+        eval_due = every_steps > 0 ? steps_ % every_steps == 0 : training_s_ >= next_eval_s;
+        checkpoint_due = checkpoint_every > 0 && steps_ % checkpoint_every == 0;
+        if (steps_ % check_every == 0 && divergence()) break;
+      }
+    } catch (const Error&) {
+      if (!divergence()) throw;
+      training_s_ = clock.synchronized();
+      return finish_diverged();
     }
     training_s_ = clock.synchronized();
+    if (divergence()) return finish_diverged();
     if (checkpoint_due || (done && !options_.checkpoint.empty())) save_checkpoint(options_.checkpoint);
     if (!eval_due && !done) continue;
     while (every_s > 0 && next_eval_s <= training_s_) next_eval_s += every_s;
@@ -406,6 +444,22 @@ EvalRecord Trainer::run(const std::function<void(const EvalRecord&)>& on_record)
     on_record(r);
     if (done) return r;
   }
+}
+
+std::optional<std::pair<int64_t, float>> Trainer::divergence() {
+  if (divergence_) return divergence_;
+  const int64_t step = diverged_step_.to(Device::cpu()).to_vector<int64_t>()[0];
+  if (step >= 0) divergence_ = std::make_pair(step, diverged_loss_.item());
+  return divergence_;
+}
+
+EvalRecord Trainer::diverged_record() {
+  EvalRecord r = evaluate();  // the diverged model's losses: NaN, written as null
+  r.final = true;
+  r.diverged = true;
+  r.diverged_step = divergence_->first;
+  r.diverged_loss = divergence_->second;
+  return r;
 }
 
 void StepClock::start(double seconds_so_far) {

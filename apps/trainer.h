@@ -13,6 +13,7 @@
 #include "core/ops/precision.h"
 #include "core/random.h"
 #include "data/dataset.h"
+#include "data/description.h"
 #include "layers/module.h"
 #include "optim/adam.h"
 #include "optim/optimizer.h"
@@ -79,8 +80,17 @@ struct EvalRecord {
   double epochs = 0;         // examples / training-set size
   std::vector<std::pair<std::string, double>> selector_stats;  // Selector::stats(), e.g. SRS coverage, CREST's T1
   bool final = false;
+  // Note [divergence]: the run stopped because its training loss was NaN or infinite at step diverged_step (counted
+  // from 1, as `step`), with the value diverged_loss. Such a record is the run's final one.
+  bool diverged = false;
+  int64_t diverged_step = 0;
+  double diverged_loss = 0;
 };
 std::string to_json_line(const EvalRecord& r);
+// "nan", "inf" or "-inf" for a non-finite value, else the number as the JSON log writes it.
+std::string describe_value(double v);
+// "<sampler> diverged at step N: training loss is nan", the one line sieve-train prints for a diverged record.
+std::string divergence_message(const EvalRecord& r);
 
 // Note [fair clock]: a time budget counts the work the device ran, not only the work the host queued. After each step
 // the clock records an event and waits for the one recorded after the step before, so at most one step is queued
@@ -119,6 +129,8 @@ class Trainer {
   EvalRecord evaluate();
   // Trains until the step or time limit, evaluating on the way; on_record sees every record, the final one last.
   // With options.dump_selection, the per-example statistics are written at the end (write_selection_dump).
+  // A run whose training loss turns NaN or infinite stops there (Note [divergence]): the final record has
+  // `diverged` set, and no checkpoint is written after the bad step.
   EvalRecord run(const std::function<void(const EvalRecord&)>& on_record);
 
   Module& model() { return *model_; }
@@ -133,6 +145,9 @@ class Trainer {
   // Copies a checkpoint's weights into the model; with reset_head the final classifier keeps its fresh values.
   void init_from(const std::string& path, bool reset_head);
   double training_seconds() const { return training_s_; }
+  // The first step whose training loss was not finite, and that loss, once it happened (reads the device's flag,
+  // Note [divergence flag] in core/ops/reduce.h; waits for the queued steps on a GPU).
+  std::optional<std::pair<int64_t, float>> divergence();
   // The share of the run's budget used so far (ScoringContext::progress).
   double budget_fraction() const;
   // CSV, one row per training example: example, label, times_trained, last_weight (of its last training step; empty
@@ -145,13 +160,14 @@ class Trainer {
   // The run's length in steps where it is set by --iterations or --example-budget (b examples a step); 0 otherwise.
   int64_t planned_steps() const;
   double evaluate_loss(const Dataset& d, double* accuracy);
+  EvalRecord diverged_record();  // the final record of a diverged run
 
   TrainOptions options_;
   DataSplits data_;
   Device device_;
   Dataset train_subset_;
   Dataset test_eval_;  // the test set, or its first test_eval_size examples
-  Tensor eval_arange_;  // int32 0, 1, ..., kEvalChunk - 1 on the device
+  DataDescription description_;  // what checkpoints record about the data (Note [data description])
   std::shared_ptr<Module> model_;
   std::unique_ptr<Selector> selector_;
   std::unique_ptr<Optimizer> optimizer_;
@@ -166,6 +182,9 @@ class Trainer {
   MatmulPrecision score_precision_ = MatmulPrecision::F32;
   Tensor trained_counts_;  // int32 [N], with dump_selection: how often each example was trained on
   Tensor last_weights_;    // float32 [N], with dump_selection: its weight at its last training step (NaN: never)
+  Tensor diverged_step_;   // int64 [1] on the device: the first step with a non-finite loss, -1 while there is none
+  Tensor diverged_loss_;   // float32 [1] on the device: that loss
+  std::optional<std::pair<int64_t, float>> divergence_;  // read from the two above once set
 };
 
 }  // namespace sieve

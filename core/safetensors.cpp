@@ -1,6 +1,7 @@
 #include "core/safetensors.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 #include <atomic>
 #include <bit>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -64,9 +66,38 @@ struct Fd {
 // fresh file beside the target (same directory, so same file system and rename(2) is atomic), are flushed to the
 // disk with fsync, and only then renamed over the target; on any failure the temporary is removed and the target
 // is as it was. The temporary is created with mode 0666 (less the umask), like any new file, not mkstemp's 0600.
+//
+// Note [stale temporaries]: a process killed while it writes (SIGKILL, a lost node) cannot remove its temporary,
+// "<target>.tmp.<pid>.<n>". Each save therefore first removes the temporaries of the same target whose writing
+// process no longer exists (kill(pid, 0) fails with ESRCH). A live process of that number, its own or another's,
+// keeps its file: a writer in progress is never disturbed, and a reused number only delays the cleaning. Process
+// numbers are those of this machine: a directory shared by several machines keeps their temporaries until one of
+// the machine's own runs saves again.
+void remove_stale_temporaries(const std::string& target) {
+  const std::filesystem::path path(target);
+  const std::filesystem::path dir = path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
+  const std::string prefix = path.filename().string() + ".tmp.";
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    // The rest is "<pid>.<n>", both decimal.
+    const std::string rest = name.substr(prefix.size());
+    const size_t dot = rest.find('.');
+    if (dot == 0 || dot == std::string::npos || dot + 1 == rest.size() ||
+        rest.find_first_not_of("0123456789.") != std::string::npos || rest.find('.', dot + 1) != std::string::npos)
+      continue;
+    const long long pid = std::strtoll(rest.substr(0, dot).c_str(), nullptr, 10);
+    if (pid <= 0 || pid > std::numeric_limits<pid_t>::max()) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // alive, or not ours to judge
+    std::filesystem::remove(entry.path(), error);  // best effort: a file another cleaner took first is fine
+  }
+}
+
 class AtomicFile {
  public:
   explicit AtomicFile(const std::string& target) : target_(target) {
+    remove_stale_temporaries(target);
     static std::atomic<uint64_t> counter{0};
     for (int attempt = 0; attempt < 100 && fd_.fd < 0; ++attempt) {
       temp_ = target + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);

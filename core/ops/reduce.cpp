@@ -2,6 +2,7 @@
 
 #include "core/autograd.h"
 #include "core/ops/dispatch.h"
+#include "core/ops/nonfinite.h"
 
 namespace sieve {
 namespace {
@@ -68,6 +69,19 @@ int64_t count_equal(const Tensor& a, const Tensor& b) {
     }
   }
   return result;
+}
+
+void record_first_nonfinite(const Tensor& value, int64_t step, Tensor& first_step, Tensor& first_value) {
+  check_dtype(value, DType::F32, "record_first_nonfinite value");
+  check_dtype(first_step, DType::I64, "record_first_nonfinite first_step");
+  check_dtype(first_value, DType::F32, "record_first_nonfinite first_value");
+  SIEVE_CHECK(value.numel() == 1 && first_step.numel() == 1 && first_value.numel() == 1,
+              "record_first_nonfinite: expected one-element tensors, found ", value.description(), ", ",
+              first_step.description(), " and ", first_value.description());
+  check_same_device(value, first_step, "record_first_nonfinite");
+  check_same_device(value, first_value, "record_first_nonfinite");
+  SIEVE_DISPATCH(value.device(), record_first_nonfinite, value.data<float>(), step, first_step.data<int64_t>(),
+                 first_value.data<float>());
 }
 
 }  // namespace sieve

@@ -1,5 +1,7 @@
 #include "core/ops/reduce.h"
 
+#include "core/ops/nonfinite.h"
+
 namespace sieve::cpu {
 
 // Accumulates in double: the CPU is the reference, so it carries the smaller rounding error.
@@ -23,6 +25,10 @@ void argmax_rows(const float* x, int32_t* out, int64_t rows, int64_t cols) {
       if (row[j] > row[best]) best = static_cast<int32_t>(j);
     out[r] = best;
   }
+}
+
+void record_first_nonfinite(const float* value, int64_t step, int64_t* first_step, float* first_value) {
+  note_first_nonfinite(*value, step, first_step, first_value);
 }
 
 int64_t count_equal(const int32_t* a, const int32_t* b, int64_t n) {

@@ -2,6 +2,7 @@
 
 #include "core/allocator.h"
 #include "core/cuda_check.h"
+#include "core/ops/nonfinite.h"
 #include "core/ops/reduce.h"
 
 namespace sieve::cuda {
@@ -42,6 +43,12 @@ __global__ void count_equal_kernel(const int32_t* a, const int32_t* b, long long
   if (threadIdx.x == 0) atomicAdd(count, total);
 }
 
+// One thread: the whole of Note [divergence flag]'s rule on one value.
+__global__ void record_first_nonfinite_kernel(const float* value, int64_t step, int64_t* first_step,
+                                              float* first_value) {
+  note_first_nonfinite(*value, step, first_step, first_value);
+}
+
 // out_i = g[0] scale w_i
 __global__ void broadcast_scaled_kernel(const float* g, float scale, const float* w, float* out, long long n) {
   const float s = g[0] * scale;
@@ -78,6 +85,11 @@ int64_t count_equal(const int32_t* a, const int32_t* b, int64_t n) {
   SIEVE_CUDA_CHECK(cudaStreamSynchronize(stream()));
   device_free(count, device);
   return static_cast<int64_t>(host);
+}
+
+void record_first_nonfinite(const float* value, int64_t step, int64_t* first_step, float* first_value) {
+  record_first_nonfinite_kernel<<<1, 1, 0, stream()>>>(value, step, first_step, first_value);
+  SIEVE_CUDA_CHECK_LAUNCH("record_first_nonfinite");
 }
 
 void broadcast_scaled(const float* g, float scale, const float* w, float* out, int64_t n) {

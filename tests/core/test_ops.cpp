@@ -1,8 +1,10 @@
 // Every core op: gradients against finite differences on the CPU, and forward and backward on each device
 // against the CPU reference (the CUDA instances run where a GPU exists and skip elsewhere).
 #include <cmath>
+#include <limits>
 
 #include "core/ops.h"
+#include "core/ops/nonfinite.h"
 #include "core/philox.h"
 #include "tests/test_util.h"
 
@@ -234,6 +236,31 @@ TEST_P(OpsOnDevice, ArgmaxAndCountEqual) {
   const auto lv = labels.to_vector<int32_t>();
   for (int i = 0; i < 300; ++i) expected += lv[i] == ref[i];
   EXPECT_EQ(count_equal(got, labels.to(device())), expected);
+}
+
+TEST_P(OpsOnDevice, RecordFirstNonfiniteKeepsTheFirstBadStep) {
+  // The same sequence of values on the device and on the CPU: finite ones (random, never zero), then a NaN at step
+  // 7, an inf at step 9 and a finite value after; the flag names step 7 and its NaN, and nothing later moves it.
+  std::vector<float> values = random_tensor({12}, 52, Device::cpu(), 0.5f, 4.f).to_vector<float>();
+  values[6] = std::numeric_limits<float>::quiet_NaN();
+  values[8] = std::numeric_limits<float>::infinity();
+  for (const Device d : {Device::cpu(), device()}) {
+    Tensor first = Tensor::full({}, -1.0, DType::I64, d), value = Tensor::full({}, 0.0, DType::F32, d);
+    for (int64_t step = 1; step <= 12; ++step) {
+      record_first_nonfinite(Tensor::full({}, values[static_cast<size_t>(step - 1)], DType::F32, d), step, first,
+                             value);
+      if (step == 6) EXPECT_EQ(first.to(Device::cpu()).to_vector<int64_t>()[0], -1) << "finite values flagged";
+    }
+    EXPECT_EQ(first.to(Device::cpu()).to_vector<int64_t>()[0], 7);
+    EXPECT_TRUE(std::isnan(value.item()));
+  }
+  // -inf alone is caught too, with its sign.
+  Tensor first = Tensor::full({}, -1.0, DType::I64, device()), value = Tensor::full({}, 0.0, DType::F32, device());
+  record_first_nonfinite(Tensor::full({}, -std::numeric_limits<double>::infinity(), DType::F32, device()), 3, first,
+                         value);
+  EXPECT_EQ(first.to(Device::cpu()).to_vector<int64_t>()[0], 3);
+  EXPECT_EQ(value.item(), -std::numeric_limits<float>::infinity());
+  EXPECT_THROW(record_first_nonfinite(Tensor::full({2}, 1.0, DType::F32, device()), 1, first, value), Error);
 }
 
 TEST_P(OpsOnDevice, IndexSelectAnyDtypeAndIndexType) {
