@@ -67,6 +67,15 @@ void print_progress(const EvalRecord& r, const TrainOptions& o) {
   std::cout << os.str() << std::endl;
 }
 
+void print_diagnostics(const std::string& sampler, int64_t step, const ScoreDiagnostics& d) {
+  std::ostringstream os;
+  os << std::left << std::setw(12) << sampler << std::right << " step " << std::setw(6) << step << std::fixed
+     << std::setprecision(3) << "  diagnostics (B " << d.presample << "): spearman upper-bound " << d.spearman_upper_bound
+     << ", loss " << d.spearman_loss << "; variance vs uniform: loss " << d.relative_variance_loss << ", upper-bound "
+     << d.relative_variance_upper_bound << ", exact " << d.relative_variance_gradient_norm;
+  std::cout << os.str() << std::endl;
+}
+
 void print_summary(const std::vector<EvalRecord>& results, const TrainOptions& o) {
   // Columns wide enough for the longest sampler name ("selective-backprop-stale"), so that none run together.
   int width = 14;
@@ -150,9 +159,10 @@ int run(int argc, char** argv) {
                  "accumulating in float32; weights, gradients and optimizer state stay float32 (default none)")
       ->check(CLI::IsMember({"none", "bf16"}));
   app.add_option("--sampler", samplers,
-                 "uniform|loss|upper-bound|loss-history|upper-bound-history|srs|random-subset|online-batch|crest|\n"
-                 "infobatch|selective-backprop|selective-backprop-stale, or a comma-separated list run one after the\n"
-                 "other at equal budget")
+                 "uniform|loss|upper-bound|gradient-norm|loss-history|upper-bound-history|srs|random-subset|\n"
+                 "online-batch|crest|infobatch|selective-backprop|selective-backprop-stale, or a comma-separated list\n"
+                 "run one after the other at equal budget (gradient-norm: the exact per-example gradient norm, the\n"
+                 "paper's expensive baseline: B one-example backward passes per step)")
       ->capture_default_str();
   app.add_option("--batch", o.selection.batch, "b: examples trained on per step")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--presample", o.selection.presample, "B: examples scored per importance-sampling step (B >= b)")
@@ -177,6 +187,15 @@ int run(int argc, char** argv) {
                  "last training pass, no extra forward; as the -history samplers)")
       ->capture_default_str()
       ->check(CLI::IsMember({"presample", "history"}));
+  app.add_option("--presample-smoothing", o.selection.presample_smoothing,
+                 "upper-bound, loss, gradient-norm with pre-sampled scores: draw with p_i proportional to s_i + C "
+                 "(the reference's additive smoothing; its scripts use 1)")
+      ->capture_default_str();
+  app.add_option("--diagnose-scores", o.diagnose_scores_every,
+                 "every N steps, on a fresh pre-sample of --presample examples, log the Spearman correlation of the "
+                 "upper-bound and loss scores with the exact gradient norms and the variance of sampling by each "
+                 "relative to uniform (off the training clock; costs B one-example backward passes)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--score-smoothing", o.selection.score_smoothing,
                  "history scores: draw with p_i proportional to s_i + smoothing x mean(s)")
       ->capture_default_str();
@@ -211,20 +230,31 @@ int run(int argc, char** argv) {
   app.add_option("--crest-tau", crest.tau, "CREST: select again when |L - F| > tau L")->capture_default_str();
   app.add_option("--crest-interval-mul", crest.interval_mul, "CREST: h in T1 = ceil(h |H_0| / |H_t|)")
       ->capture_default_str();
-  app.add_option("--crest-subsets-mul", crest.subsets_mul, "CREST: b in P = min(ceil(b T1), epoch)")
+  app.add_option("--crest-subsets-mul", crest.subsets_mul, "CREST: b in P = min(ceil(b T1), E), E its epoch")
       ->capture_default_str();
   app.add_option("--crest-beta1", crest.beta1, "CREST: moving-average factor of the gradient")->capture_default_str();
   app.add_option("--crest-beta2", crest.beta2, "CREST: moving-average factor of the squared Hessian diagonal")
       ->capture_default_str();
-  app.add_option("--crest-warmup-epochs", crest.warmup_epochs,
-                 "CREST: uniform batches for this many epochs before the first selection (the reference: 1)")
+  app.add_option("--crest-train-frac", crest.train_frac,
+                 "CREST: its epoch E is ceil(floor(f N) / b) steps, the unit of the warm-up, the cap on P and the "
+                 "drops (the reference's --train_frac)")
       ->capture_default_str();
-  app.add_flag("--drop-learned", crest.drop_learned, "CREST: drop examples whose recent losses are all below alpha");
+  app.add_option("--crest-warmup-epochs", crest.warmup_epochs,
+                 "CREST: uniform batches for this many epochs E before the first selection (the reference: 1)")
+      ->capture_default_str();
+  app.add_flag("--drop-learned", crest.drop_learned, "CREST: drop learned examples (by --drop-rule)");
+  app.add_option("--drop-rule", crest.drop_rule,
+                 "CREST: reference (at least one recorded loss and none above alpha, all-or-nothing guards) or window "
+                 "(the last --drop-window losses all below alpha, guards that drop up to their limits)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"reference", "window"}));
   app.add_option("--drop-alpha", crest.drop_alpha, "CREST: alpha, the loss below which an example is learned")
       ->capture_default_str();
-  app.add_option("--drop-window", crest.drop_window, "CREST: recorded losses that must all be below alpha")
+  app.add_option("--drop-window", crest.drop_window,
+                 "CREST: loss slots per example (reference: one per epoch E; window: the losses that must all be "
+                 "below alpha)")
       ->capture_default_str();
-  app.add_option("--drop-interval", crest.drop_interval, "CREST: steps between drops (0: 20 epochs)")
+  app.add_option("--drop-interval", crest.drop_interval, "CREST: steps between drops (0: 20 epochs E)")
       ->capture_default_str();
   app.add_option("--min-active", crest.min_active, "CREST: never fewer active examples (0: 80% of N)")
       ->capture_default_str();
@@ -413,7 +443,8 @@ int run(int argc, char** argv) {
                 << o.selection.batch;
       // B and τ_th mean something to the importance samplers only.
       if (o.selection.score_source == "presample" &&
-          std::any_of(names.begin(), names.end(), [](const std::string& n) { return n == "loss" || n == "upper-bound"; }))
+          std::any_of(names.begin(), names.end(),
+                      [](const std::string& n) { return n == "loss" || n == "upper-bound" || n == "gradient-norm"; }))
         std::cout << ", B = " << o.selection.presample << ", tau_th = "
                   << (o.selection.tau_th ? *o.selection.tau_th
                                          : default_tau_th(o.selection.presample, o.selection.batch));
@@ -430,13 +461,21 @@ int run(int argc, char** argv) {
         std::cout << (o.time_budget_s > 0 || o.iterations > 0 ? " or " : "") << o.example_budget << " examples";
       std::cout << " per sampler\n";
     }
-    finals.push_back(trainer.run([&](const EvalRecord& r) {
-      if (log.is_open()) {
-        log << to_json_line(r) << "\n" << std::flush;
-        SIEVE_CHECK(log.good(), log_path, ": writing the log failed (disk full, or a file-size limit?)");
-      }
-      if (!quiet) print_progress(r, o);
-    }));
+    auto write_log = [&](const std::string& line) {
+      if (!log.is_open()) return;
+      log << line << "\n" << std::flush;
+      SIEVE_CHECK(log.good(), log_path, ": writing the log failed (disk full, or a file-size limit?)");
+    };
+    const std::string sampler_name = trainer.selector().name();
+    finals.push_back(trainer.run(
+        [&](const EvalRecord& r) {
+          write_log(to_json_line(r));
+          if (!quiet) print_progress(r, o);
+        },
+        [&](int64_t step, double time_s, const ScoreDiagnostics& d) {
+          write_log(diagnostics_json_line(sampler_name, step, time_s, d));
+          if (!quiet) print_diagnostics(sampler_name, step, d);
+        }));
     // Note [divergence]: one line for the diverged run, and the next sampler runs.
     if (finals.back().diverged)
       std::fprintf(stderr, "sieve-train: error: %s\n", divergence_message(finals.back()).c_str());

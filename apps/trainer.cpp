@@ -36,6 +36,7 @@ enum RunStream : uint64_t {
   kRunSubsetStream = 3,
   kRunAugmentStream = 4,
   kRunPermutationStream = 5,
+  kRunDiagnosticsStream = 6,
 };
 
 // The permutation of --sequence pixels --permute: a function of the run's seed (Note [sequence view]).
@@ -89,6 +90,10 @@ std::string to_json_line(const EvalRecord& r) {
   return j.dump();
 }
 
+std::string diagnostics_json_line(const std::string& sampler, int64_t step, double time_s, const ScoreDiagnostics& d) {
+  return nlohmann::json{{"sampler", sampler}, {"step", step}, {"time_s", time_s}, {"score_diagnostics", d}}.dump();
+}
+
 std::string describe_value(double v) {
   if (std::isnan(v)) return "nan";
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
@@ -138,6 +143,11 @@ Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device dev
     data_.test = pixel_sequence(data.test, order);
   }
   augment_gen_ = root.fork(kRunAugmentStream);
+  diagnostics_gen_ = root.fork(kRunDiagnosticsStream);
+  SIEVE_CHECK(options.diagnose_scores_every >= 0, "--diagnose-scores must be >= 0 (0: off), found ",
+              options.diagnose_scores_every);
+  SIEVE_CHECK(options.diagnose_scores_every == 0 || options.selection.presample >= 2,
+              "--diagnose-scores needs --presample >= 2");
   Generator init = root.fork(kRunInitStream);
   const Shape sample{data_.train.channels(), data_.train.height(), data_.train.width()};
   model_ = make_model(options.model, sample, data_.train.num_classes, init, device);
@@ -324,6 +334,7 @@ void Trainer::save_checkpoint(const std::string& path) {
   if (trained_counts_.defined()) state.add_tensors({{"trained_counts", trained_counts_.clone()},
                                                     {"last_weights", last_weights_.clone()}}, "dump.");
   state.set_generator("rng.augment", augment_gen_);
+  state.set_generator("rng.diagnostics", diagnostics_gen_);
   ::sieve::save_checkpoint(path, state);
 }
 
@@ -364,6 +375,20 @@ void Trainer::resume(const std::string& path) {
     last_weights_.copy_(weights.reshape({weights.numel()}));
   }
   augment_gen_ = state.get_generator("rng.augment");
+  if (state.has("rng.diagnostics")) diagnostics_gen_ = state.get_generator("rng.diagnostics");
+}
+
+// Note [score diagnostics]: --diagnose-scores N measures, every N steps, how well the upper bound and the loss rank
+// the examples by their exact gradient norms and what variance sampling by each would give (Katharopoulos & Fleuret
+// 2018, figures 1 and 2; sampling/score_diagnostics.h). It runs between steps, off the training clock (it costs B
+// one-example backward passes), on a pre-sample drawn from a stream of its own, in evaluation mode with every
+// gradient dropped afterwards, and its scoring pass is not counted as scored: the run trains exactly as without it.
+ScoreDiagnostics Trainer::diagnose_scores() {
+  const int64_t scored = scored_;
+  const Tensor indices = randint({options_.selection.presample}, data_.train.size(), diagnostics_gen_, device_);
+  ScoreDiagnostics d = ::sieve::diagnose_scores(context_, indices);
+  scored_ = scored;
+  return d;
 }
 
 void Trainer::init_from(const std::string& path, bool reset_head) {
@@ -394,7 +419,8 @@ void Trainer::init_from(const std::string& path, bool reset_head) {
 // after it: the last checkpoint on disk predates the divergence. A selector that refuses non-finite scores
 // (the importance samplers, Note [non-finite scores] in sampling/importance.h) may throw a step after the loss went
 // bad; the divergence is then what is reported.
-EvalRecord Trainer::run(const std::function<void(const EvalRecord&)>& on_record) {
+EvalRecord Trainer::run(const std::function<void(const EvalRecord&)>& on_record,
+                        const DiagnosticsSink& on_diagnostics) {
   const bool by_time = options_.time_budget_s > 0;
   const int64_t every_steps = options_.eval_every > 0 ? options_.eval_every
                               : by_time            ? 0
@@ -416,9 +442,9 @@ EvalRecord Trainer::run(const std::function<void(const EvalRecord&)>& on_record)
     // Only training is timed: the clock runs from here to the device synchronisation before an evaluation or a
     // checkpoint, which are not counted (Note [fair clock] for what each check counts).
     clock.start(training_s_);
-    bool done = false, eval_due = false, checkpoint_due = false;
+    bool done = false, eval_due = false, checkpoint_due = false, diagnostics_due = false;
     try {
-      while (!done && !eval_due && !checkpoint_due) {
+      while (!done && !eval_due && !checkpoint_due && !diagnostics_due) {
         step();
         training_s_ = clock.after_step();
         done = (options_.iterations > 0 && steps_ >= options_.iterations) ||
@@ -426,6 +452,7 @@ EvalRecord Trainer::run(const std::function<void(const EvalRecord&)>& on_record)
                (options_.example_budget > 0 && examples_ >= options_.example_budget);
         eval_due = every_steps > 0 ? steps_ % every_steps == 0 : training_s_ >= next_eval_s;
         checkpoint_due = checkpoint_every > 0 && steps_ % checkpoint_every == 0;
+        diagnostics_due = options_.diagnose_scores_every > 0 && steps_ % options_.diagnose_scores_every == 0;
         if (steps_ % check_every == 0 && divergence()) break;
       }
     } catch (const Error&) {
@@ -435,6 +462,7 @@ EvalRecord Trainer::run(const std::function<void(const EvalRecord&)>& on_record)
     }
     training_s_ = clock.synchronized();
     if (divergence()) return finish_diverged();
+    if (diagnostics_due && on_diagnostics) on_diagnostics(steps_, training_s_, diagnose_scores());
     if (checkpoint_due || (done && !options_.checkpoint.empty())) save_checkpoint(options_.checkpoint);
     if (!eval_due && !done) continue;
     while (every_s > 0 && next_eval_s <= training_s_) next_eval_s += every_s;

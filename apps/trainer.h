@@ -20,6 +20,7 @@
 #include "optim/schedule.h"
 #include "optim/sgd.h"
 #include "sampling/make_selector.h"
+#include "sampling/score_diagnostics.h"
 
 namespace sieve {
 
@@ -60,6 +61,9 @@ struct TrainOptions {
   std::string resume;          // continue the run saved in this checkpoint
   std::string init_from;       // start from this checkpoint's weights (a new run: fresh optimizer and selector)
   bool reset_head = false;     // with init_from: keep the new model's freshly initialised classifier
+  // Every N steps (0: never), score diagnostics on a fresh uniform pre-sample of selection.presample examples
+  // (sampling/score_diagnostics.h), outside the training clock (Note [score diagnostics] in apps/trainer.cpp).
+  int64_t diagnose_scores_every = 0;
 };
 
 // One evaluation, as written to the JSON log.
@@ -91,6 +95,9 @@ std::string to_json_line(const EvalRecord& r);
 std::string describe_value(double v);
 // "<sampler> diverged at step N: training loss is nan", the one line sieve-train prints for a diverged record.
 std::string divergence_message(const EvalRecord& r);
+// The log's record of --diagnose-scores: {"sampler", "step", "time_s", "score_diagnostics": {...}} (the fields of
+// to_json(ScoreDiagnostics)); it has no "final" and no losses, and readers of evaluations skip it by its key.
+std::string diagnostics_json_line(const std::string& sampler, int64_t step, double time_s, const ScoreDiagnostics& d);
 
 // Note [fair clock]: a time budget counts the work the device ran, not only the work the host queued. After each step
 // the clock records an event and waits for the one recorded after the step before, so at most one step is queued
@@ -118,6 +125,8 @@ class Trainer {
   // `data` already on `device` (the Trainer keeps shallow copies; with options.sequence it builds the view of
   // both splits once, on the device). Throws sieve::Error on invalid options.
   Trainer(const TrainOptions& options, const DataSplits& data, Device device);
+  // Where the diagnostics of options.diagnose_scores_every go, with the step after which they were taken.
+  using DiagnosticsSink = std::function<void(int64_t step, double time_s, const ScoreDiagnostics&)>;
   ~Trainer();
 
   // One training step: select, gather, forward, weighted loss, backward, gradient clipping, optimizer update.
@@ -131,7 +140,11 @@ class Trainer {
   // With options.dump_selection, the per-example statistics are written at the end (write_selection_dump).
   // A run whose training loss turns NaN or infinite stops there (Note [divergence]): the final record has
   // `diverged` set, and no checkpoint is written after the bad step.
-  EvalRecord run(const std::function<void(const EvalRecord&)>& on_record);
+  EvalRecord run(const std::function<void(const EvalRecord&)>& on_record,
+                 const DiagnosticsSink& on_diagnostics = nullptr);
+  // Score diagnostics (sampling/score_diagnostics.h) on a fresh uniform pre-sample of selection.presample examples at
+  // the current parameters; leaves the training state (model, selector, generators, counters) untouched.
+  ScoreDiagnostics diagnose_scores();
 
   Module& model() { return *model_; }
   Selector& selector() { return *selector_; }
@@ -174,6 +187,7 @@ class Trainer {
   std::unique_ptr<LrSchedule> schedule_;
   ScoringContext context_;
   Generator augment_gen_;
+  Generator diagnostics_gen_;  // the pre-samples of diagnose_scores(): a stream of its own
   int64_t steps_ = 0;
   int64_t examples_ = 0;
   int64_t scored_ = 0;

@@ -68,10 +68,18 @@ std::string ImportanceSampler::name() const {
 void ImportanceSampler::capture_tau(const Tensor& scores) {
   tau_new_.capture(tau_estimate(scores));  // queued behind the τ kernel; read at the next select()
   tau_pending_ = true;
+  tau_step_ = steps_;
+  if (scores.device().is_cpu()) check_scores_finite();  // free on the CPU: at once (Note [non-finite scores])
+}
+
+void ImportanceSampler::check_scores_finite() {
+  SIEVE_CHECK(std::isfinite(tau_new_.get()), name(), ": the scores of step ", tau_step_,
+              " are not finite (NaN or infinite): has the model diverged?");
 }
 
 void ImportanceSampler::fold_tau() {
   if (!tau_pending_) return;
+  check_scores_finite();
   const float a = options_.tau_ema;
   tau_ = a * tau_ + (1.f - a) * tau_new_.get();  // line 16
   tau_pending_ = false;
@@ -115,8 +123,8 @@ Selection ImportanceSampler::select(const ScoringContext& ctx) {
   }
   NoGradGuard no_grad;
   scores = smoothed(scores);  // Note [presample smoothing]
+  capture_tau(scores);  // before the draw: refuses non-finite scores (Note [non-finite scores])
   WeightedSample drawn = sample_with_replacement(scores, options_.batch, gen_);  // lines 8-9
-  capture_tau(scores);
   return {index_select(candidates, drawn.positions), drawn.weights};
 }
 

@@ -36,6 +36,14 @@
 // sampled; that holds for the τ_new of the uniform phase too (the reference there takes τ from the raw scores of the
 // training pass, which would measure a distribution it never samples from). c = 0, the reference's default
 // (ImportanceTraining applies no smoothing), leaves the scores as they are.
+//
+// Note [non-finite scores]: a NaN or infinite score (a diverged model) is refused with one error on both devices,
+// never drawn from: τ_new is computed from every batch of scores and is NaN exactly when one of them is not finite
+// (tau_from_sums in sampling/score_math.h), so the check costs no pass of its own. On the CPU it is read at once,
+// before the draw; on a GPU it is read where τ is read anyway, at the next select(), so that no step waits for the
+// device; the step it came from has by then recorded its non-finite training loss (Note [divergence] in
+// apps/trainer.cpp), which is what the training loop reports. History scores are exempt: a non-finite entry of the
+// table takes the largest finite score (Note [history scores]).
 #pragma once
 
 #include <cstdint>
@@ -98,6 +106,7 @@ class ImportanceSampler : public Selector {
  private:
   void capture_tau(const Tensor& scores);  // queues τ_new of these scores for the next select()
   void fold_tau();                         // τ <- a_τ τ + (1 - a_τ) τ_new, if one is pending
+  void check_scores_finite();              // Note [non-finite scores]: throws when τ_new is not finite
   Tensor smoothed(const Tensor& scores) const;  // s + presample_smoothing (Note [presample smoothing])
   Selection select_from_history(const ScoringContext& ctx);
   void refresh_distribution(const ScoringContext& ctx);  // Note [history scores]
@@ -108,6 +117,7 @@ class ImportanceSampler : public Selector {
   float tau_ = 0.f;  // Algorithm 1, line 3
   AsyncScalar tau_new_;
   bool tau_pending_ = false;
+  int64_t tau_step_ = 0;  // the step whose scores gave the pending τ_new (for the error of Note [non-finite scores])
   bool importance_on_ = false;
   bool awaiting_observe_ = false;  // the last step was uniform: its training forward pass gives τ_new
   int64_t steps_ = 0;

@@ -28,7 +28,7 @@ WeightedSample sample_with_replacement(const Tensor& scores, const Tensor& prefi
 
 // τ = sqrt(B sum s_i^2) / sum s_i for scores [B]: eq. 26 with g = s / sum(s) (derivation in sampling/score_math.h),
 // the batch-size increase worth as much variance reduction as importance sampling by these scores. 1 when every
-// score is zero. A 0-d float32 tensor on the device of the scores.
+// score is zero, NaN when one is NaN or infinite. A 0-d float32 tensor on the device of the scores.
 Tensor tau_estimate(const Tensor& scores);
 
 // Backends. prefix is a workspace of `count` floats (the inclusive scan of the scores); draw j uses the Philox

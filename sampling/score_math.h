@@ -3,6 +3,7 @@
 // Internal to sampling/; public code includes scores.h and sample.h.
 #pragma once
 
+#include <cfloat>
 #include <cmath>
 #include <cstdint>
 
@@ -105,6 +106,7 @@ SIEVE_HD void draw_by_prefix_sum(const float* scores, const float* prefix, int64
 //   1 / τ = sqrt(1 - ||g - u||^2 / sum g^2) = sqrt(1 / (B sum g^2))   =>   τ = sqrt(B sum g^2) = sqrt(B sum s^2) / sum s.
 // τ = 1 (no gain from importance sampling) when every score is zero.
 SIEVE_HD float tau_from_sums(double sum, double sum_sq, int64_t count) {
+  if (!(sum_sq <= DBL_MAX)) return NAN;  // a NaN or infinite score (Note [non-finite scores] in importance.h)
   if (!(sum > 0.0)) return 1.f;
   return static_cast<float>(sqrt(static_cast<double>(count) * sum_sq) / sum);
 }

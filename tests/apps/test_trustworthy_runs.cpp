@@ -98,6 +98,44 @@ TEST_P(Divergence, StopsAtTheFirstNonFiniteLossAndSaysWhere) {
 
 SIEVE_INSTANTIATE_DEVICE_TESTS(Divergence);
 
+// Note [score diagnostics]: taken every N steps between steps, they leave the run exactly as it would be without them.
+TEST(ScoreDiagnostics, EveryNStepsWithoutChangingTheRun) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "apt-get install dataset-fashion-mnist";
+  const DataSplits data = testing::fashion_mnist_subset(1000, 100, 3);
+  TrainOptions o;
+  o.model = "mlp:16";
+  o.sampler = "upper-bound";
+  o.selection.batch = 16;
+  o.selection.presample = 32;
+  o.selection.tau_th = 1.f;
+  o.iterations = 12;
+  o.eval_every = 12;
+  o.train_eval_size = 100;
+  o.seed = 8;
+  Trainer plain(o, data, Device::cpu());
+  const EvalRecord expected = plain.run([](const EvalRecord&) {});
+  o.diagnose_scores_every = 5;
+  Trainer diagnosed(o, data, Device::cpu());
+  std::vector<int64_t> steps;
+  const EvalRecord got = diagnosed.run([](const EvalRecord&) {}, [&](int64_t step, double, const ScoreDiagnostics& d) {
+    steps.push_back(step);
+    EXPECT_EQ(d.presample, 32);
+    for (double v : {d.spearman_upper_bound, d.spearman_loss}) EXPECT_TRUE(v >= -1 && v <= 1) << v;
+    // The exact norms are the optimal distribution: no larger variance than the other two.
+    EXPECT_LE(d.relative_variance_gradient_norm, d.relative_variance_upper_bound * (1 + 1e-9));
+    EXPECT_LE(d.relative_variance_gradient_norm, d.relative_variance_loss * (1 + 1e-9));
+    const nlohmann::json j = nlohmann::json::parse(diagnostics_json_line("upper-bound", step, 0.5, d));
+    EXPECT_EQ(j["score_diagnostics"]["presample"].get<int64_t>(), 32);
+    EXPECT_FALSE(j.contains("final"));
+  });
+  EXPECT_EQ(steps, (std::vector<int64_t>{5, 10}));
+  EXPECT_EQ(got.scored, expected.scored) << "the diagnostics' scoring pass is not counted";
+  EXPECT_EQ(got.train_loss, expected.train_loss);
+  const auto a = plain.model().named_parameters(), b = diagnosed.model().named_parameters();
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_EQ(a[i].second.to_vector<float>(), b[i].second.to_vector<float>()) << a[i].first;
+}
+
 #ifdef SIEVE_TRAIN_BINARY
 // Diverged samplers get one line each and the others still run; the summary marks them; the exit status is 3.
 TEST(SieveTrain, DivergedRunExitsThreeAndTheOthersStillRun) {
@@ -125,6 +163,35 @@ TEST(SieveTrain, DivergedRunExitsThreeAndTheOthersStillRun) {
   EXPECT_NE(c.output.find("diverged                  "), std::string::npos) << c.output;  // the summary's row
   EXPECT_NE(c.output.find("not compared"), std::string::npos) << c.output;
   EXPECT_EQ(c.output.find("nan% higher"), std::string::npos) << c.output;
+}
+
+// The exact-norm sampler, the reference's smoothing and the diagnostics from the command line; the log's diagnostics
+// records sit between the evaluations and compare-samplers draws them.
+TEST(SieveTrain, GradientNormSamplerAndScoreDiagnostics) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "apt-get install dataset-fashion-mnist";
+  TempDir dir;
+  const std::string log = dir.file("log.jsonl");
+  const testing::CommandResult c = run_command(
+      std::string(SIEVE_TRAIN_BINARY) + " --device cpu --model mlp:16 --sampler gradient-norm,upper-bound --batch 8 "
+      "--presample 16 --tau-th 1 --presample-smoothing 0.5 --iterations 6 --diagnose-scores 3 --train-eval-size 100 "
+      "--test-eval-size 100 --log " + log);
+  ASSERT_EQ(c.status, 0) << c.output;
+  EXPECT_NE(c.output.find("gradient-norm"), std::string::npos) << c.output;
+  EXPECT_NE(c.output.find("diagnostics (B 16): spearman upper-bound"), std::string::npos) << c.output;
+  int diagnostics = 0, finals = 0;
+  std::ifstream in(log);
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.contains("score_diagnostics")) {
+      ++diagnostics;
+      EXPECT_TRUE(j["step"] == 3 || j["step"] == 6) << line;
+    }
+    finals += j.value("final", false);
+  }
+  EXPECT_EQ(diagnostics, 4);  // steps 3 and 6 of each sampler
+  EXPECT_EQ(finals, 2);
+  const testing::CommandResult bad = run_command(std::string(SIEVE_TRAIN_BINARY) + " --diagnose-scores -1");
+  EXPECT_NE(bad.status, 0);
 }
 
 // A child process running `command` through the shell (exec'd, so that its pid is sieve-train's), its output

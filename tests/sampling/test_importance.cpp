@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <map>
 #include <set>
 #include <string>
@@ -236,6 +237,27 @@ TEST_P(ImportanceSampler, DefaultThresholdIsGuaranteedSpeedup) {
   EXPECT_FLOAT_EQ(sieve::ImportanceSampler(o).tau_th(), sieve::default_tau_th(640, 128));
   o.tau_th = 1.25f;
   EXPECT_FLOAT_EQ(sieve::ImportanceSampler(o).tau_th(), 1.25f);
+}
+
+// Note [non-finite scores]: a NaN score is refused with the same error on every device, never drawn from: at once
+// on the CPU, by the next select() on a GPU (where τ is read without a synchronisation), naming the step it came from.
+TEST_P(ImportanceSampler, RefusesNonFiniteScoresOnEveryDevice) {
+  for (const float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    FakeModel model(500, device(), [bad](int64_t i) { return i % 7 == 0 ? bad : 1.f; });
+    ImportanceOptions options;
+    options.batch = 16;
+    options.presample = 64;
+    options.tau_th = -1.f;  // importance sampling from the first step
+    options.seed = 9;
+    sieve::ImportanceSampler sampler(options);
+    const ScoringContext ctx = model.context();
+    EXPECT_TRUE(sieve::testing::throws_error(
+        [&] {
+          for (int step = 0; step < 2; ++step) sampler.select(ctx);
+        },
+        {"upper-bound: the scores of step 1 are not finite", "diverged"}))
+        << bad;
+  }
 }
 
 SIEVE_INSTANTIATE_DEVICE_TESTS(ImportanceSampler);

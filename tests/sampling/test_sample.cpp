@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "sampling/sample.h"
@@ -158,6 +159,12 @@ TEST_P(Tau, MatchesClosedForm) {
   one_hot[17] = 0.5f;
   EXPECT_NEAR(tau_estimate(Tensor::from_vector(one_hot, {64}, device())).item(), 8.0, 8e-6);  // sqrt(B)
   EXPECT_EQ(tau_estimate(Tensor::zeros({64}, DType::F32, device())).item(), 1.f);
+  // A NaN or infinite score makes τ NaN (Note [non-finite scores] in sampling/importance.h), never 1.
+  for (const float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    std::vector<float> with_bad = s;
+    with_bad[41] = bad;
+    EXPECT_TRUE(std::isnan(tau_estimate(Tensor::from_vector(with_bad, {100}, device())).item())) << bad;
+  }
 }
 
 SIEVE_INSTANTIATE_DEVICE_TESTS(Tau);
