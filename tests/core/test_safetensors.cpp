@@ -2,6 +2,7 @@
 // package writes them, refusal of each kind of malformed file, and atomic saves that leave nothing behind.
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -292,6 +293,27 @@ TEST_F(SafetensorsTest, FailedSaveLeavesTheTargetAndNoTemporary) {
   EXPECT_NE(read_bytes(target), before);
   EXPECT_EQ(bytes_of(load_safetensors(target).tensors.at(0).second), bytes_of(w));
   EXPECT_EQ(listing(), only_target);
+}
+
+// Note [stale temporaries]: a save removes the temporaries of its own target whose writer is gone, and nothing else:
+// not a live writer's (this process's), not another target's, not a name that only looks like one.
+TEST_F(SafetensorsTest, SaveRemovesTheTemporariesOfDeadWritersOnly) {
+  const pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ASSERT_GT(dead, 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(dead, &status, 0), dead);  // reaped: its number names no process now
+  const std::string target = path("model.safetensors");
+  const std::string gone = "model.safetensors.tmp." + std::to_string(dead) + ".0";
+  const std::string live = "model.safetensors.tmp." + std::to_string(::getpid()) + ".7";
+  const std::string other = "other.safetensors.tmp." + std::to_string(dead) + ".0";
+  for (const std::string& name : {gone, live, other, std::string("model.safetensors.tmp.x1.0"),
+                                  std::string("model.safetensors.tmp." + std::to_string(dead))})
+    std::ofstream(path(name)) << "partial";
+  save_safetensors(target, {{"w", random_tensor({4}, 1)}});
+  const std::set<std::string> expected = {"model.safetensors", live, other, "model.safetensors.tmp.x1.0",
+                                          "model.safetensors.tmp." + std::to_string(dead)};
+  EXPECT_EQ(listing(), expected);
 }
 
 // Optional: with SIEVE_PYTHON (or python3) able to import safetensors and numpy, the package reads sieve's file
