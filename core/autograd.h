@@ -1,8 +1,13 @@
-// Reverse-mode autograd (Note [autograd]).
+// Reverse-mode autograd.
 //
-// Each differentiable op records a Node on its result: the inputs it needs gradients for and a backward
-// function mapping the gradient of the result to gradients of the inputs. Tensor::backward() orders the
-// nodes reachable from the root topologically and walks them in reverse, accumulating into leaves' grad().
+// Note [autograd]: a dynamic tape. Each differentiable op records a Node on its result: the inputs it needs
+// gradients for and a backward function mapping the gradient of the result to gradients of the inputs (only when
+// needs_grad: recording is on and an input requires a gradient). Tensor::backward() orders the nodes reachable from
+// the root topologically and walks them in reverse, accumulating into leaves' grad(). Backward functions run
+// without recording (no double backward: core/hvp.h differentiates by finite differences instead). Gradients never
+// alias: accumulation adds in place into the first gradient a slot received, so a backward function returns a
+// distinct tensor for each input (add returns g and a clone of g), and a slot handed the tensor it already holds
+// is cloned first.
 //
 // Note [saved tensors]: a backward function must capture tensors with `.detach()` (or raw data it computes
 // from), never the op's own result with its history: that would make the result own the node that owns it.

@@ -7,6 +7,14 @@
 
 namespace sieve {
 
+// Note [one seed]: a run has one seed, and every random number in it comes from that seed. Each purpose draws from
+// a stream of its own, Generator(seed).fork(id) with a fixed id per purpose (apps/trainer.cpp: initialisation, the
+// selector, the evaluation subset, augmentation, the pixel permutation, score diagnostics), so a purpose that draws
+// more or less leaves the others' numbers unchanged: runs of one seed with different samplers start from the same
+// model and are evaluated on the same examples, and differ only by their selection. A stream is (seed, offset), and
+// checkpoints store both, so a resumed run draws what the uninterrupted run would have. Philox numbers depend only
+// on (key, counter), so the same stream gives the same values on the CPU and on a GPU.
+//
 // A seed and a position in its stream. Each draw of n numbers uses counters [offset, offset + n) and
 // advances the offset, so a run is reproduced exactly by (seed, offset), which checkpoints record.
 class Generator {
@@ -21,7 +29,8 @@ class Generator {
     offset_ += n;
     return start;
   }
-  // An independent stream for a named purpose (initialisation, sampling, ...), derived from this seed.
+  // An independent stream for a named purpose (initialisation, sampling, ...), derived from this seed
+  // (Note [one seed]).
   Generator fork(uint64_t stream_id) const;
 
  private:

@@ -19,7 +19,7 @@
 namespace sieve {
 namespace {
 
-// Note [safetensors layout]: the data is little-endian, and sieve writes and reads host memory as it is.
+// The data is little-endian (Note [safetensors layout]), and sieve writes and reads host memory as it is.
 static_assert(std::endian::native == std::endian::little, "safetensors stores little-endian data");
 
 constexpr uint64_t kLengthBytes = 8;
@@ -220,7 +220,7 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
     SIEVE_CHECK(names.insert(name).second, "cannot write ", path, ": two tensors are named '", printable(name), "'");
     SIEVE_CHECK(t.defined(), "cannot write ", path, ": tensor '", printable(name), "' is undefined");
   }
-  // Note [safetensors layout]: the package's order, widest dtype first, then by name.
+  // The package's order, widest dtype first, then by name (Note [safetensors layout]).
   std::vector<size_t> order(tensors.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {

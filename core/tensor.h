@@ -43,7 +43,14 @@ class Storage {
 struct Node;
 struct AutogradMeta;
 
-// Plain description of a tensor for kernels (Note [views, not Tensors]): .cu files take this or raw pointers.
+// Plain description of a tensor for kernels: .cu files take this or raw pointers.
+//
+// Note [views, not Tensors]: a backend function (sieve::cpu::*, sieve::cuda::*) never takes a Tensor. The op's
+// .cpp file checks dtypes, shapes and devices, allocates the outputs and records the autograd node, all on Tensors;
+// the backends then receive raw pointers and sizes, a TensorView, or a small shape struct of the op's own
+// (Conv2dShape, LstmShape). So one declaration serves both devices, a kernel cannot copy between devices or touch
+// autograd behind the op's back, and .cu files stay small and quick to compile: they include the op's header for
+// the declarations and nothing of cuDNN or cuBLAS, whose calls live in host-compiled .cpp files.
 struct TensorView {
   void* data = nullptr;
   DType dtype = DType::F32;

@@ -1,5 +1,5 @@
-// The per-element arithmetic of the Hutchinson estimator, shared by the CPU loops and the CUDA kernels (DESIGN.md,
-// "Two backends, one meaning"). Products and sums are rounded one by one (mul_add_unfused), so nvcc's contraction
+// The per-element arithmetic of the Hutchinson estimator, shared by the CPU loops and the CUDA kernels (Note [one
+// meaning] in core/host_device.h). Products and sums are rounded one by one (mul_add_unfused), so nvcc's contraction
 // into fused multiply-adds cannot make the GPU differ from the CPU.
 #pragma once
 

@@ -1,4 +1,4 @@
-// The Selector: the one seam where the selection methods differ (DESIGN.md, "A training step").
+// The Selector: the one seam where the selection methods differ (docs/ARCHITECTURE.md, "One training step").
 //
 // Each step the training loop asks the selector for a batch (example indices and per-example loss weights),
 // trains on it, and shows the selector what the training forward pass saw. A selector never reaches into

@@ -1,5 +1,5 @@
 // Internal: what the host-compiled cuDNN files share (conv2d_cudnn.cpp, lstm_cudnn.cpp): the status check, one
-// handle per device (workspaces come from core/ops/scratch.h). Included only by those files; public headers stay
+// handle per device (workspaces come from core/scratch.h). Included only by those files; public headers stay
 // free of cuDNN types.
 #pragma once
 
@@ -23,7 +23,7 @@
 namespace sieve::cuda {
 
 // The cuDNN handle of the current device, bound to that device's compute stream (Note [stream-ordered reuse] in
-// allocator.cpp).
+// core/allocator.cpp).
 cudnnHandle_t cudnn_handle();
 
 // What a cached plan is built for: a shape on a device under a TF32 setting.

@@ -62,7 +62,7 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
                                  &beta, c, static_cast<int>(n)));
 }
 
-// Note [bf16 products]: A and B are cast to bf16 into scratch (the rounding of precision_math.h, the same as the
+// The bf16 product on cuBLAS (Note [bf16 products]): A and B are cast to bf16 into scratch (the rounding of precision_math.h, the same as the
 // CPU's), then multiplied on tensor cores with float32 accumulation and a float32 C. cuBLAS lists bf16 A/B with
 // a float32 C under CUBLAS_COMPUTE_32F (scale type float). The casts read A and B once each, small next to the
 // product for the shapes of a training step.

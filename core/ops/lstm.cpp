@@ -65,7 +65,7 @@ Tensor lstm(const Tensor& x, const std::vector<Tensor>& params) {
   }
   Tensor reserve = Tensor::empty({static_cast<int64_t>(reserve_bytes(device, s))}, DType::U8, device);
   SIEVE_DISPATCH(device, lstm_fwd, s, x.data<float>(), ps.data(), y.data<float>(), reserve.raw_data());
-  // Note [saved tensors]: detached inputs and output; the reserve is the op's own (Note [lstm reserve]).
+  // Detached inputs and output (Note [saved tensors]); the reserve is the op's own (Note [lstm reserve]).
   std::vector<Tensor> saved{x.detach()};
   for (const Tensor& p : params) saved.push_back(p.detach());
   const Tensor sy = y.detach();

@@ -227,8 +227,8 @@ void copy_blocks(const Plan& p, const LstmShape& s, const float* const* params, 
 
 }  // namespace
 
-// Note [lstm reserve]: the packed weight space, cuDNN's reserve space, then the sequence-major x and y (Note [lstm
-// layout]), each at an aligned offset.
+// The parts of the reserve (Note [lstm reserve]): the packed weight space, cuDNN's reserve space, then the
+// sequence-major x and y (Note [lstm layout]), each at an aligned offset.
 struct ReserveParts {
   char *weights, *cudnn, *x_seq, *y_seq;
 };
