@@ -11,6 +11,7 @@
 #include "core/ops/reduce.h"
 #include "core/ops/softmax.h"
 #include "core/philox.h"
+#include "sampling/crest_math.h"
 #include "sampling/facility_location.h"
 #include "sampling/loss_history.h"
 #include "sampling/uniform.h"
@@ -49,7 +50,11 @@ CrestOptions checked(const CrestOptions& o) {
   SIEVE_CHECK(o.beta2 >= 0.f && o.beta2 < 1.f, "--crest-beta2 must be in [0, 1), found ", o.beta2);
   SIEVE_CHECK(std::isfinite(o.drop_alpha) && o.drop_alpha > 0.f, "--drop-alpha must be positive, found ", o.drop_alpha);
   SIEVE_CHECK(o.drop_window >= 1, "--drop-window must be positive, found ", o.drop_window);
-  SIEVE_CHECK(o.drop_interval >= 0, "--drop-interval must be >= 0 (0: 20 epochs), found ", o.drop_interval);
+  SIEVE_CHECK(o.drop_rule == "reference" || o.drop_rule == "window", "--drop-rule must be reference or window, found '",
+              o.drop_rule, "'");
+  SIEVE_CHECK(std::isfinite(o.train_frac) && o.train_frac > 0.f, "--crest-train-frac must be positive, found ",
+              o.train_frac);
+  SIEVE_CHECK(o.drop_interval >= 0, "--drop-interval must be >= 0 (0: 20 CREST epochs), found ", o.drop_interval);
   SIEVE_CHECK(o.min_active >= 0, "--min-active must be >= 0 (0: 80% of the data), found ", o.min_active);
   SIEVE_CHECK(std::isfinite(o.warmup_epochs) && o.warmup_epochs >= 0.f, "--crest-warmup-epochs must be >= 0, found ",
               o.warmup_epochs);
@@ -64,6 +69,10 @@ CrestSelector::CrestSelector(const CrestOptions& options)
     : options_(checked(options)), gen_(options.seed), t1_(options.check_interval), p_(options.subsets) {}
 
 CrestSelector::~CrestSelector() = default;
+
+int64_t CrestSelector::drop_interval() const {
+  return options_.drop_interval > 0 ? options_.drop_interval : 20 * epoch_steps_;
+}
 
 int64_t CrestSelector::active_size() const {
   if (history_) return history_->active_size();
@@ -90,6 +99,9 @@ void CrestSelector::initialise(const ScoringContext& ctx) {
   subset_size_ = std::min(subset_size_, dataset_size_);
   SIEVE_CHECK(subset_size_ >= options_.batch, "CREST: the random subsets hold r = ", subset_size_,
               " examples, fewer than the batch b = ", options_.batch, "; expected r >= b (--crest-subset-size)");
+  // E = ⌈⌊train_frac N⌋ / b⌉, Note [crest epoch] (the reference truncates train_frac N to an integer first).
+  const auto frac_n = static_cast<int64_t>(static_cast<double>(options_.train_frac) * static_cast<double>(dataset_size_));
+  epoch_steps_ = std::max<int64_t>(1, ceil_div(frac_n, options_.batch));
 
   estimator_ = std::make_unique<HutchinsonEstimator>(ctx.parameters,
                                                      HutchinsonOptions{options_.beta1, options_.beta2, 1e-4f});
@@ -183,29 +195,53 @@ void CrestSelector::select_coresets(const ScoringContext& ctx) {
     features = logit_gradients(logits, labels);
     if (history_) losses = cross_entropy(logits, labels);
   }
-  if (history_) history_->record(candidates, losses);
+  if (history_) {
+    // The reference writes the epoch's slot and drops in the last epoch of every drop interval, right here, before
+    // the coresets are chosen from these subsets; the window rule records the next loss and drops at step boundaries
+    // (select()). Note [drop rules].
+    if (options_.drop_rule == "reference") {
+      history_->record_at(candidates, losses, static_cast<int>((steps_ / epoch_steps_) % options_.drop_window));
+      const int64_t interval = drop_interval();
+      if (steps_ % interval + epoch_steps_ >= interval) {
+        history_->drop_learned_reference(options_.drop_alpha, ctx.labels, num_classes_,
+                                         ceil_div(subset_size_, num_classes_), min_active());
+        refresh_active();
+      }
+    } else {
+      history_->record(candidates, losses);
+    }
+  }
 
-  // Line 6: a mini-batch coreset of each subset, weighted by the size of the clusters its examples represent.
-  std::vector<int32_t> union_host;
-  std::vector<float> weights_host;
-  std::vector<Tensor> batch_indices, batch_weights;
+  // Line 6: a mini-batch coreset of each subset, weighted by the size of the cluster each example represents
+  // (floored at 1), normalised to mean 1 over the union as the reference does.
+  std::vector<int32_t> union_host, sizes_host;
+  std::vector<int64_t> batch_offsets = {0};
   for (int64_t p = 0; p < p_; ++p) {
     const int64_t begin = offsets[static_cast<size_t>(p)], end = offsets[static_cast<size_t>(p) + 1];
     if (end == begin) continue;
     const Coreset coreset = facility_location_coreset(features.rows(begin, end), labels.rows(begin, end),
                                                       std::min(options_.batch, end - begin), num_classes_);
     const std::vector<int32_t> positions = coreset.positions.to(Device::cpu()).to_vector<int32_t>();
-    const std::vector<float> weights = coreset.weights.to(Device::cpu()).to_vector<float>();
-    std::vector<int32_t> indices;
-    for (int32_t pos : positions) indices.push_back(all[static_cast<size_t>(begin + pos)]);
-    union_host.insert(union_host.end(), indices.begin(), indices.end());
-    weights_host.insert(weights_host.end(), weights.begin(), weights.end());
-    const int64_t k = static_cast<int64_t>(indices.size());
-    batch_indices.push_back(Tensor::from_vector(indices, {k}, ctx.device));
-    batch_weights.push_back(Tensor::from_vector(weights, {k}, ctx.device));
+    const std::vector<int32_t> sizes = coreset.sizes.to(Device::cpu()).to_vector<int32_t>();
+    for (int32_t pos : positions) union_host.push_back(all[static_cast<size_t>(begin + pos)]);
+    sizes_host.insert(sizes_host.end(), sizes.begin(), sizes.end());
+    batch_offsets.push_back(static_cast<int64_t>(union_host.size()));
   }
   SIEVE_CHECK(!union_host.empty(), "CREST: no active examples to select from");
   const int64_t k = static_cast<int64_t>(union_host.size());
+  int64_t size_total = 0;
+  for (int32_t v : sizes_host) size_total += v;
+  std::vector<float> weights_host(static_cast<size_t>(k));
+  for (int64_t q = 0; q < k; ++q) weights_host[q] = facility_cluster_weight(sizes_host[q], k, size_total);
+  std::vector<Tensor> batch_indices, batch_weights;
+  for (size_t p = 0; p + 1 < batch_offsets.size(); ++p) {
+    const auto begin = static_cast<size_t>(batch_offsets[p]), end = static_cast<size_t>(batch_offsets[p + 1]);
+    const auto m = static_cast<int64_t>(end - begin);
+    batch_indices.push_back(Tensor::from_vector(
+        std::vector<int32_t>(union_host.begin() + begin, union_host.begin() + end), {m}, ctx.device));
+    batch_weights.push_back(Tensor::from_vector(
+        std::vector<float>(weights_host.begin() + begin, weights_host.begin() + end), {m}, ctx.device));
+  }
   union_indices_ = Tensor::from_vector(union_host, {k}, ctx.device);
   union_weights_ = Tensor::from_vector(weights_host, {k}, ctx.device);
   random_sets_ = candidates;
@@ -224,9 +260,8 @@ void CrestSelector::select_coresets(const ScoringContext& ctx) {
   } else if (curvature > 0 && std::isfinite(curvature) && initial_curvature_ > 0) {
     const double t1 = std::ceil(static_cast<double>(options_.interval_mul) * initial_curvature_ / curvature);
     t1_ = static_cast<int64_t>(std::clamp(t1, 1.0, 1e9));
-    const int64_t epoch = std::max<int64_t>(1, active_size() / options_.batch);
     const double p = std::ceil(static_cast<double>(options_.subsets_mul) * static_cast<double>(t1_));
-    p_ = std::clamp<int64_t>(static_cast<int64_t>(std::min(p, 1e9)), 1, epoch);
+    p_ = std::clamp<int64_t>(static_cast<int64_t>(std::min(p, 1e9)), 1, epoch_steps_);  // Note [crest epoch]
   }
   ++selections_;
   steps_since_selection_ = 0;
@@ -252,10 +287,9 @@ Selection CrestSelector::select(const ScoringContext& ctx) {
   if (!initialised_) initialise(ctx);
   SIEVE_CHECK(ctx.dataset_size == dataset_size_, "CREST: the data set changed from ", dataset_size_, " to ",
               ctx.dataset_size, " examples");
-  // Note [crest warm-up]: uniform batches before the first selection.
+  // Uniform batches before the first selection, ⌈warmup_epochs E⌉ steps (Note [crest warm-up]).
   const auto warmup_steps = static_cast<int64_t>(
-      std::ceil(static_cast<double>(options_.warmup_epochs) * static_cast<double>(dataset_size_) /
-                static_cast<double>(options_.batch)));
+      std::ceil(static_cast<double>(options_.warmup_epochs) * static_cast<double>(epoch_steps_)));
   if (selections_ == 0 && steps_ < warmup_steps) {
     ++steps_;
     return draw_uniform(options_.batch, ctx, gen_);
@@ -264,16 +298,11 @@ Selection CrestSelector::select(const ScoringContext& ctx) {
   if (!need_selection_ && steps_since_selection_ > 0 && steps_since_selection_ % t1_ == 0 && !model_is_valid(ctx))
     need_selection_ = true;
   if (need_selection_) select_coresets(ctx);
-  // Line 12: drop learned examples.
-  if (history_ && steps_ > 0) {
-    const int64_t interval =
-        options_.drop_interval > 0 ? options_.drop_interval : 20 * std::max<int64_t>(1, dataset_size_ / options_.batch);
-    if (steps_ % interval == 0) {
-      const int64_t min_active = options_.min_active > 0 ? options_.min_active : (dataset_size_ * 4) / 5;
-      dropped_ += history_->drop_learned(options_.drop_alpha, ctx.labels, num_classes_,
-                                         ceil_div(subset_size_, num_classes_), min_active);
-      refresh_active();
-    }
+  // Line 12: drop learned examples, by the window rule (the reference's drops with its selections, Note [drop rules]).
+  if (history_ && options_.drop_rule == "window" && steps_ > 0 && steps_ % drop_interval() == 0) {
+    history_->drop_learned(options_.drop_alpha, ctx.labels, num_classes_, ceil_div(subset_size_, num_classes_),
+                           min_active());
+    refresh_active();
   }
   const int64_t k = union_indices_.numel();
   const int64_t b = std::min(options_.batch, k);
@@ -293,7 +322,8 @@ std::vector<std::pair<std::string, double>> CrestSelector::stats() const {
           {"crest_active", static_cast<double>(active_size())},
           {"crest_rel_error", last_rel_error_},
           {"crest_gradient_evals", static_cast<double>(gradient_evals_)},
-          {"crest_dropped", static_cast<double>(dropped_)}};
+          {"crest_dropped", static_cast<double>(dataset_size_ - active_size())},
+          {"crest_epoch", static_cast<double>(epoch_steps_)}};
 }
 
 std::vector<std::pair<std::string, Tensor>> CrestSelector::example_columns() const {
@@ -312,7 +342,6 @@ void CrestSelector::save_state(CheckpointState& state, const std::string& prefix
   state.set_int(prefix + "selections", selections_);
   state.set_int(prefix + "checks", checks_);
   state.set_int(prefix + "gradient_evals", gradient_evals_);
-  state.set_int(prefix + "dropped", dropped_);
   state.set_int(prefix + "cursor", cursor_);
   state.set_int(prefix + "need_selection", need_selection_ ? 1 : 0);
   state.set_double(prefix + "initial_curvature", initial_curvature_);
@@ -341,7 +370,6 @@ void CrestSelector::load_state(const CheckpointState& state, const std::string& 
   selections_ = state.get_int(prefix + "selections");
   checks_ = state.get_int(prefix + "checks");
   gradient_evals_ = state.get_int(prefix + "gradient_evals");
-  dropped_ = state.get_int(prefix + "dropped");
   cursor_ = state.get_int(prefix + "cursor");
   need_selection_ = state.get_int(prefix + "need_selection") != 0;
   initial_curvature_ = state.get_double(prefix + "initial_curvature");

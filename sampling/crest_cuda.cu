@@ -1,6 +1,8 @@
 // CUDA kernels of CREST's selection (Yang, Kang, Mirzasoleiman 2023): the facility-location coreset and the
 // bookkeeping of learned examples. Per-element arithmetic lives in sampling/crest_math.h, shared with the CPU twins
 // in facility_location_cpu.cpp and loss_history_cpu.cpp. Includes CUB (DeviceSelect) for the compaction.
+#include <algorithm>
+
 #include <cub/device/device_select.cuh>
 
 #include "core/allocator.h"
@@ -120,12 +122,25 @@ __global__ void facility_cluster_kernel(const float* __restrict__ sim, FacilityL
   }
 }
 
-// w_q = |cluster_q| k / n: cluster sizes normalised to mean 1.
-__global__ void facility_weights_kernel(const int32_t* __restrict__ cluster, int64_t k, int64_t n,
-                                        float* __restrict__ weights) {
-  for (int64_t q = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; q < k;
-       q += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    weights[q] = facility_cluster_weight(cluster[q], k, n);
+// size_q = max(1, |cluster_q|) (Note [empty clusters]), w_q = size_q k / sum(size): cluster sizes normalised to mean
+// 1. One thread block: k is a few hundred picks; the sum is of integers, so its order does not matter.
+__global__ void facility_weights_kernel(int32_t* __restrict__ sizes,  // (k) cluster counts in, floored sizes out
+                                        int64_t k, float* __restrict__ weights) {
+  __shared__ long long partial[kThreads];
+  long long sum = 0;
+  for (int64_t q = threadIdx.x; q < k; q += kThreads) {
+    const int32_t size = static_cast<int32_t>(facility_cluster_size(sizes[q]));
+    sizes[q] = size;
+    sum += size;
+  }
+  partial[threadIdx.x] = sum;
+  __syncthreads();
+  for (int stride = kThreads / 2; stride > 0; stride /= 2) {
+    if (threadIdx.x < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
+    __syncthreads();
+  }
+  const long long total = partial[0];
+  for (int64_t q = threadIdx.x; q < k; q += kThreads) weights[q] = facility_cluster_weight(sizes[q], k, total);
 }
 
 void pairwise_similarity(const float* features, const FacilityLocationBlocks& blocks, float* sim) {
@@ -147,25 +162,24 @@ void facility_location_gains(const float* sim, const FacilityLocationBlocks& blo
 // Every gain evaluated each round (two launches a round, no host synchronisation): for CREST's classes of a few
 // hundred rows the whole round is one wave of warps, cheaper than the lazy greedy's serial recomputations.
 void facility_location_select(const float* features, const FacilityLocationBlocks& blocks, float* sim, float* best,
-                              uint8_t* chosen, int64_t* gains, int32_t* picks, float* weights) {
+                              uint8_t* chosen, int64_t* gains, int32_t* picks, int32_t* sizes, float* weights) {
   if (blocks.num_blocks == 0) return;
   pairwise_similarity(features, blocks, sim);
   SIEVE_CUDA_CHECK(cudaMemsetAsync(best, 0, blocks.rows * sizeof(float), stream()));
   SIEVE_CUDA_CHECK(cudaMemsetAsync(chosen, 0, blocks.rows * sizeof(uint8_t), stream()));
   const int64_t total_picks = blocks.picks;
-  DeviceScratch picks_local(total_picks * sizeof(int32_t)), cluster(total_picks * sizeof(int32_t));
+  DeviceScratch picks_local(total_picks * sizeof(int32_t));
   for (int64_t r = 0; r < blocks.max_quota; ++r) {
     facility_location_gains(sim, blocks, best, chosen, r, gains);
     facility_commit_kernel<<<blocks.num_blocks, kThreads, 0, stream()>>>(sim, blocks, gains, r, best, chosen, picks,
                                                                          picks_local.as<int32_t>());
     SIEVE_CUDA_CHECK_LAUNCH("facility_commit_kernel");
   }
-  SIEVE_CUDA_CHECK(cudaMemsetAsync(cluster.as<int32_t>(), 0, total_picks * sizeof(int32_t), stream()));
+  SIEVE_CUDA_CHECK(cudaMemsetAsync(sizes, 0, total_picks * sizeof(int32_t), stream()));
   facility_cluster_kernel<<<blocks_for(blocks.rows, kThreads), kThreads, 0, stream()>>>(
-      sim, blocks, picks_local.as<int32_t>(), cluster.as<int32_t>());
+      sim, blocks, picks_local.as<int32_t>(), sizes);
   SIEVE_CUDA_CHECK_LAUNCH("facility_cluster_kernel");
-  facility_weights_kernel<<<blocks_for(total_picks, kThreads), kThreads, 0, stream()>>>(
-      cluster.as<int32_t>(), total_picks, blocks.rows, weights);
+  facility_weights_kernel<<<1, kThreads, 0, stream()>>>(sizes, total_picks, weights);
   SIEVE_CUDA_CHECK_LAUNCH("facility_weights_kernel");
 }
 
@@ -227,6 +241,91 @@ void learned_keys(const float* ring, const int32_t* count, int window, const int
   learned_keys_kernel<<<blocks_for(n_active, kThreads), kThreads, 0, stream()>>>(
       ring, count, window, active, n_active, labels, num_classes, alpha, keys, keep, class_counts);
   SIEVE_CUDA_CHECK_LAUNCH("learned_keys_kernel");
+}
+
+// ring[indices[j], slot] = losses[j]: the reference's per-epoch slot (Note [drop rules] in sampling/crest.h). One
+// thread per recorded loss.
+__global__ void record_losses_at_kernel(float* __restrict__ ring,  // (N, window)
+                                        int64_t dataset_size, int window, int slot,
+                                        const int32_t* __restrict__ indices,  // (m)
+                                        const float* __restrict__ losses,     // (m)
+                                        int64_t m) {
+  for (int64_t j = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; j < m;
+       j += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int32_t i = indices[j];
+    if (i < 0 || i >= dataset_size) continue;
+    ring[i * static_cast<int64_t>(window) + slot] = losses[j];
+  }
+}
+
+// keep_i = !reference_learned(ring_i) over all N examples, with the kept examples per class; and, over the active
+// list, the active examples per class (the reference's drop test and the counts its guards read). One thread per
+// example and per active position.
+__global__ void reference_keep_kernel(const float* __restrict__ ring, int window, int64_t dataset_size,
+                                      const int32_t* __restrict__ labels, int num_classes, float alpha,
+                                      const int32_t* __restrict__ active, int64_t n_active,
+                                      uint8_t* __restrict__ keep,          // (N)
+                                      int32_t* __restrict__ class_counts) {  // (2 num_classes)
+  const int64_t total = dataset_size > n_active ? dataset_size : n_active;
+  for (int64_t t = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; t < total;
+       t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    if (t < dataset_size) {
+      const int32_t y = labels[t];
+      const bool valid = y >= 0 && y < num_classes;  // an invalid label keeps its example and is not counted
+      const bool kept = !valid || !reference_learned(ring + t * static_cast<int64_t>(window), window, alpha);
+      keep[t] = kept ? 1 : 0;
+      if (valid && kept) atomicAdd(class_counts + y, 1);
+    }
+    if (t < n_active) {
+      const int32_t y = labels[active[t]];
+      if (y >= 0 && y < num_classes) atomicAdd(class_counts + num_classes + y, 1);
+    }
+  }
+}
+
+// The reference's new active set as a mask: the kept examples of the classes that apply, the current active examples
+// of the others. The two writes touch disjoint examples (by the apply flag of their class), so they cannot race.
+__global__ void reference_active_mask_kernel(const uint8_t* __restrict__ keep, const int32_t* __restrict__ labels,
+                                             int64_t dataset_size, int num_classes,
+                                             const int32_t* __restrict__ active, int64_t n_active,
+                                             const uint8_t* __restrict__ apply,  // (num_classes)
+                                             uint8_t* __restrict__ mask) {       // (N) zeroed
+  const int64_t total = dataset_size > n_active ? dataset_size : n_active;
+  for (int64_t t = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; t < total;
+       t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    if (t < dataset_size) {
+      const int32_t y = labels[t];
+      if (y >= 0 && y < num_classes && apply[y]) mask[t] = keep[t];
+    }
+    if (t < n_active) {
+      const int32_t i = active[t];
+      const int32_t y = labels[i];
+      if (!(y >= 0 && y < num_classes) || !apply[y]) mask[i] = 1;
+    }
+  }
+}
+
+void record_losses_at(float* ring, int64_t dataset_size, int window, int slot, const int32_t* indices,
+                      const float* losses, int64_t m) {
+  record_losses_at_kernel<<<blocks_for(m, kThreads), kThreads, 0, stream()>>>(ring, dataset_size, window, slot,
+                                                                            indices, losses, m);
+  SIEVE_CUDA_CHECK_LAUNCH("record_losses_at_kernel");
+}
+
+void reference_keep(const float* ring, int window, int64_t dataset_size, const int32_t* labels, int num_classes,
+                    float alpha, const int32_t* active, int64_t n_active, uint8_t* keep, int32_t* class_counts) {
+  const int64_t total = std::max(dataset_size, n_active);
+  reference_keep_kernel<<<blocks_for(total, kThreads), kThreads, 0, stream()>>>(
+      ring, window, dataset_size, labels, num_classes, alpha, active, n_active, keep, class_counts);
+  SIEVE_CUDA_CHECK_LAUNCH("reference_keep_kernel");
+}
+
+void reference_active_mask(const uint8_t* keep, const int32_t* labels, int64_t dataset_size, int num_classes,
+                           const int32_t* active, int64_t n_active, const uint8_t* apply, uint8_t* mask) {
+  const int64_t total = std::max(dataset_size, n_active);
+  reference_active_mask_kernel<<<blocks_for(total, kThreads), kThreads, 0, stream()>>>(
+      keep, labels, dataset_size, num_classes, active, n_active, apply, mask);
+  SIEVE_CUDA_CHECK_LAUNCH("reference_active_mask_kernel");
 }
 
 // Stable compaction by flags (CUB DeviceSelect::Flagged keeps the input order, so the active set stays sorted).

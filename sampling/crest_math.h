@@ -1,5 +1,5 @@
 // Per-element arithmetic of CREST's selection, shared by the CPU and CUDA backends (Note [one meaning] in
-// core/host_device.h): the facility-location similarity and gain, the cluster of a row, and the drop test of one
+// core/host_device.h): the facility-location similarity and gain, the cluster of a row, and the two drop tests of one
 // example's loss history. Internal to sampling/; public code includes facility_location.h and loss_history.h.
 #pragma once
 
@@ -57,14 +57,21 @@ SIEVE_HD int64_t facility_cluster(const float* sim_row_i,  // (m) similarities o
   return best_q;
 }
 
-// The weight of a pick whose cluster holds `size` of the n rows, k picks in all: size k / n, so that the weights
-// have mean 1 (the clusters partition the rows).
-SIEVE_HD float facility_cluster_weight(int64_t size, int64_t k, int64_t n) {
-  return static_cast<float>(static_cast<double>(size) * static_cast<double>(k) / static_cast<double>(n));
+// Note [empty clusters]: a pick can represent no row, when every row, itself included, is at least as close to an
+// earlier pick (a zero-gain pick: a duplicate of a chosen row). The reference floors such a cluster's size at 1
+// (utils/submodular.py, faciliy_location_order: sz[np.where(sz == 0)] = 1), so that every pick of a coreset trains
+// with a positive weight; so does sieve.
+SIEVE_HD int64_t facility_cluster_size(int64_t members) { return members > 0 ? members : 1; }
+
+// The weight of a pick whose (floored) cluster size is `size`, k picks whose sizes sum to `total`: size k / total,
+// so that the weights have mean 1 (the reference normalises cluster sizes the same way, over its union of coresets).
+SIEVE_HD float facility_cluster_weight(int64_t size, int64_t k, int64_t total) {
+  return static_cast<float>(static_cast<double>(size) * static_cast<double>(k) / static_cast<double>(total));
 }
 
-// An example is learned when all of its last `window` losses are recorded (count >= window) and all are < alpha
-// (a NaN loss is not). Its drop key is then the largest of them (Note [drop order] in loss_history.cpp), else +inf.
+// The window rule's test (Note [drop rules] in sampling/crest.h): an example is learned when all of its last `window`
+// losses are recorded (count >= window) and all are < alpha (a NaN loss is not). Its drop key is then the largest of
+// them (Note [drop order] in loss_history.cpp), else +inf.
 SIEVE_HD float learned_loss_key(const float* ring,  // (window) the example's ring slots
                                 int window, int32_t count, float alpha) {
   if (count < window) return INFINITY;
@@ -75,6 +82,20 @@ SIEVE_HD float learned_loss_key(const float* ring,  // (window) the example's ri
     worst = fmaxf(worst, v);
   }
   return worst;
+}
+
+// Note [drop rules] in sampling/crest.h: the reference's test (trainers/crest_trainer.py, _drop_learned_data). An
+// example is learned when at least one of its slots holds a recorded loss and none holds a loss above alpha. A slot
+// never written holds NaN (the reference: -1); neither counts as recorded (v >= 0 fails) nor as high (v > alpha fails).
+SIEVE_HD bool reference_learned(const float* ring,  // (window) the example's slots, one per epoch mod window
+                                int window, float alpha) {
+  bool recorded = false;
+  for (int w = 0; w < window; ++w) {
+    const float v = ring[w];
+    if (v > alpha) return false;
+    if (v >= 0.f) recorded = true;
+  }
+  return recorded;
 }
 
 }  // namespace sieve

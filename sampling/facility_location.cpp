@@ -125,10 +125,11 @@ Coreset facility_location_coreset(const Tensor& features, const Tensor& labels, 
   Tensor best = Tensor::empty({n}, DType::F32, device);
   Tensor chosen = Tensor::empty({n}, DType::U8, device);
   Tensor gains = Tensor::empty({n}, DType::I64, device);
-  Coreset out{Tensor::empty({k}, DType::I32, device), Tensor::empty({k}, DType::F32, device)};
+  Coreset out{Tensor::empty({k}, DType::I32, device), Tensor::empty({k}, DType::I32, device),
+              Tensor::empty({k}, DType::F32, device)};
   SIEVE_DISPATCH(device, facility_location_select, features.data<float>(), layout, sim.data<float>(),
                  best.data<float>(), chosen.data<uint8_t>(), gains.data<int64_t>(), out.positions.data<int32_t>(),
-                 out.weights.data<float>());
+                 out.sizes.data<int32_t>(), out.weights.data<float>());
   return out;
 }
 

@@ -11,7 +11,9 @@ namespace sieve {
 
 struct Coreset {
   Tensor positions;  // int32 [k]: rows of `features` chosen, grouped by class (ascending), in greedy order within a class
-  Tensor weights;    // float32 [k]: the number of rows each chosen row represents (its cluster), normalised to mean 1
+  Tensor sizes;      // int32 [k]: the number of rows each chosen row represents (its cluster), floored at 1
+                     // (Note [empty clusters] in sampling/crest_math.h)
+  Tensor weights;    // float32 [k]: the sizes normalised to mean 1, size k / sum(sizes)
 };
 
 // Greedy facility-location maximisation per class on features [n, d] float32 with labels int32 [n] in
@@ -19,7 +21,7 @@ struct Coreset {
 // split across the classes present in proportion to their counts by Note [class quotas] (sampling/facility_location.cpp):
 // at least one per present class, so budget must be >= the number of classes present. Each round picks the row of
 // largest marginal gain, ties to the lowest row. Each row belongs to the cluster of the chosen row of its class most
-// similar to it (ties to the lowest row). The CPU runs the lazy greedy, the GPU evaluates every gain each round with
+// similar to it (ties to the lowest row); a pick whose cluster is empty counts as one row. The CPU runs the lazy greedy, the GPU evaluates every gain each round with
 // a kernel: both give the same selection (Note [exact gains] in sampling/crest_math.h). The labels are read on the
 // host (one synchronisation); a class of m rows needs m^2 floats of similarity on the device.
 Coreset facility_location_coreset(const Tensor& features, const Tensor& labels, int64_t budget, int num_classes);
@@ -50,17 +52,17 @@ void pairwise_similarity(const float* features, const FacilityLocationBlocks& bl
 // in fixed point (Note [exact gains]), or -1 when p is already chosen. Members of finished blocks are left as they are.
 void facility_location_gains(const float* sim, const FacilityLocationBlocks& blocks, const float* best,
                              const uint8_t* chosen, int64_t round, int64_t* gains);
-// The whole selection: picks [pick_offset[num_blocks]] (rows of features) and their weights. sim, best ([rows]),
-// chosen ([rows]) and gains ([rows]) are workspaces.
+// The whole selection: picks [k = pick_offset[num_blocks]] (rows of features), their cluster sizes [k] (floored at
+// 1) and weights [k]. sim, best ([rows]), chosen ([rows]) and gains ([rows]) are workspaces.
 void facility_location_select(const float* features, const FacilityLocationBlocks& blocks, float* sim, float* best,
-                              uint8_t* chosen, int64_t* gains, int32_t* picks, float* weights);
+                              uint8_t* chosen, int64_t* gains, int32_t* picks, int32_t* sizes, float* weights);
 }  // namespace cpu
 namespace cuda {
 void pairwise_similarity(const float* features, const FacilityLocationBlocks& blocks, float* sim);
 void facility_location_gains(const float* sim, const FacilityLocationBlocks& blocks, const float* best,
                              const uint8_t* chosen, int64_t round, int64_t* gains);
 void facility_location_select(const float* features, const FacilityLocationBlocks& blocks, float* sim, float* best,
-                              uint8_t* chosen, int64_t* gains, int32_t* picks, float* weights);
+                              uint8_t* chosen, int64_t* gains, int32_t* picks, int32_t* sizes, float* weights);
 }  // namespace cuda
 
 }  // namespace sieve

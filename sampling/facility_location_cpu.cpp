@@ -78,7 +78,7 @@ void facility_location_gains(const float* sim, const FacilityLocationBlocks& blo
 }
 
 void facility_location_select(const float* features, const FacilityLocationBlocks& blocks, float* sim, float* best,
-                              uint8_t* chosen, int64_t* gains, int32_t* picks, float* weights) {
+                              uint8_t* chosen, int64_t* gains, int32_t* picks, int32_t* sizes, float* weights) {
   (void)gains;  // the lazy greedy keeps its bounds in its queue
   pairwise_similarity(features, blocks, sim);
   const int64_t k = blocks.pick_offset[blocks.num_blocks];
@@ -93,7 +93,12 @@ void facility_location_select(const float* features, const FacilityLocationBlock
     for (int64_t q = 0; q < quota; ++q) picks[p0 + q] = blocks.members[first + picks_local[p0 + q]];
     for (int64_t i = 0; i < m; ++i) ++cluster[p0 + facility_cluster(s + i * m, picks_local.data() + p0, quota)];
   }
-  for (int64_t q = 0; q < k; ++q) weights[q] = facility_cluster_weight(cluster[q], k, blocks.rows);
+  int64_t total = 0;
+  for (int64_t q = 0; q < k; ++q) {
+    sizes[q] = static_cast<int32_t>(facility_cluster_size(cluster[q]));  // Note [empty clusters]
+    total += sizes[q];
+  }
+  for (int64_t q = 0; q < k; ++q) weights[q] = facility_cluster_weight(sizes[q], k, total);
 }
 
 }  // namespace sieve::cpu

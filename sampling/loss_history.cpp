@@ -49,6 +49,22 @@ void LossHistory::record(const Tensor& indices, const Tensor& losses) {
                  indices.data<int32_t>(), losses.data<float>(), m);
 }
 
+void LossHistory::record_at(const Tensor& indices, const Tensor& losses, int slot) {
+  check_dtype(indices, DType::I32, "LossHistory::record_at indices");
+  check_dim(indices, 1, "LossHistory::record_at indices");
+  check_dtype(losses, DType::F32, "LossHistory::record_at losses");
+  SIEVE_CHECK(losses.shape() == indices.shape(), "LossHistory::record_at: expected one loss per index (",
+              indices.numel(), "), found losses of shape ", shape_string(losses.shape()));
+  SIEVE_CHECK(indices.device() == device_ && losses.device() == device_, "LossHistory::record_at: expected indices ",
+              "and losses on ", to_string(device_), ", found ", indices.description(), " and ", losses.description());
+  SIEVE_CHECK(slot >= 0 && slot < window_, "LossHistory::record_at: slot ", slot, " is outside the ring [0, ", window_,
+              ")");
+  const int64_t m = indices.size(0);
+  if (m == 0) return;
+  SIEVE_DISPATCH(device_, record_losses_at, ring_.data<float>(), dataset_size_, window_, slot, indices.data<int32_t>(),
+                 losses.data<float>(), m);
+}
+
 // Note [drop order]: the candidates are the active examples whose last `window` losses are all recorded and < alpha
 // (learned_loss_key in sampling/crest_math.h). Without a binding guard all of them go. Otherwise each class c may lose
 // at most max(0, active_c - min_per_class) of its candidates, and all classes together at most
@@ -116,6 +132,47 @@ int64_t LossHistory::drop_learned(float alpha, const Tensor& labels, int num_cla
                  compacted.data<int32_t>(), n_out.data<int32_t>());
   active_ = compacted.rows(0, n_active - dropped);
   return dropped;
+}
+
+int64_t LossHistory::drop_learned_reference(float alpha, const Tensor& labels, int num_classes, int64_t min_per_class,
+                                            int64_t min_active) {
+  check_dtype(labels, DType::I32, "LossHistory::drop_learned_reference labels");
+  check_dim(labels, 1, "LossHistory::drop_learned_reference labels");
+  SIEVE_CHECK(labels.size(0) == dataset_size_, "LossHistory::drop_learned_reference: expected ", dataset_size_,
+              " labels, found ", labels.size(0));
+  SIEVE_CHECK(labels.device() == device_, "LossHistory::drop_learned_reference: expected labels on ",
+              to_string(device_), ", found ", labels.description());
+  SIEVE_CHECK(num_classes >= 1, "LossHistory::drop_learned_reference: num_classes must be >= 1, found ", num_classes);
+  SIEVE_CHECK(min_per_class >= 0 && min_active >= 0, "LossHistory::drop_learned_reference: expected guards >= 0, ",
+              "found min_per_class ", min_per_class, " and min_active ", min_active);
+  const int64_t n_active = active_size();
+  Tensor keep = Tensor::empty({dataset_size_}, DType::U8, device_);
+  Tensor counts = Tensor::zeros({2 * static_cast<int64_t>(num_classes)}, DType::I32, device_);
+  SIEVE_DISPATCH(device_, reference_keep, ring_.data<float>(), window_, dataset_size_, labels.data<int32_t>(),
+                 num_classes, alpha, active_.data<int32_t>(), n_active, keep.data<uint8_t>(), counts.data<int32_t>());
+  const std::vector<int32_t> c = counts.to_vector<int32_t>();
+  // The class guard, then the global one, all or nothing (the reference: `if len(class_indices_new) >
+  // per_class_size`, `if len(order) > min_train_size`).
+  std::vector<uint8_t> apply(static_cast<size_t>(num_classes), 0);
+  int64_t after = 0;
+  bool any_apply = false;
+  for (int k = 0; k < num_classes; ++k) {
+    apply[k] = c[k] > min_per_class ? 1 : 0;
+    after += apply[k] ? c[k] : c[num_classes + k];
+    any_apply = any_apply || apply[k];
+  }
+  if (!any_apply || after <= min_active) return 0;
+  const Tensor apply_t = Tensor::from_vector(apply, {static_cast<int64_t>(num_classes)}, device_);
+  Tensor mask = Tensor::zeros({dataset_size_}, DType::U8, device_);
+  SIEVE_DISPATCH(device_, reference_active_mask, keep.data<uint8_t>(), labels.data<int32_t>(), dataset_size_,
+                 num_classes, active_.data<int32_t>(), n_active, apply_t.data<uint8_t>(), mask.data<uint8_t>());
+  const Tensor all = all_indices(dataset_size_, device_);
+  Tensor compacted = Tensor::empty({dataset_size_}, DType::I32, device_);
+  Tensor n_out = Tensor::empty({}, DType::I32, device_);
+  SIEVE_DISPATCH(device_, compact_active, all.data<int32_t>(), dataset_size_, mask.data<uint8_t>(),
+                 compacted.data<int32_t>(), n_out.data<int32_t>());
+  active_ = compacted.rows(0, n_out.to_vector<int32_t>()[0]);
+  return n_active - active_size();
 }
 
 std::vector<std::pair<std::string, Tensor>> LossHistory::state() const {

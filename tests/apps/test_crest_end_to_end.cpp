@@ -2,10 +2,16 @@
 // and resumes it exactly, and sieve-train takes the CREST flags and writes the records every sampler writes.
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <fstream>
 #include <map>
 
 #include "apps/trainer.h"
+#include "core/autograd.h"
+#include "core/ops/softmax.h"
+#include "data/batch.h"
+#include "sampling/crest.h"
+#include "sampling/loss_history.h"
 #include "tests/test_util.h"
 
 namespace sieve {
@@ -83,6 +89,51 @@ TEST(CrestEndToEnd, ResumedRunIsBitIdentical) {
   for (size_t i = 0; i < expected.size(); ++i)
     EXPECT_EQ(got[i].second.to_vector<float>(), expected[i].second.to_vector<float>()) << expected[i].first;
   EXPECT_EQ(stats_of(b), stats_of(straight));
+}
+
+// Note [scoring mode] (sampling/importance.h): the small CNN has batch norm, so its output depends on the mode (batch
+// statistics in training, running statistics in evaluation). The losses CREST scores and records at its first
+// selection are those of the evaluation-mode forward pass of the model as it was, not of a training-mode pass.
+TEST(CrestEndToEnd, ScoresInEvaluationMode) {
+  const Device cpu = Device::cpu();
+  const int64_t n = 200;
+  const DataSplits data{testing::random_dataset(n, 1, 28, 28, 21, cpu), testing::random_dataset(40, 1, 28, 28, 22, cpu)};
+  TrainOptions o = crest_run();
+  o.selection.crest.drop_learned = true;  // CREST keeps the losses it scores in its ring
+  Trainer trainer(o, data, cpu), twin(o, data, cpu);  // the same initial model: the twin's gives the training mode
+  std::vector<int32_t> all(static_cast<size_t>(n));
+  for (int32_t i = 0; i < n; ++i) all[static_cast<size_t>(i)] = i;
+  const Tensor idx = Tensor::from_vector(all, {n});
+  const Tensor x = gather_batch(data.train, idx), y = gather_labels(data.train, idx);
+  std::vector<float> eval_loss, train_loss;
+  {
+    NoGradGuard no_grad;
+    trainer.model().eval();
+    eval_loss = cross_entropy(trainer.model().forward(x), y).to_vector<float>();
+    trainer.model().train();
+    train_loss = cross_entropy(twin.model().forward(x), y).to_vector<float>();
+  }
+  trainer.step();  // warm-up 0: the first selection scores with the initial model, then the step trains
+  EXPECT_TRUE(trainer.model().is_training()) << "the scoring pass restores training mode";
+  const auto* crest = dynamic_cast<const CrestSelector*>(&trainer.selector());
+  ASSERT_NE(crest, nullptr);
+  ASSERT_EQ(crest->selections(), 1);
+  const std::vector<float> ring = crest->loss_history()->state()[0].second.to_vector<float>();
+  const int window = crest->loss_history()->window();
+  // Evaluation mode is per example, so only the order of float sums inside a differently shaped batch can differ.
+  const float atol = 1e-5f, rtol = 1e-4f;
+  int recorded = 0;
+  double mode_gap = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = ring[static_cast<size_t>(i * window)];  // slot 0: CREST's epoch 0
+    if (std::isnan(v)) continue;
+    ++recorded;
+    EXPECT_NEAR(v, eval_loss[i], atol + rtol * eval_loss[i]) << "example " << i;
+    mode_gap += std::abs(v - train_loss[i]);
+  }
+  EXPECT_GE(recorded, 100) << "two subsets of 10 per class, about 20 per class";
+  // The training-mode losses are far from the recorded ones: the test can tell the modes apart.
+  EXPECT_GT(mode_gap / recorded, 1000.0 * (atol + rtol));
 }
 
 TEST(CrestEndToEnd, SieveTrainTakesTheCrestFlags) {

@@ -7,12 +7,14 @@
 #include <map>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/autograd.h"
 #include "core/checkpoint.h"
 #include "core/ops.h"
 #include "sampling/crest.h"
+#include "sampling/loss_history.h"
 #include "sampling/make_selector.h"
 #include "tests/test_util.h"
 
@@ -119,6 +121,7 @@ struct LinearTask {
   Device device;
   Tensor x, y, w, b;
   int64_t scored = 0, gradient_calls = 0;
+  std::vector<std::vector<int32_t>> logits_calls;  // the indices of every scoring pass, in order
 
   LinearTask(int64_t n_, int64_t d_, int64_t c_, uint64_t seed, Device dev, float signal = 1.f)
       : n(n_), d(d_), c(c_), device(dev) {
@@ -139,6 +142,7 @@ struct LinearTask {
     ctx.logits = [this](const Tensor& idx) {
       NoGradGuard no_grad;
       scored += idx.numel();
+      logits_calls.push_back(idx.to(Device::cpu()).to_vector<int32_t>());
       return linear(index_select(x, idx), w, b);
     };
     ctx.loss_gradient = [this](const Tensor& idx, const Tensor& weights) {
@@ -168,6 +172,8 @@ struct LinearTask {
     b.zero_grad();
   }
 };
+
+using testing::stat;
 
 std::map<std::string, double> stats_of(const Selector& s) {
   std::map<std::string, double> out;
@@ -250,72 +256,237 @@ TEST_P(Crest, SelectsAgainWhenTheQuadraticModelIsWrong) {
   EXPECT_GT(crest.last_relative_error(), 0.1);
 }
 
-TEST_P(Crest, DropsLearnedExamples) {
-  // Features that carry the label strongly, and a classifier that already separates them: every loss is tiny.
-  LinearTask task(400, 4, 4, 110, device(), 50.f);
+// Note [crest epoch]: T1 = ⌈h ‖h_0‖ / ‖h_ℓ‖⌉ and P = min(⌈b_P T1⌉, E) after every selection but the first, the next
+// check T1 steps later, and that selection scoring P subsets.
+TEST_P(Crest, AdaptsT1AndPFromTheCurvature) {
+  for (const float train_frac : {1.f, 0.1f}) {
+    LinearTask task(400, 8, 4, 150, device());
+    ScoringContext ctx = task.context();
+    CrestOptions o = small_options(151);
+    o.tau = 1e-9f;          // every check selects again
+    o.interval_mul = 3.7f;  // h: T1 well above 1
+    o.subsets_mul = 2.5f;   // b_P: ⌈b_P T1⌉ is not a multiple of T1
+    o.train_frac = train_frac;
+    CrestSelector crest(o);
+    task.train(crest.select(ctx), 0.05f);
+    // E = ⌈⌊train_frac 400⌋ / 16⌉: 25, or 3 (which caps P).
+    const int64_t epoch = train_frac == 1.f ? 25 : 3;
+    EXPECT_EQ(crest.epoch_steps(), epoch);
+    ASSERT_EQ(crest.selections(), 1);
+    EXPECT_EQ(crest.check_interval(), 1) << "the first selection keeps T1 and P";
+    EXPECT_EQ(crest.subsets(), 3);
+    const double h0 = crest.model().hessian_norm();
+    int64_t t1 = 1, p = 3;
+    for (int selection = 2; selection <= 4; ++selection) {
+      // T1 - 1 steps on the coresets without a check, then the check that selects again.
+      for (int64_t j = 1; j < t1; ++j) {
+        const size_t calls = task.logits_calls.size();
+        task.train(crest.select(ctx), 0.05f);
+        ASSERT_EQ(task.logits_calls.size(), calls) << "no check before T1 steps";
+      }
+      const size_t calls = task.logits_calls.size();
+      task.train(crest.select(ctx), 0.05f);
+      ASSERT_EQ(crest.selections(), selection);
+      ASSERT_EQ(task.logits_calls.size(), calls + 2) << "the check, then the selection's scoring pass";
+      EXPECT_EQ(static_cast<int64_t>(task.logits_calls.back().size()), p * 64) << "P subsets of r = 64";
+      const double hl = crest.model().hessian_norm();
+      ASSERT_GT(hl, 0.0);
+      t1 = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(static_cast<double>(3.7f) * h0 / hl)));
+      p = std::min<int64_t>(static_cast<int64_t>(std::ceil(static_cast<double>(2.5f) * static_cast<double>(t1))), epoch);
+      EXPECT_EQ(crest.check_interval(), t1) << "selection " << selection << ", h0 " << h0 << ", h " << hl;
+      EXPECT_EQ(crest.subsets(), p) << "selection " << selection;
+    }
+    EXPECT_GT(t1, 1) << "the test must exercise T1 > 1";
+    if (epoch == 25) EXPECT_LT(p, epoch) << "P below the cap";
+    if (epoch == 3) EXPECT_EQ(p, 3) << "P capped at E";
+  }
+}
+
+// Features that carry the label strongly and a classifier that separates them: every loss is tiny (~e^-49), except
+// for the examples i % 5 == 0, whose signal sits on a wrong class (losses ~50). Nothing is trained, so each example's
+// loss never changes and which examples a drop removes follows from which were scored.
+LinearTask separated_task(Device device) {
+  LinearTask task(400, 4, 4, 110, device, 50.f);
+  std::vector<float> x = task.x.to(Device::cpu()).to_vector<float>();
+  const std::vector<int32_t> y = task.y.to(Device::cpu()).to_vector<int32_t>();
+  for (int64_t i = 0; i < 400; i += 5) {
+    x[i * 4 + y[i] % 4] -= 50.f;
+    x[i * 4 + (y[i] + 1) % 4] += 50.f;
+  }
+  task.x = Tensor::from_vector(x, {400, 4}, device);
   std::vector<float> eye(16, 0.f);
   for (int i = 0; i < 4; ++i) eye[i * 4 + i] = 1.f;
-  task.w.detach().copy_(Tensor::from_vector(eye, {4, 4}, device()));
-  ScoringContext ctx = task.context();
-  CrestOptions o = small_options(111);
-  o.subset_size = 200;
+  task.w.detach().copy_(Tensor::from_vector(eye, {4, 4}, device));
+  return task;
+}
+
+CrestOptions dropping_options(uint64_t seed) {
+  CrestOptions o = small_options(seed);
+  o.subset_size = 40;  // ⌈r / C⌉ = 10 per class
   o.subsets = 2;
   o.drop_learned = true;
-  o.drop_window = 1;
-  o.drop_interval = 3;
-  o.min_active = 100;
-  o.tau = 1e-9f;  // select (and so record losses) at every check
+  o.drop_interval = 6;  // E = ⌈⌊0.1 · 400⌋ / 16⌉ = 3
+  o.tau = 1e-9f;        // select (and so record losses) at every check, T1 = 1: every step
+  return o;
+}
+
+std::vector<int32_t> active_of(const CrestSelector& crest) {
+  return crest.loss_history()->active().to(Device::cpu()).to_vector<int32_t>();
+}
+
+// Note [drop rules], the reference's: slot ⌊s / E⌋ mod 5 of every example scored at step s, and at the selections of
+// the steps s with s mod 6 >= 6 - E the active set recomputed with all-or-nothing guards; the exact set each time.
+TEST_P(Crest, DropsExactlyTheLearnedExamplesByTheReferenceRule) {
+  LinearTask task = separated_task(device());
+  ScoringContext ctx = task.context();
+  CrestOptions o = dropping_options(111);
+  o.min_active = 170;
   CrestSelector crest(o);
-  for (int step = 0; step < 7; ++step) crest.select(ctx);
-  EXPECT_LT(crest.active_size(), 400);
-  EXPECT_GE(crest.active_size(), 100);
-  EXPECT_GT(stats_of(crest).at("crest_dropped"), 0);
+  const std::vector<int32_t> y = task.y.to(Device::cpu()).to_vector<int32_t>();
+  std::vector<uint8_t> active(400, 1), learned(400, 0);
+  std::vector<std::set<int>> slots(400);
+  int drops = 0, global_guard = 0;
+  for (int step = 0; step < 18; ++step) {
+    crest.select(ctx);
+    ASSERT_EQ(crest.selections(), step + 1);
+    ASSERT_EQ(crest.epoch_steps(), 3);
+    for (int32_t i : task.logits_calls.back()) {  // the selection's scoring pass
+      ASSERT_TRUE(active[i]) << "example " << i << " was drawn after it was dropped";
+      learned[i] = i % 5 != 0;
+      slots[i].insert((step / 3) % 5);
+    }
+    if (step % 6 >= 3) {
+      std::vector<uint8_t> next(400, 0);
+      int64_t total = 0;
+      for (int c = 0; c < 4; ++c) {
+        int64_t kept = 0;
+        for (int i = 0; i < 400; ++i) kept += y[i] == c && !learned[i];
+        for (int i = 0; i < 400; ++i)
+          if (y[i] == c) next[i] = kept > 10 ? !learned[i] : active[i];
+      }
+      for (uint8_t v : next) total += v;
+      if (total > 170) {
+        drops += next != active;
+        active = next;
+      } else {
+        ++global_guard;
+      }
+    }
+    std::vector<int32_t> expected;
+    for (int32_t i = 0; i < 400; ++i)
+      if (active[i]) expected.push_back(i);
+    ASSERT_EQ(active_of(crest), expected) << "step " << step;
+  }
+  EXPECT_GT(drops, 0);
+  EXPECT_GT(global_guard, 0) << "the test must reach the global guard";
+  EXPECT_EQ(stat(crest, "crest_dropped"), 400.0 - static_cast<double>(crest.active_size()));
+  // The ring: a loss in exactly the slots of the epochs in which the example was scored.
+  const std::vector<float> ring = crest.loss_history()->state()[0].second.to(Device::cpu()).to_vector<float>();
+  for (int i = 0; i < 400; ++i)
+    for (int s = 0; s < 5; ++s)
+      ASSERT_EQ(!std::isnan(ring[i * 5 + s]), slots[i].count(s) == 1) << "example " << i << ", slot " << s;
+}
+
+// Note [drop rules], sieve's window rule: every `window` recorded losses below alpha, a drop at each multiple of the
+// interval; the exact set while its guards do not bind.
+TEST_P(Crest, DropsExactlyTheLearnedExamplesByTheWindowRule) {
+  LinearTask task = separated_task(device());
+  ScoringContext ctx = task.context();
+  CrestOptions o = dropping_options(112);
+  o.drop_rule = "window";
+  o.drop_window = 2;
+  o.drop_interval = 4;
+  o.min_active = 50;  // never binds: the 80 hard examples stay
+  CrestSelector crest(o);
+  std::vector<uint8_t> active(400, 1);
+  std::vector<int> records(400, 0);
+  for (int step = 0; step < 13; ++step) {
+    crest.select(ctx);
+    for (int32_t i : task.logits_calls.back()) {
+      ASSERT_TRUE(active[i]) << "example " << i << " was drawn after it was dropped";
+      ++records[i];  // an example in two of the P subsets is recorded twice
+    }
+    if (step > 0 && step % 4 == 0)
+      for (int i = 0; i < 400; ++i) active[i] = active[i] && !(i % 5 != 0 && records[i] >= 2);
+    std::vector<int32_t> expected;
+    for (int32_t i = 0; i < 400; ++i)
+      if (active[i]) expected.push_back(i);
+    ASSERT_EQ(active_of(crest), expected) << "step " << step;
+  }
+  EXPECT_LT(crest.active_size(), 300);
 
   CrestOptions off = o;
   off.drop_learned = false;
   CrestSelector keeps(off);
   for (int step = 0; step < 7; ++step) keeps.select(ctx);
   EXPECT_EQ(keeps.active_size(), 400);
+  EXPECT_EQ(keeps.loss_history(), nullptr);
 }
 
 TEST_P(Crest, ContinuesExactlyFromItsSavedState) {
-  LinearTask task(300, 6, 3, 120, device());
-  ScoringContext ctx = task.context();
-  CrestOptions o = small_options(121);
-  o.tau = 0.05f;
-  CrestSelector a(o);
-  for (int step = 0; step < 4; ++step) task.train(a.select(ctx), 0.1f);
-  CheckpointState state;
-  a.save_state(state, "selector.");
-  CrestSelector b(o);
-  b.load_state(state, "selector.");
-  for (int step = 0; step < 4; ++step) {
-    const Selection sa = a.select(ctx);
-    const Selection sb = b.select(ctx);
-    EXPECT_EQ(sa.indices.to(Device::cpu()).to_vector<int32_t>(), sb.indices.to(Device::cpu()).to_vector<int32_t>());
-    EXPECT_EQ(sa.weights.to(Device::cpu()).to_vector<float>(), sb.weights.to(Device::cpu()).to_vector<float>());
-    task.train(sa, 0.1f);
+  for (const char* drop : {"none", "reference", "window"}) {
+    LinearTask task(300, 6, 3, 120, device());
+    ScoringContext ctx = task.context();
+    CrestOptions o = small_options(121);
+    o.tau = 0.05f;
+    if (std::string(drop) != "none") {  // drops before and after the checkpoint
+      o.drop_learned = true;
+      o.drop_rule = drop;
+      o.drop_window = 2;
+      o.drop_alpha = 10.f;  // everything scored is learned
+      o.drop_interval = 3;
+      o.min_active = 100;
+      o.subset_size = 32;  // ⌈r / C⌉ = 11: the class guard leaves room to drop
+      o.tau = 1e-9f;       // a selection, and so a record, every step
+    }
+    CrestSelector a(o);
+    for (int step = 0; step < 4; ++step) task.train(a.select(ctx), 0.1f);
+    CheckpointState state;
+    a.save_state(state, "selector.");
+    CrestSelector b(o);
+    b.load_state(state, "selector.");
+    for (int step = 0; step < 6; ++step) {
+      const Selection sa = a.select(ctx);
+      const Selection sb = b.select(ctx);
+      EXPECT_EQ(sa.indices.to(Device::cpu()).to_vector<int32_t>(), sb.indices.to(Device::cpu()).to_vector<int32_t>())
+          << drop;
+      EXPECT_EQ(sa.weights.to(Device::cpu()).to_vector<float>(), sb.weights.to(Device::cpu()).to_vector<float>());
+      task.train(sa, 0.1f);
+    }
+    EXPECT_EQ(stats_of(a), stats_of(b)) << drop;
+    if (std::string(drop) != "none") {
+      EXPECT_EQ(active_of(a), active_of(b)) << drop;
+      EXPECT_LT(a.active_size(), 300) << drop << ": the run must drop";
+    }
   }
-  EXPECT_EQ(stats_of(a), stats_of(b));
 }
 
-// Note [crest warm-up]: ⌈epochs N / b⌉ uniform batches with unit weights, nothing scored, then the first selection.
+// Note [crest warm-up]: ⌈warmup_epochs E⌉ uniform batches with unit weights, nothing scored, then the first selection;
+// by default one CREST epoch E = ⌈⌊0.1 N⌋ / b⌉, the reference's step of its first selection.
 TEST_P(Crest, WarmsUpOnUniformBatchesBeforeTheFirstSelection) {
-  LinearTask task(400, 8, 4, 90, device());
-  ScoringContext ctx = task.context();
-  CrestOptions o = small_options(95);
-  o.warmup_epochs = 0.5f;  // ⌈0.5 · 400 / 16⌉ = 13 steps
-  CrestSelector crest(o);
-  for (int step = 0; step < 13; ++step) {
-    const Selection s = crest.select(ctx);
-    ASSERT_EQ(s.indices.numel(), 16);
-    for (float v : s.weights.to(Device::cpu()).to_vector<float>()) ASSERT_EQ(v, 1.f);
-    ASSERT_EQ(crest.selections(), 0) << "step " << step;
+  for (auto [train_frac, warmup, steps] : {std::tuple<float, float, int>{0.1f, 1.f, 3},    // E = ⌈40 / 16⌉ = 3
+                                           std::tuple<float, float, int>{0.5f, 0.5f, 7}}) {  // ⌈0.5 ⌈200 / 16⌉⌉
+    LinearTask task(400, 8, 4, 90, device());
+    ScoringContext ctx = task.context();
+    CrestOptions o = small_options(95);
+    o.train_frac = train_frac;
+    o.warmup_epochs = warmup;
+    CrestSelector crest(o);
+    for (int step = 0; step < steps; ++step) {
+      const Selection s = crest.select(ctx);
+      ASSERT_EQ(s.indices.numel(), 16);
+      for (float v : s.weights.to(Device::cpu()).to_vector<float>()) ASSERT_EQ(v, 1.f);
+      ASSERT_EQ(crest.selections(), 0) << "step " << step;
+    }
+    EXPECT_EQ(task.scored, 0);
+    crest.select(ctx);
+    EXPECT_EQ(crest.selections(), 1) << "train_frac " << train_frac;
+    EXPECT_GT(task.scored, 0);
   }
-  EXPECT_EQ(task.scored, 0);
-  crest.select(ctx);
-  EXPECT_EQ(crest.selections(), 1);
-  EXPECT_GT(task.scored, 0);
+  CrestOptions defaults;
+  EXPECT_EQ(defaults.train_frac, 0.1f);
+  EXPECT_EQ(defaults.warmup_epochs, 1.f);
+  EXPECT_EQ(defaults.drop_rule, "reference");
 }
 
 SIEVE_INSTANTIATE_DEVICE_TESTS(Crest);

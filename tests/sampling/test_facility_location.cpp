@@ -170,9 +170,11 @@ TEST_P(FacilityLocation, WeightsAreClusterSizesWithMeanOne) {
     ++size[best];
   }
   double sum = 0.0;
+  const std::vector<int32_t> sizes = c.sizes.to_vector<int32_t>();
   for (size_t q = 0; q < picks.size(); ++q) {
+    EXPECT_GE(size[q], 1) << "random rows: every pick represents at least itself";
+    EXPECT_EQ(sizes[q], size[q]) << "pick " << q;
     EXPECT_NEAR(w[q], static_cast<double>(size[q]) * budget / n, 1e-6) << "pick " << q;
-    EXPECT_GE(size[q], 1) << "a pick represents at least itself";
     sum += w[q];
   }
   EXPECT_NEAR(sum, static_cast<double>(budget), 1e-4);
@@ -197,6 +199,35 @@ TEST_P(FacilityLocation, DuplicateRowsAreNotPickedTwice) {
   const Coreset c = facility_location_coreset(features, Tensor::zeros({5}, DType::I32, device()), 3, 1);
   const std::vector<int32_t> got = c.positions.to_vector<int32_t>();
   EXPECT_EQ(got, (std::vector<int32_t>{0, 4, 1}));  // the third round: all gains 0, so the lowest unchosen row
+  // Note [empty clusters]: rows 0-3 join pick 0 (a tie between the copies goes to the lower row), so pick 1 (row 1)
+  // represents no row; its size is floored at 1, as the reference does, and the weights are sizes 4, 1, 1 over 6.
+  EXPECT_EQ(c.sizes.to_vector<int32_t>(), (std::vector<int32_t>{4, 1, 1}));
+  const std::vector<float> w = c.weights.to_vector<float>();
+  EXPECT_FLOAT_EQ(w[0], 4.f * 3.f / 6.f);
+  EXPECT_FLOAT_EQ(w[1], 1.f * 3.f / 6.f);
+  EXPECT_FLOAT_EQ(w[2], 1.f * 3.f / 6.f);
+}
+
+// Many zero-gain picks: a class of 12 rows with 3 distinct values and a quota of 8 leaves 5 picks with empty clusters,
+// each of weight 1 k / sum(sizes), never 0.
+TEST_P(FacilityLocation, EmptyClustersWeighAsOneRow) {
+  const int64_t n = 12, dim = 2;
+  const std::vector<float> points = {0.1f, 0.2f, -0.5f, 0.7f, 0.9f, -0.3f};
+  std::vector<float> v;
+  for (int64_t i = 0; i < n; ++i) v.insert(v.end(), points.begin() + 2 * (i % 3), points.begin() + 2 * (i % 3) + 2);
+  const Coreset c = facility_location_coreset(Tensor::from_vector(v, {n, dim}, device()),
+                                              Tensor::zeros({n}, DType::I32, device()), 8, 1);
+  const std::vector<int32_t> picks = c.positions.to_vector<int32_t>(), sizes = c.sizes.to_vector<int32_t>();
+  const std::vector<float> w = c.weights.to_vector<float>();
+  ASSERT_EQ(picks.size(), 8u);
+  // The first three picks are one copy of each value (rows 0-2: the lowest row of equal gains); each holds its 4 copies.
+  std::vector<int32_t> first(picks.begin(), picks.begin() + 3);
+  std::sort(first.begin(), first.end());
+  EXPECT_EQ(first, (std::vector<int32_t>{0, 1, 2}));
+  for (size_t q = 0; q < 8; ++q) {
+    EXPECT_EQ(sizes[q], q < 3 ? 4 : 1) << "pick " << q;
+    EXPECT_FLOAT_EQ(w[q], static_cast<float>(sizes[q]) * 8.f / 17.f) << "pick " << q;
+  }
 }
 
 TEST_P(FacilityLocation, RejectsBadInput) {
@@ -344,8 +375,31 @@ TEST_F(FacilityLocationGpu, SameSelectionAsCpu) {
     const Coreset gpu_set =
         facility_location_coreset(features.to(Device::cuda(0)), labels.to(Device::cuda(0)), 128, classes);
     EXPECT_EQ(gpu_set.positions.to_vector<int32_t>(), cpu_set.positions.to_vector<int32_t>()) << "seed " << seed;
+    EXPECT_EQ(gpu_set.sizes.to_vector<int32_t>(), cpu_set.sizes.to_vector<int32_t>()) << "seed " << seed;
     EXPECT_TRUE(testing::all_close(gpu_set.weights.to(Device::cpu()), cpu_set.weights, 0.f, 0.f));
   }
+}
+
+// Note [empty clusters] on both devices: rows repeating 5 distinct values per class, 128 picks over 10 classes of
+// about 100 rows, so most picks have zero gain and an empty cluster floored at 1.
+TEST_F(FacilityLocationGpu, EmptyClustersSameAsCpu) {
+  const int64_t n = 1000, dim = 10, classes = 10;
+  const std::vector<float> distinct = random_tensor({50, dim}, 42).to_vector<float>();
+  const Tensor labels = random_labels(n, classes, 43);
+  const std::vector<int32_t> y = labels.to_vector<int32_t>();
+  std::vector<float> v;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t row = y[i] * 5 + i % 5;
+    v.insert(v.end(), distinct.begin() + row * dim, distinct.begin() + (row + 1) * dim);
+  }
+  const Tensor features = Tensor::from_vector(v, {n, dim});
+  const Coreset cpu_set = facility_location_coreset(features, labels, 128, classes);
+  const Coreset gpu_set = facility_location_coreset(features.to(Device::cuda(0)), labels.to(Device::cuda(0)), 128, classes);
+  const std::vector<int32_t> sizes = cpu_set.sizes.to_vector<int32_t>();
+  EXPECT_GT(std::count(sizes.begin(), sizes.end(), 1), 50) << "most picks must have empty clusters";
+  EXPECT_EQ(gpu_set.positions.to_vector<int32_t>(), cpu_set.positions.to_vector<int32_t>());
+  EXPECT_EQ(gpu_set.sizes.to_vector<int32_t>(), sizes);
+  EXPECT_TRUE(testing::all_close(gpu_set.weights.to(Device::cpu()), cpu_set.weights, 0.f, 0.f));
 }
 
 }  // namespace

@@ -255,6 +255,173 @@ TEST_P(LossHistoryTest, RejectsBadInput) {
       [&] { h.drop_learned(0.1f, Tensor::zeros({9}, DType::I32, device()), 2, 0, 0); }, {"expected 10 labels", "9"}));
 }
 
+// The reference's rule (trainers/crest_trainer.py, _drop_learned_data), written out as plainly as the reference writes
+// it: slots[w][i] (NaN: never written; the reference writes -1), the active set as a sorted list.
+struct ReferenceRule {
+  int window;
+  std::vector<std::vector<float>> slots;
+  std::vector<int32_t> active;
+
+  ReferenceRule(int64_t n, int w) : window(w), slots(w, std::vector<float>(n, std::nanf(""))) {
+    active.resize(n);
+    std::iota(active.begin(), active.end(), 0);
+  }
+  void record_at(const std::vector<int32_t>& idx, const std::vector<float>& l, int slot) {
+    for (size_t j = 0; j < idx.size(); ++j) slots[slot][idx[j]] = l[j];
+  }
+  // order_ = examples with a loss > alpha in some slot, plus examples with no loss >= 0 in any slot.
+  bool kept(int32_t i, float alpha) const {
+    bool above = false, recorded = false;
+    for (int w = 0; w < window; ++w) {
+      above = above || slots[w][i] > alpha;
+      recorded = recorded || slots[w][i] >= 0.f;
+    }
+    return above || !recorded;
+  }
+  void drop(float alpha, const std::vector<int32_t>& y, int classes, int64_t per_class_size, int64_t min_train_size) {
+    std::vector<int32_t> order;
+    for (int c = 0; c < classes; ++c) {
+      std::vector<int32_t> class_new, class_current;
+      for (size_t i = 0; i < y.size(); ++i)
+        if (y[i] == c && kept(static_cast<int32_t>(i), alpha)) class_new.push_back(static_cast<int32_t>(i));
+      for (int32_t i : active)
+        if (y[i] == c) class_current.push_back(i);
+      const auto& chosen = static_cast<int64_t>(class_new.size()) > per_class_size ? class_new : class_current;
+      order.insert(order.end(), chosen.begin(), chosen.end());
+    }
+    std::sort(order.begin(), order.end());
+    if (static_cast<int64_t>(order.size()) > min_train_size) active = order;
+  }
+};
+
+// Random subsets of distinct examples written into slot (epoch mod window), losses mostly low for a third of them.
+void record_epochs(LossHistory& h, ReferenceRule& ref, int64_t n, int first_epoch, int epochs, int64_t per_epoch,
+                   uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> low(0.f, 0.1f), wide(0.f, 0.4f);
+  std::vector<int32_t> all(n);
+  std::iota(all.begin(), all.end(), 0);
+  for (int e = first_epoch; e < first_epoch + epochs; ++e) {
+    std::shuffle(all.begin(), all.end(), rng);
+    std::vector<int32_t> idx(all.begin(), all.begin() + per_epoch);
+    std::vector<float> l(per_epoch);
+    for (int64_t j = 0; j < per_epoch; ++j) l[j] = idx[j] % 3 == 0 ? low(rng) : wide(rng);
+    const int slot = e % ref.window;
+    h.record_at(Tensor::from_vector(idx, {per_epoch}, h.device()), Tensor::from_vector(l, {per_epoch}, h.device()),
+                slot);
+    ref.record_at(idx, l, slot);
+  }
+}
+
+// Slot by slot, by hand: which examples go, and the class and global guards each all or nothing.
+TEST_P(LossHistoryTest, ReferenceRuleDropsExactlyTheseExamples) {
+  // Examples 0-5 of class 0, 6-9 of class 1; window 3, alpha 0.1.
+  const std::vector<int32_t> y = {0, 0, 0, 0, 0, 0, 1, 1, 1, 1};
+  const Tensor labels = Tensor::from_vector(y, {10}, device());
+  auto put = [&](LossHistory& h, std::vector<int32_t> idx, std::vector<float> l, int slot) {
+    const auto m = static_cast<int64_t>(idx.size());
+    h.record_at(Tensor::from_vector(idx, {m}, device()), Tensor::from_vector(l, {m}, device()), slot);
+  };
+  LossHistory h(10, 3, device());
+  // 0: one low loss (learned). 1: low, then high in another slot (kept). 2: exactly alpha (learned: none above it).
+  // 3: never recorded (kept). 4: low twice (learned). 5: high long ago, overwritten by a low loss in the same slot
+  // (learned). 6, 7: low (learned); 8: high; 9: never recorded.
+  put(h, {0, 1, 2, 4, 5, 6, 7, 8}, {0.05f, 0.01f, 0.1f, 0.02f, 0.9f, 0.01f, 0.02f, 0.5f}, 0);
+  put(h, {1, 4}, {0.3f, 0.03f}, 2);
+  put(h, {5}, {0.04f}, 0);
+  const auto state = h.state();
+  EXPECT_EQ(state[1].second.to_vector<int32_t>(), std::vector<int32_t>(10, 0)) << "record_at leaves the counts alone";
+  // Class 0 keeps {1, 3}: 2 > 1 (min_per_class), so it shrinks to them; class 1 keeps {8, 9}, 2 > 1.
+  EXPECT_EQ(h.drop_learned_reference(0.1f, labels, 2, 1, 3), 6);
+  EXPECT_EQ(h.active().to_vector<int32_t>(), (std::vector<int32_t>{1, 3, 8, 9}));
+
+  // The class guard: with min_per_class 2, neither class keeps more than 2, so both keep their current sets whole
+  // (not the two highest, as the window rule would).
+  LossHistory g(10, 3, device());
+  g.load_state(state);
+  EXPECT_EQ(g.drop_learned_reference(0.1f, labels, 2, 2, 0), 0);
+  EXPECT_EQ(g.active_size(), 10);
+  // Class 1 alone binds once class 0 keeps more: a third high loss in class 0.
+  put(g, {0}, {0.7f}, 1);
+  EXPECT_EQ(g.drop_learned_reference(0.1f, labels, 2, 2, 0), 3);
+  EXPECT_EQ(g.active().to_vector<int32_t>(), (std::vector<int32_t>{0, 1, 3, 6, 7, 8, 9}));
+  // The global guard: the result must hold more than min_active examples, else nothing changes at all.
+  LossHistory f(10, 3, device());
+  f.load_state(state);
+  EXPECT_EQ(f.drop_learned_reference(0.1f, labels, 2, 1, 4), 0);
+  EXPECT_EQ(f.active_size(), 10);
+
+  // The set is recomputed from the ring: a dropped example whose slot shows a high loss again is active again (CREST
+  // never scores a dropped example, so there this does not happen; the rule itself allows it).
+  put(h, {4}, {0.8f}, 1);
+  EXPECT_EQ(h.drop_learned_reference(0.1f, labels, 2, 1, 3), -1);
+  EXPECT_EQ(h.active().to_vector<int32_t>(), (std::vector<int32_t>{1, 3, 4, 8, 9}));
+}
+
+TEST_P(LossHistoryTest, ReferenceRuleFollowsThePlainReference) {
+  const int64_t n = 600;
+  const int window = 5, classes = 4;
+  const float alpha = 0.1f;
+  const Tensor labels = testing::random_labels(n, classes, 31, device());
+  const std::vector<int32_t> y = labels.to_vector<int32_t>();
+  // The data must exercise every branch: a class guard that binds for some classes and not others, a global guard
+  // that binds and one that does not. About a quarter of the examples are never recorded and a third is learned.
+  ReferenceRule probe(n, window);
+  LossHistory scratch(n, window, device());
+  record_epochs(scratch, probe, n, 0, 5, 150, 32);
+  std::vector<int64_t> kept_per_class(classes, 0);
+  int64_t kept = 0;
+  for (int32_t i = 0; i < n; ++i)
+    if (probe.kept(i, alpha)) {
+      ++kept;
+      ++kept_per_class[y[i]];
+    }
+  std::vector<int64_t> sorted = kept_per_class;
+  std::sort(sorted.begin(), sorted.end());
+  ASSERT_LT(sorted[1], sorted[3]) << "the class counts must differ";
+  const int64_t mixed = sorted[1];  // classes 0-1 of the sorted order keep their sets, the largest drops
+  ASSERT_LT(kept, 480);
+  ASSERT_GT(kept, 300);
+  ASSERT_LT(kept, n - 50) << "the test data must contain learned examples";
+  for (auto [per_class, min_active] :
+       {std::pair<int64_t, int64_t>{10, 0}, {mixed, 0}, {sorted[3], 0}, {10, 480}, {10, 300}, {0, 0}}) {
+    LossHistory h(n, window, device());
+    ReferenceRule ref(n, window);
+    // Eight epochs (the ring wraps), a drop after the fifth and after the eighth.
+    record_epochs(h, ref, n, 0, 5, 150, 32);
+    ref.drop(alpha, y, classes, per_class, min_active);
+    const int64_t before = h.active_size();
+    const int64_t change = h.drop_learned_reference(alpha, labels, classes, per_class, min_active);
+    EXPECT_EQ(h.active().to_vector<int32_t>(), ref.active) << "guards " << per_class << ", " << min_active;
+    EXPECT_EQ(change, before - h.active_size());
+    record_epochs(h, ref, n, 5, 3, 150, 33);
+    ref.drop(alpha, y, classes, per_class, min_active);
+    h.drop_learned_reference(alpha, labels, classes, per_class, min_active);
+    EXPECT_EQ(h.active().to_vector<int32_t>(), ref.active) << "guards " << per_class << ", " << min_active;
+  }
+}
+
+TEST_P(LossHistoryTest, RecordAtWritesOneSlot) {
+  LossHistory h(4, 3, device());
+  h.record_at(Tensor::from_vector<int32_t>({2, 0}, {2}, device()), Tensor::from_vector<float>({0.5f, 0.25f}, {2}, device()),
+              1);
+  h.record_at(Tensor::from_vector<int32_t>({2}, {1}, device()), Tensor::from_vector<float>({0.75f}, {1}, device()), 1);
+  const std::vector<float> ring = h.state()[0].second.to_vector<float>();
+  for (int i = 0; i < 4; ++i)
+    for (int s = 0; s < 3; ++s) {
+      const float v = ring[i * 3 + s];
+      if (i == 2 && s == 1) EXPECT_EQ(v, 0.75f);
+      else if (i == 0 && s == 1) EXPECT_EQ(v, 0.25f);
+      else EXPECT_TRUE(std::isnan(v)) << "example " << i << ", slot " << s;
+    }
+  EXPECT_TRUE(testing::throws_error(
+      [&] { h.record_at(Tensor::zeros({1}, DType::I32, device()), Tensor::zeros({1}, DType::F32, device()), 3); },
+      {"slot 3", "[0, 3)"}));
+  EXPECT_TRUE(testing::throws_error(
+      [&] { h.drop_learned_reference(0.1f, Tensor::zeros({3}, DType::I32, device()), 1, 0, 0); },
+      {"expected 4 labels", "3"}));
+}
+
 SIEVE_INSTANTIATE_DEVICE_TESTS(LossHistoryTest);
 
 TEST(LossHistoryCpu, RejectsIndexOutOfRange) {
@@ -279,6 +446,27 @@ TEST_F(LossHistoryGpu, SameStateAndDropsAsCpu) {
       EXPECT_EQ(g.drop_learned(0.1f, labels.to(Device::cuda(0)), classes, mpc, ma),
                 c.drop_learned(0.1f, labels, classes, mpc, ma));
       EXPECT_EQ(g.active().to_vector<int32_t>(), c.active().to_vector<int32_t>());
+    }
+  }
+  expect_same_state(g, c);
+}
+
+TEST_F(LossHistoryGpu, ReferenceRuleSameAsCpu) {
+  const int64_t n = 5000;
+  const int window = 5, classes = 10;
+  LossHistory c(n, window, Device::cpu()), g(n, window, Device::cuda(0));
+  ReferenceRule ref(n, window), unused(n, window);
+  const Tensor labels = testing::random_labels(n, classes, 70);
+  const std::vector<int32_t> y = labels.to_vector<int32_t>();
+  for (int round = 0; round < 3; ++round) {
+    record_epochs(c, ref, n, 4 * round, 4, 1500, 80 + round);
+    record_epochs(g, unused, n, 4 * round, 4, 1500, 80 + round);
+    for (auto [mpc, ma] : {std::pair<int64_t, int64_t>{50, 0}, {330, 0}, {50, 4000}}) {
+      ref.drop(0.1f, y, classes, mpc, ma);
+      EXPECT_EQ(g.drop_learned_reference(0.1f, labels.to(Device::cuda(0)), classes, mpc, ma),
+                c.drop_learned_reference(0.1f, labels, classes, mpc, ma));
+      EXPECT_EQ(c.active().to_vector<int32_t>(), ref.active);
+      EXPECT_EQ(g.active().to_vector<int32_t>(), ref.active);
     }
   }
   expect_same_state(g, c);

@@ -64,6 +64,58 @@ TEST_P(SoftRandomSampling, CoverageFollowsOneMinusExpMinusRK) {
   }
 }
 
+// Distinct examples among d uniform draws with replacement from N: U = N - distinct examples are never drawn, with
+// E[U] = N q1 and Var(U) = N q1 + N (N - 1) q2 - (N q1)^2, q1 = (1 - 1/N)^d, q2 = (1 - 2/N)^d (exact: the indicators
+// of "example i never drawn" have pairwise joint probability q2).
+struct DistinctMoments {
+  double mean, sd;
+};
+DistinctMoments distinct_moments(int64_t n, int64_t draws) {
+  const double nn = static_cast<double>(n), d = static_cast<double>(draws);
+  const double q1 = std::pow(1.0 - 1.0 / nn, d), q2 = std::pow(1.0 - 2.0 / nn, d);
+  const double var = nn * q1 + nn * (nn - 1.0) * q2 - nn * nn * q1 * q1;
+  return {nn * (1.0 - q1), std::sqrt(std::max(var, 0.0))};
+}
+
+// SRS's with-replacement statistics against their exact expectations, three seeds: per epoch of m draws the distinct
+// examples (and so the duplicates, m - distinct) and, after k epochs, the coverage N (1 - (1 - 1/N)^(k m)). Each count
+// lies within 4.5 standard deviations (a two-sided normal tail of 7e-6 per comparison, about 50 comparisons; coverage
+// is compared while at least 30 examples are expected unseen, where the normal approximation holds); the mean over 10
+// epochs of the per-epoch duplicates within 4.5 standard deviations of that mean (the epochs are independent).
+TEST_P(SoftRandomSampling, DuplicatesAndCoverageMatchTheirExpectation) {
+  const int64_t n = 5000, b = 250;
+  const double r = 0.8;  // m = 4000 draws per epoch: about 1 250 duplicates
+  for (uint64_t seed : {3u, 4u, 5u}) {
+    SoftRandomSampler srs(b, r, seed);
+    const ScoringContext ctx = context(n, device());
+    const int64_t m = srs.epoch_size(n);
+    ASSERT_EQ(m, 4000);
+    const DistinctMoments epoch = distinct_moments(n, m);
+    double duplicates_sum = 0.0;
+    const int epochs = 10;
+    for (int64_t k = 1; k <= epochs; ++k) {
+      std::vector<int32_t> served;
+      for (const auto& batch : serve(srs, ctx, m / b)) served.insert(served.end(), batch.begin(), batch.end());
+      ASSERT_EQ(static_cast<int64_t>(served.size()), m);
+      const auto distinct = static_cast<double>(std::set<int32_t>(served.begin(), served.end()).size());
+      const double duplicates = static_cast<double>(m) - distinct;
+      EXPECT_NEAR(duplicates, static_cast<double>(m) - epoch.mean, 4.5 * epoch.sd) << "seed " << seed << ", epoch " << k;
+      duplicates_sum += duplicates;
+      const DistinctMoments seen = distinct_moments(n, k * m);
+      if (n - seen.mean >= 30.0)  // k <= 6
+        EXPECT_NEAR(stat(srs, "coverage") * n, seen.mean, 4.5 * seen.sd) << "seed " << seed << ", after " << k;
+    }
+    EXPECT_NEAR(duplicates_sum / epochs, static_cast<double>(m) - epoch.mean, 4.5 * epoch.sd / std::sqrt(epochs))
+        << "seed " << seed;
+  }
+  // The scale of the tolerances: about 1 246 duplicates an epoch with a standard deviation near 21, and 41 examples
+  // expected unseen after 6 epochs (24 000 draws).
+  const DistinctMoments one = distinct_moments(n, 4000), six = distinct_moments(n, 24000);
+  EXPECT_NEAR(4000.0 - one.mean, 1246.5, 0.5);
+  EXPECT_NEAR(one.sd, 20.7, 0.1);
+  EXPECT_NEAR(n - six.mean, 41.1, 0.5);
+}
+
 // Each epoch is one randint of m = round(r N) from the selector's generator, served in ceil(m / b) batches with a
 // short last one (Note [epoch subset batches]); the distinct examples seen are exactly those served.
 TEST_P(SoftRandomSampling, EachEpochServesExactlyMDrawsWithReplacement) {
