@@ -219,8 +219,8 @@ TEST_P(Crest, SelectsValidWeightedBatchesFromItsCoresets) {
   EXPECT_GT(task.scored, 0);
   // The coreset union holds P b = 48 examples: six batches of 16 revisit some of them (two passes).
   EXPECT_LE(seen.size(), 48u * static_cast<size_t>(st.at("crest_selections")));
-  // Weighted coreset losses are normalised to mean 1 over each coreset: so over the union, whose 48 examples the
-  // first three batches cover exactly once.
+  // The weights are normalised to mean 1 over the union of the coresets (as the reference does), whose 48 examples
+  // the first three batches cover exactly once.
   CrestOptions keep = small_options(91);
   keep.tau = 1e6f;  // no re-selection: the three batches are one pass over one union
   CrestSelector again(keep);
