@@ -117,7 +117,7 @@ void convolution_cases(Table& t, const Options& o) {
   t.section("convolutions, TF32 on", note + ", so it may pass 100%");
   convolution_section(t, o, "tf32");
   set_allow_tf32(before);
-  // Note [bf16 products]: inputs cast to bf16 (the casts are timed with the product), float32 accumulation.
+  // Inputs cast to bf16, float32 accumulation (Note [bf16 products]); the casts are timed with the product.
   t.section("convolutions, BF16 products", note + "; casts to and from bf16 included, so it may pass 100%");
   convolution_section(t, o, "bf16", MatmulPrecision::BF16);
   const int64_t n = 4096;

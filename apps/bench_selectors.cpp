@@ -56,7 +56,7 @@ void selector_cases(Table& t, const Options& o) {
            .unit = "losses/s"},
           [&] { scatter_losses(batch, batch_losses, losses); });
   }
-  // Note [history scores]: a step of a history sampler draws b of N from the prefix of its last refresh (log2 N reads
+  // History scores (Note [history scores]): a step of a history sampler draws b of N from the prefix of its last refresh (log2 N reads
   // per draw); every refresh_every steps (100 by default) the table goes to the host, is summed in double and the
   // distribution and prefix come back. The per-step cost is the draw plus a hundredth of the refresh.
   for (int64_t n : {60000, 1281167}) {

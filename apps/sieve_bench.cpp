@@ -1,5 +1,5 @@
 // sieve-bench: times sieve's kernels, convolutions and training steps in isolation, and reports them against the
-// device's measured copy bandwidth and matrix rate (DESIGN.md, "Measured, not assumed").
+// device's measured copy bandwidth and matrix rate (docs/ARCHITECTURE.md, "How a GPU path is verified").
 #include <CLI/CLI.hpp>
 
 #include <algorithm>

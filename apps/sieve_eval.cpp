@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "data/description.h"
 #include "layers/models.h"
+#include "layers/module_state.h"
 
 namespace {
 
@@ -54,10 +55,12 @@ void print_report(const ClassifierEvaluation& e) {
     for (int j = 0; j < c; ++j) total += e.confusion[static_cast<size_t>(k * c + j)];
     const int64_t right = e.confusion[static_cast<size_t>(k * c + k)];
     std::cout << "  class " << std::setw(3) << k << "  ";
-    if (total == 0) std::cout << "      -  (no examples)\n";
-    else
-      std::cout << std::setw(6) << std::setprecision(2) << 100.0 * static_cast<double>(right) / static_cast<double>(total)
-                << "%  (" << right << " of " << total << ")\n";
+    if (total == 0) {
+      std::cout << "      -  (no examples)\n";
+      continue;
+    }
+    const double share = static_cast<double>(right) / static_cast<double>(total);
+    std::cout << std::setw(6) << std::setprecision(2) << 100 * share << "%  (" << right << " of " << total << ")\n";
   }
   int64_t largest = 1;
   for (int64_t v : e.confusion) largest = std::max(largest, v);
@@ -105,8 +108,8 @@ int run(int argc, char** argv) {
   std::string checkpoint, data_spec, split = "test", device_name = "auto", predictions;
   app.add_option("checkpoint", checkpoint, "a checkpoint written by sieve-train --checkpoint")->required();
   app.add_option("--data", data_spec,
-                 "where the data are: NAME[:DIR] as sieve-train's --data (default: the checkpoint's data set at its "
-                 "default location)");
+                 "where the data are: NAME[:DIR] or npz:FILE as sieve-train's --data (default: the checkpoint's data "
+                 "set at its default location; npz data must be given)");
   app.add_option("--split", split, "test|train: the split to evaluate")
       ->capture_default_str()
       ->check(CLI::IsMember({"test", "train"}));
@@ -124,6 +127,9 @@ int run(int argc, char** argv) {
   const DataDescription description = DataDescription::from_checkpoint(state, checkpoint);
   const std::string model_spec = state.get_string("model");
   parse_model_spec(model_spec);
+  // Note [npz data sets] in data/npz.h: a checkpoint does not record the .npz file's path.
+  SIEVE_CHECK(!data_spec.empty() || description.name != "npz", checkpoint, ": a model trained on an .npz file, "
+              "whose path the checkpoint does not record: give it with --data npz:FILE");
   const DataSpec spec = data_spec.empty() ? DataSpec{description.name, ""} : parse_data_spec(data_spec);
   SIEVE_CHECK(spec.name == description.name, checkpoint, ": a model trained on ", description.name, ", not on ",
               spec.name, " (--data)");

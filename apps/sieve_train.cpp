@@ -70,8 +70,8 @@ void print_progress(const EvalRecord& r, const TrainOptions& o) {
 void print_diagnostics(const std::string& sampler, int64_t step, const ScoreDiagnostics& d) {
   std::ostringstream os;
   os << std::left << std::setw(12) << sampler << std::right << " step " << std::setw(6) << step << std::fixed
-     << std::setprecision(3) << "  diagnostics (B " << d.presample << "): spearman upper-bound " << d.spearman_upper_bound
-     << ", loss " << d.spearman_loss << "; variance vs uniform: loss " << d.relative_variance_loss << ", upper-bound "
+     << std::setprecision(3) << "  diagnostics (B " << d.presample << "): spearman upper-bound "
+     << d.spearman_upper_bound << ", loss " << d.spearman_loss << "; variance vs uniform: loss " << d.relative_variance_loss << ", upper-bound "
      << d.relative_variance_upper_bound << ", exact " << d.relative_variance_gradient_norm;
   std::cout << os.str() << std::endl;
 }
@@ -146,7 +146,7 @@ int run(int argc, char** argv) {
   bool quiet = false;
   app.add_option("--data", data_spec,
                  "fashion-mnist|mnist[:DIR] (default DIR: $SIEVE_DATA_DIR/NAME, else /usr/share/datasets/NAME), cifar10:DIR, "
-                 "cifar100:DIR")
+                 "cifar100:DIR, npz:FILE (x_train, y_train, x_test, y_test: README, Bring your own data)")
       ->capture_default_str();
   app.add_option("--model", o.model, "mlp[:H1,H2,...] (mlp = mlp:512,256), cnn, wrn-D-K (e.g. wrn-28-2), resnet18|34|50, "
                  "lstm:H[,L] (L layers of H units reading one pixel per step; single-channel data)")
@@ -332,7 +332,8 @@ int run(int argc, char** argv) {
     const CheckpointState saved = load_checkpoint(o.resume);
     if (app.get_option("--model")->count() == 0) o.model = saved.get_string("model");
     if (app.get_option("--sampler")->count() == 0) samplers = saved.get_string("sampler");
-    if (app.get_option("--optimizer")->count() == 0 && saved.has("optimizer")) o.optimizer = saved.get_string("optimizer");
+    if (app.get_option("--optimizer")->count() == 0 && saved.has("optimizer"))
+      o.optimizer = saved.get_string("optimizer");
     if (app.get_option("--sequence")->count() == 0 && DataDescription::in_checkpoint(saved)) {
       const DataDescription data = DataDescription::from_checkpoint(saved, o.resume);
       if (data.sequence == "pixels") {
@@ -476,7 +477,7 @@ int run(int argc, char** argv) {
           write_log(diagnostics_json_line(sampler_name, step, time_s, d));
           if (!quiet) print_diagnostics(sampler_name, step, d);
         }));
-    // Note [divergence]: one line for the diverged run, and the next sampler runs.
+    // One line for the diverged run, and the next sampler runs (Note [divergence]).
     if (finals.back().diverged)
       std::fprintf(stderr, "sieve-train: error: %s\n", divergence_message(finals.back()).c_str());
   }

@@ -1,7 +1,5 @@
 #include "apps/trainer.h"
 
-#include "apps/evaluation.h"
-
 #include <unistd.h>
 
 #include <cmath>
@@ -10,6 +8,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "apps/evaluation.h"
 #include "core/checkpoint.h"
 #include "core/ops.h"
 #include "core/ops/nonfinite.h"
@@ -17,7 +16,9 @@
 #include "data/batch.h"
 #include "data/sequence.h"
 #include "layers/models.h"
+#include "layers/module_state.h"
 #include "optim/clip.h"
+#include "optim/optimizer_state.h"
 #include "sampling/selectors.h"
 
 namespace sieve {

@@ -1,5 +1,5 @@
 // The training loop of sieve-train, sieve-bench and the end-to-end tests: one model, one selector, an optimizer, and
-// evaluation on a fixed footing (DESIGN.md, "A training step").
+// evaluation on a fixed footing (docs/ARCHITECTURE.md, "One training step").
 #pragma once
 
 #include <chrono>
@@ -84,8 +84,8 @@ struct EvalRecord {
   double epochs = 0;         // examples / training-set size
   std::vector<std::pair<std::string, double>> selector_stats;  // Selector::stats(), e.g. SRS coverage, CREST's T1
   bool final = false;
-  // Note [divergence]: the run stopped because its training loss was NaN or infinite at step diverged_step (counted
-  // from 1, as `step`), with the value diverged_loss. Such a record is the run's final one.
+  // The run stopped because its training loss was NaN or infinite at step diverged_step (counted from 1, as
+  // `step`), with the value diverged_loss (Note [divergence]). Such a record is the run's final one.
   bool diverged = false;
   int64_t diverged_step = 0;
   double diverged_loss = 0;
@@ -159,7 +159,7 @@ class Trainer {
   void init_from(const std::string& path, bool reset_head);
   double training_seconds() const { return training_s_; }
   // The first step whose training loss was not finite, and that loss, once it happened (reads the device's flag,
-  // Note [divergence flag] in core/ops/reduce.h; waits for the queued steps on a GPU).
+  // Note [divergence flag] in core/ops/nonfinite.h; waits for the queued steps on a GPU).
   std::optional<std::pair<int64_t, float>> divergence();
   // The share of the run's budget used so far (ScoringContext::progress).
   double budget_fraction() const;

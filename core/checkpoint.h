@@ -1,11 +1,13 @@
-// Training checkpoints: a safetensors file (core/safetensors.h) holding a model's parameters and buffers under their
-// module names ("1.weight", as torch's state_dict names them), the optimizer's state under "optimizer.", and the
-// scalars of a run (step, time, τ, generator positions) as metadata strings. A user opens one from Python with
-// safetensors.torch.load_file; sieve refuses a safetensors file that is not one of its checkpoints.
+// Training checkpoints: a safetensors file (core/safetensors.h) holding named tensors and the scalars of a run
+// (step, time, τ, generator positions) as metadata strings. What goes in is up to the layers above: a model's
+// parameters and buffers under their module names (layers/module_state.h: "1.weight", as torch's state_dict names
+// them), the optimizer's state under "optimizer." (optim/optimizer_state.h), a selector's tables and a trainer's
+// counters. A user opens one from Python with safetensors.torch.load_file; sieve refuses a safetensors file that is
+// not one of its checkpoints. core knows none of the layers above it.
 //
 //   CheckpointState s;
-//   add_module_state(s, model);
-//   add_optimizer_state(s, sgd);
+//   add_module_state(s, model);          // layers/module_state.h
+//   add_optimizer_state(s, sgd);         // optim/optimizer_state.h
 //   s.set_int("step", step);
 //   s.set_generator("rng.sampler", gen);
 //   save_checkpoint(path, s);
@@ -27,9 +29,6 @@
 
 namespace sieve {
 
-class Module;
-class Optimizer;
-
 // Note [checkpoint tag]: the metadata keys that mark a safetensors file as a sieve checkpoint, and its version.
 // A reader refuses other versions rather than guess at their meaning; a new version is needed only when an existing
 // name changes meaning (new names and metadata keys can be added within a version).
@@ -37,7 +36,6 @@ inline constexpr const char* kCheckpointFormatKey = "format";
 inline constexpr const char* kCheckpointFormat = "sieve-checkpoint";
 inline constexpr const char* kCheckpointVersionKey = "version";
 inline constexpr const char* kCheckpointVersion = "1";
-inline constexpr const char* kOptimizerPrefix = "optimizer.";
 
 struct CheckpointState {
   std::vector<std::pair<std::string, Tensor>> tensors;
@@ -65,23 +63,6 @@ struct CheckpointState {
   double get_double(const std::string& key) const;
   Generator get_generator(const std::string& key) const;
 };
-
-// The module's parameters, then its buffers, under their hierarchical names with `prefix` before each.
-void add_module_state(CheckpointState& state, const Module& module, const std::string& prefix = "");
-// Optimizer::state() under `prefix`, e.g. "optimizer.momentum.3".
-void add_optimizer_state(CheckpointState& state, const Optimizer& optimizer,
-                         const std::string& prefix = kOptimizerPrefix);
-// The optimizer's entries with the prefix removed: what Optimizer::load_state takes.
-inline std::vector<std::pair<std::string, Tensor>> optimizer_state(const CheckpointState& state,
-                                                                   const std::string& prefix = kOptimizerPrefix) {
-  return state.with_prefix(prefix);
-}
-
-// Copies the checkpoint's "<prefix><name>" into each of the module's parameters and buffers (any device). Every
-// name must be present with the module's shape and dtype; all are checked before anything is copied, so on an error
-// (which names the first mismatch) the module is untouched. Entries the module does not name (the optimizer's,
-// a trainer's own) are left for others.
-void load_module_state(const CheckpointState& state, Module& module, const std::string& prefix = "");
 
 // Writes `state` atomically with the format tag added (Note [checkpoint tag]); metadata may not set the tag's
 // keys to other values.

@@ -311,8 +311,9 @@ TEST(SieveEval, EqualsTheTrainingLogsFinalRecord) {
   fs::create_directories(dir.file("data"));
   write_subset(dir.file("data"), 600, 300);
   const std::string data = " --data fashion-mnist:" + dir.file("data");
-  for (const std::string args : {"--model mlp:32 --sampler upper-bound --presample 64 --iterations 12",
-                                 "--model lstm:4 --sequence pixels --permute --seed 3 --sampler uniform --iterations 2"}) {
+  for (const std::string args :
+       {"--model mlp:32 --sampler upper-bound --presample 64 --iterations 12",
+        "--model lstm:4 --sequence pixels --permute --seed 3 --sampler uniform --iterations 2"}) {
     const std::string file = dir.file("run.safetensors"), log = dir.file("log.jsonl");
     const testing::CommandResult train = run_command(std::string(SIEVE_TRAIN_BINARY) + " --device cpu --batch 16 " +
                                                      args + data + " --test-eval-size 0 --quiet --checkpoint " +

@@ -10,6 +10,8 @@
 #include "core/ops.h"
 #include "core/safetensors.h"
 #include "layers/models.h"
+#include "layers/module_state.h"
+#include "optim/optimizer_state.h"
 #include "optim/sgd.h"
 #include "tests/test_util.h"
 

@@ -9,6 +9,7 @@
 
 #include "core/checkpoint.h"
 #include "optim/adam.h"
+#include "optim/optimizer_state.h"
 #include "tests/test_util.h"
 
 namespace sieve {
