@@ -9,6 +9,7 @@
 #include "core/ops/gather.h"
 #include "data/cifar.h"
 #include "data/idx.h"
+#include "data/npz.h"
 
 namespace sieve {
 
@@ -149,7 +150,7 @@ DataSplits load_idx_dataset(const std::string& name, const std::string& dir_arg)
 }
 
 const std::vector<std::string>& known_dataset_names() {
-  static const std::vector<std::string> names = {"fashion-mnist", "mnist", "cifar10", "cifar100"};
+  static const std::vector<std::string> names = {"fashion-mnist", "mnist", "cifar10", "cifar100", "npz"};
   return names;
 }
 
@@ -159,7 +160,8 @@ DataSpec parse_data_spec(const std::string& text) {
   spec.name = text.substr(0, colon);
   if (colon != std::string::npos) {
     spec.dir = text.substr(colon + 1);
-    SIEVE_CHECK(!spec.dir.empty(), "bad --data '", text, "': empty directory after ':' (expected NAME or NAME:DIR)");
+    SIEVE_CHECK(!spec.dir.empty(), "bad --data '", text, "': empty ", spec.name == "npz" ? "file" : "directory",
+                " after ':' (expected NAME, NAME:DIR or npz:FILE)");
   }
   bool known = false;
   std::string accepted;
@@ -168,7 +170,9 @@ DataSpec parse_data_spec(const std::string& text) {
     accepted += (accepted.empty() ? "" : ", ") + n;
   }
   SIEVE_CHECK(known, "bad --data '", text, "': unknown data set '", spec.name, "' (accepted: ", accepted,
-              "; each followed by :DIR, optional for the IDX sets)");
+              "; each followed by :DIR, optional for the IDX sets, and npz by :FILE)");
+  SIEVE_CHECK(spec.name != "npz" || !spec.dir.empty(), "bad --data '", text, "': npz needs the file, as npz:FILE "
+              "(an .npz archive with the arrays x_train, y_train, x_test and y_test)");
   SIEVE_CHECK(!is_cifar_dataset(spec.name) || !spec.dir.empty(), "bad --data '", text, "': ", spec.name,
               " needs a directory, as ", spec.name, ":DIR (", cifar_download_hint(spec.name), ")");
   return spec;
@@ -177,6 +181,10 @@ DataSpec parse_data_spec(const std::string& text) {
 DataSplits load_dataset(const DataSpec& spec) {
   if (spec.name == "fashion-mnist" || spec.name == "mnist") return load_idx_dataset(spec.name, spec.dir);
   if (is_cifar_dataset(spec.name)) return load_cifar_dataset(spec.name, spec.dir);
+  if (spec.name == "npz") {
+    SIEVE_CHECK(!spec.dir.empty(), "load_dataset: npz needs the file, as --data npz:FILE");
+    return load_npz_dataset(spec.dir);
+  }
   SIEVE_FAIL("load_dataset: unknown data set '", spec.name, "'");
 }
 

@@ -11,8 +11,8 @@ namespace sieve {
 
 // A whole split held as raw bytes; batches are gathered and normalised from it on the fly (data/batch.h).
 struct Dataset {
-  std::string name;               // "fashion-mnist", "mnist", "cifar10", "cifar100"
-  Tensor images;                  // uint8 [N, C, H, W] (C = 1 for the IDX sets, 3 for CIFAR)
+  std::string name;               // "fashion-mnist", "mnist", "cifar10", "cifar100", "npz"
+  Tensor images;                  // uint8 [N, C, H, W] (C = 1 for the IDX sets, 3 for CIFAR, as stored for npz)
   Tensor labels;                  // int32 [N], on the same device as images
   int num_classes = 0;
   std::vector<float> mean, std;   // per channel, in units of [0, 1] pixels (Note [normalisation constants])
@@ -48,18 +48,20 @@ std::string default_data_dir(const std::string& name);
 // Per-channel mean and standard deviation, in units of [0, 1] pixels, of uint8 [N, C, H, W] images on the CPU.
 void channel_mean_std(const Tensor& images, std::vector<float>& mean, std::vector<float>& std);
 
-// The command line's --data value: NAME or NAME:DIR.
+// The command line's --data value: NAME, NAME:DIR, or npz:FILE.
 struct DataSpec {
   std::string name;  // a name from known_dataset_names()
-  std::string dir;   // empty: the default location (IDX sets only)
+  std::string dir;   // empty: the default location (IDX sets only); for "npz", the .npz file
 };
 
 // Parses "fashion-mnist", "mnist", "fashion-mnist:DIR", "mnist:DIR", "cifar10:DIR", "cifar100:DIR" (CIFAR has
-// no default location: DIR is required); an unknown name throws an error listing the accepted ones.
+// no default location: DIR is required) and "npz:FILE" (Note [npz data sets] in data/npz_dataset.cpp); an unknown
+// name throws an error listing the accepted ones.
 DataSpec parse_data_spec(const std::string& text);
 const std::vector<std::string>& known_dataset_names();
 
-// Loads the data set a spec names, onto the CPU (load_idx_dataset, or load_cifar_dataset in data/cifar.h).
+// Loads the data set a spec names, onto the CPU (load_idx_dataset, load_cifar_dataset in data/cifar.h, or
+// load_npz_dataset in data/npz.h).
 DataSplits load_dataset(const DataSpec& spec);
 
 }  // namespace sieve
