@@ -153,6 +153,71 @@ Dataset random_dataset(int64_t n, int c, int h, int w, uint32_t seed, Device dev
   return all_close(actual.to_vector<float>(), expected.to_vector<float>(), atol, rtol);
 }
 
+Evaluation evaluate(const DeviceCase& c, Device device) {
+  std::vector<Tensor> inputs;
+  for (size_t k = 0; k < c.inputs.size(); ++k) {
+    Tensor t = c.inputs[k].to(device).clone();
+    const bool no_grad = std::find(c.no_grad.begin(), c.no_grad.end(), k) != c.no_grad.end();
+    if (t.dtype() == DType::F32 && !no_grad) t.set_requires_grad(true);
+    inputs.push_back(t);
+  }
+  const std::vector<Tensor> outputs = c.forward(inputs);
+  Evaluation e;
+  e.upstream.resize(outputs.size());
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const Tensor& y = outputs[i];
+    if (!y.defined() || !y.requires_grad()) continue;
+    // Drawn on the host and copied, so that every device backpropagates the same values.
+    e.upstream[i] = random_tensor(y.shape(), c.upstream.seed + i, Device::cpu(), c.upstream.lo, c.upstream.hi);
+    y.backward(e.upstream[i].to(device));
+  }
+  for (const Tensor& y : outputs) e.outputs.push_back(y.defined() ? y.detach().to(Device::cpu()) : Tensor());
+  for (const Tensor& t : inputs) e.gradients.push_back(t.grad().defined() ? t.grad().to(Device::cpu()) : Tensor());
+  return e;
+}
+
+::testing::AssertionResult matches_cpu(const DeviceCase& c, Device device) {
+  const Evaluation ref = evaluate(c, Device::cpu()), got = evaluate(c, device);
+  std::ostringstream failures;
+  auto tolerance = [&](const std::map<size_t, Tolerance>& overrides, size_t i) {
+    const auto found = overrides.find(i);
+    return found == overrides.end() ? c.tolerance : found->second;
+  };
+  // A case that compares nothing, or names a tolerance for nothing, is a defect of the test: it cannot fail.
+  if (ref.outputs.empty()) failures << "\n  no outputs";
+  for (const auto& [i, t] : c.output_tolerance)
+    if (i >= ref.outputs.size()) failures << "\n  a tolerance for output " << i << ", which does not exist";
+  for (const auto& [k, t] : c.gradient_tolerance)
+    if (k >= ref.gradients.size() || !ref.gradients[k].defined())
+      failures << "\n  a tolerance for the gradient of input " << k << ", which receives none";
+  if (got.outputs.size() != ref.outputs.size()) {
+    failures << "\n  " << got.outputs.size() << " outputs, " << ref.outputs.size() << " on the CPU";
+  } else {
+    for (size_t i = 0; i < ref.outputs.size(); ++i) {
+      if (!got.outputs[i].defined() || !ref.outputs[i].defined()) {
+        failures << "\n  output " << i << " is undefined";
+        continue;
+      }
+      const Tolerance t = tolerance(c.output_tolerance, i);
+      if (auto r = all_close(got.outputs[i], ref.outputs[i], t.atol, t.rtol); !r)
+        failures << "\n  output " << i << ": " << r.message();
+    }
+  }
+  for (size_t k = 0; k < ref.gradients.size(); ++k) {
+    const bool on_device = got.gradients[k].defined(), on_cpu = ref.gradients[k].defined();
+    if (on_device != on_cpu) {
+      failures << "\n  gradient of input " << k << ": " << (on_cpu ? "none on the device" : "none on the CPU");
+    } else if (on_cpu) {
+      const Tolerance t = tolerance(c.gradient_tolerance, k);
+      if (auto r = all_close(got.gradients[k], ref.gradients[k], t.atol, t.rtol); !r)
+        failures << "\n  gradient of input " << k << ": " << r.message();
+    }
+  }
+  if (failures.str().empty()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "case \"" << c.name << "\" on " << to_string(device) << " against the CPU:"
+                                       << failures.str();
+}
+
 ::testing::AssertionResult throws_error(const std::function<void()>& f, const std::vector<std::string>& parts) {
   try {
     f();

@@ -1,5 +1,5 @@
-// Shared test helpers: the {CPU, CUDA} parameterisation, seeded random tensors, tolerant comparison and
-// finite-difference gradient checks.
+// Shared test helpers: the {CPU, CUDA} parameterisation, seeded random tensors, tolerant comparison, the one harness
+// that compares a device with the CPU (DeviceCase, matches_cpu) and finite-difference gradient checks.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -8,6 +8,7 @@
 #include <concepts>
 #include <cstdlib>
 #include <functional>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -124,6 +125,44 @@ template <typename S>
 ::testing::AssertionResult throws_error(const std::function<void()>& f, const S& part) {
   return throws_error(f, std::vector<std::string>{part});
 }
+
+// One device against the CPU, in the spirit of ggml's test-backend-ops: a case builds its inputs once, on the host;
+// each run copies them onto its device (fresh copies, so that an op which updates an input in place, as batch norm
+// does its running statistics, starts every run from the same values), runs `forward`, and backpropagates into
+// every output that requires a gradient an upstream gradient drawn from a seed. The CPU's run is the reference
+// (docs/ARCHITECTURE.md, "How a GPU path is verified").
+struct Tolerance {
+  float atol = 0.f, rtol = 0.f;  // |device - cpu| <= atol + rtol |cpu| elementwise (all_close)
+};
+// The gradient backpropagated into output i: values in [lo, hi) from seed + i, as random_tensor draws them (never
+// zeros, so that every output element reaches the input gradients).
+struct UpstreamGradient {
+  uint64_t seed = 0;
+  float lo = 0.5f, hi = 1.5f;
+};
+struct DeviceCase {
+  std::string name;            // reported with every difference
+  std::vector<Tensor> inputs;  // on the host
+  // Every float32 input requires a gradient in each run, and its gradient is compared, except those listed here.
+  std::vector<size_t> no_grad;
+  // The outputs (float32) from the inputs on the run's device; an updated input may be returned as an output.
+  std::function<std::vector<Tensor>(const std::vector<Tensor>&)> forward;
+  UpstreamGradient upstream;
+  Tolerance tolerance;  // every output and gradient, unless overridden below
+  std::map<size_t, Tolerance> output_tolerance;    // by output index
+  std::map<size_t, Tolerance> gradient_tolerance;  // by input index
+};
+// A case's outputs, input gradients and the upstream gradients it drew, from one run, on the host. A gradient is
+// undefined where its input received none (every input in `no_grad`, and inputs the outputs do not depend on), an
+// upstream gradient where its output requires none.
+struct Evaluation {
+  std::vector<Tensor> outputs, gradients, upstream;
+};
+Evaluation evaluate(const DeviceCase& c, Device device);
+// Runs `c` on the CPU and on `device` and compares every output and every input gradient, with the case's
+// tolerances; a gradient must be defined on both or on neither. On failure names the case, the device and each
+// output or gradient that differs, with its largest difference and the values there.
+::testing::AssertionResult matches_cpu(const DeviceCase& c, Device device);
 
 // Checks d f(inputs)/d inputs[k] from autograd against central differences (double-sided, step h) on the CPU.
 // f must return a scalar. Inputs are float32 CPU tensors that require gradients.

@@ -1,6 +1,7 @@
 // batch_norm2d: gradients against finite differences (training and evaluation), forward and running statistics
 // against double-precision references, every device against the CPU, and argument errors.
 #include <cmath>
+#include <string>
 
 #include "core/ops.h"
 #include "core/ops/batch_norm.h"
@@ -12,9 +13,11 @@ namespace {
 using testing::all_close;
 using testing::DeviceTest;
 using testing::gradient_check;
+using testing::matches_cpu;
 using testing::random_tensor;
 using testing::weighted_total;
 using testing::throws_error;
+using testing::Tolerance;
 
 // Per-channel mean and biased variance of a host [n, c, h, w] tensor, in double.
 void channel_stats(const Tensor& x, std::vector<double>& mean, std::vector<double>& var) {
@@ -127,48 +130,45 @@ TEST(BatchNormForward, EvaluationUsesAndKeepsRunningStatistics) {
 class BatchNormOnDevice : public DeviceTest {};
 
 // Forward, the three gradients and the updated running statistics on the test's device against the CPU.
-void expect_batch_norm_matches_cpu(const Shape& shape, bool training, Device device) {
+::testing::AssertionResult batch_norm_matches_cpu(const Shape& shape, bool training, Device device) {
   const int64_t c = shape[1];
-  // Post-ReLU-like inputs (positive mean) at the scale of a network's activations.
-  const Tensor x = random_tensor(shape, 30, Device::cpu(), -0.5f, 2.f);
-  const Tensor gamma = random_tensor({c}, 31, Device::cpu(), 0.5f, 1.5f), beta = random_tensor({c}, 32);
-  const Tensor rm0 = random_tensor({c}, 33), rv0 = random_tensor({c}, 34, Device::cpu(), 0.5f, 2.f);
-  const Tensor seed = random_tensor(shape, 35, Device::cpu(), 0.5f, 1.5f);
-  struct Result {
-    Tensor y, gx, gg, gb, rm, rv;
-  };
-  auto run = [&](Device d) {
-    Tensor xd = x.to(d).clone(), gd = gamma.to(d).clone(), bd = beta.to(d).clone();
-    Tensor rm = rm0.to(d).clone(), rv = rv0.to(d).clone();
-    for (Tensor* t : {&xd, &gd, &bd}) t->set_requires_grad(true);
-    Tensor y = batch_norm2d(xd, gd, bd, rm, rv, training);
-    y.backward(seed.to(d));
-    const Device h = Device::cpu();
-    return Result{y.detach().to(h), xd.grad().to(h), gd.grad().to(h), bd.grad().to(h), rm.to(h), rv.to(h)};
-  };
-  const Result ref = run(Device::cpu()), got = run(device);
   // Float sums of M = N H W terms (per thread, then a tree) against double ones: relative error ~ 1e-6 of the
   // summed magnitudes; the gradient of gamma sums M terms of size ~1, hence its larger absolute tolerance.
   const float tol = 1e-4f;
-  EXPECT_TRUE(all_close(got.y, ref.y, tol, tol)) << "forward";
-  EXPECT_TRUE(all_close(got.gx, ref.gx, tol, tol)) << "gradient of x";
-  EXPECT_TRUE(all_close(got.gg, ref.gg, 1e-3f, tol)) << "gradient of gamma";
-  EXPECT_TRUE(all_close(got.gb, ref.gb, 1e-3f, tol)) << "gradient of beta";
-  EXPECT_TRUE(all_close(got.rm, ref.rm, 1e-6f, 1e-5f)) << "running_mean";
-  EXPECT_TRUE(all_close(got.rv, ref.rv, 1e-6f, 1e-5f)) << "running_var";
+  const Tolerance running{1e-6f, 1e-5f};
+  return matches_cpu(
+      {.name = std::string(training ? "training" : "evaluation") + ", x " + shape_string(shape),
+       // Post-ReLU-like inputs (positive mean) at the scale of a network's activations; then gamma, beta and the
+       // running mean and variance, which need no gradient and come back updated as outputs 1 and 2.
+       .inputs = {random_tensor(shape, 30, Device::cpu(), -0.5f, 2.f),
+                  random_tensor({c}, 31, Device::cpu(), 0.5f, 1.5f), random_tensor({c}, 32), random_tensor({c}, 33),
+                  random_tensor({c}, 34, Device::cpu(), 0.5f, 2.f)},
+       .no_grad = {3, 4},
+       .forward =
+           [training](const std::vector<Tensor>& in) {
+             Tensor rm = in[3], rv = in[4];
+             return std::vector<Tensor>{batch_norm2d(in[0], in[1], in[2], rm, rv, training), rm, rv};
+           },
+       .upstream = {.seed = 35},
+       .tolerance = {tol, tol},
+       .output_tolerance = {{1, running}, {2, running}},
+       .gradient_tolerance = {{1, {1e-3f, tol}}, {2, {1e-3f, tol}}}},
+      device);
 }
 
-TEST_P(BatchNormOnDevice, TrainingMatchesCpuAtWideResNetShape) { expect_batch_norm_matches_cpu({8, 16, 16, 16}, true, device()); }
+TEST_P(BatchNormOnDevice, TrainingMatchesCpuAtWideResNetShape) {
+  EXPECT_TRUE(batch_norm_matches_cpu({8, 16, 16, 16}, true, device()));
+}
 
 TEST_P(BatchNormOnDevice, EvaluationMatchesCpuAtWideResNetShape) {
-  expect_batch_norm_matches_cpu({8, 16, 16, 16}, false, device());
+  EXPECT_TRUE(batch_norm_matches_cpu({8, 16, 16, 16}, false, device()));
 }
 
 TEST_P(BatchNormOnDevice, TrainingMatchesCpuForPlanesSmallerAndLargerThanABlock) {
   // H W against the 512 threads of a statistics block: a ragged 7x7, one pixel, and 32x32 (more than a block).
-  expect_batch_norm_matches_cpu({16, 5, 7, 7}, true, device());
-  expect_batch_norm_matches_cpu({700, 3, 1, 1}, true, device());
-  expect_batch_norm_matches_cpu({2, 3, 32, 32}, true, device());
+  EXPECT_TRUE(batch_norm_matches_cpu({16, 5, 7, 7}, true, device()));
+  EXPECT_TRUE(batch_norm_matches_cpu({700, 3, 1, 1}, true, device()));
+  EXPECT_TRUE(batch_norm_matches_cpu({2, 3, 32, 32}, true, device()));
 }
 
 SIEVE_INSTANTIATE_DEVICE_TESTS(BatchNormOnDevice);

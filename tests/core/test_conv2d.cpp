@@ -11,11 +11,15 @@ namespace sieve {
 namespace {
 
 using testing::all_close;
+using testing::DeviceCase;
 using testing::DeviceTest;
+using testing::evaluate;
 using testing::GpuTest;
 using testing::gradient_check;
+using testing::matches_cpu;
 using testing::random_tensor;
 using testing::throws_error;
+using testing::Tolerance;
 // The parts one expected error message must contain.
 using Parts = std::vector<std::string>;
 
@@ -148,22 +152,18 @@ class Tf32Setting {
   bool saved_;
 };
 
-struct ConvResult {
-  Tensor y, dx, dw, db;  // on the host; dx undefined when x needs no gradient
-};
-
-// Forward and backward of conv2d on `device` from host inputs and a host output gradient.
-ConvResult run_conv(const Conv2dShape& s, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& dy,
-                    Device device, bool x_needs_grad) {
-  Tensor xd = x.to(device).clone(), wd = w.to(device).clone(), bd = b.to(device).clone();
-  if (x_needs_grad) xd.set_requires_grad(true);
-  wd.set_requires_grad(true);
-  bd.set_requires_grad(true);
-  Tensor y = conv2d(xd, wd, bd, params_of(s));
-  y.backward(dy.to(device));
-  const Device cpu = Device::cpu();
-  return {y.detach().to(cpu), xd.grad().defined() ? xd.grad().to(cpu) : Tensor(), wd.grad().to(cpu),
-          bd.grad().to(cpu)};
+// conv2d with bias as a device case: x, w and b random from seeds seed, seed + 1 and seed + 2, the upstream gradient
+// from seed + 3 (values in [0.5, 1.5)); x needs no gradient unless x_needs_grad (the stem's image needs none).
+DeviceCase conv_case(const Conv2dShape& s, uint64_t seed, bool x_needs_grad, Tolerance tolerance) {
+  return {.name = describe(s) + (x_needs_grad ? "" : ", x needs no gradient"),
+          .inputs = {random_tensor(x_shape(s), seed), random_tensor(w_shape(s), seed + 1),
+                     random_tensor({s.k}, seed + 2)},
+          .no_grad = x_needs_grad ? std::vector<size_t>{} : std::vector<size_t>{0},
+          .forward = [p = params_of(s)](const std::vector<Tensor>& in) {
+            return std::vector<Tensor>{conv2d(in[0], in[1], in[2], p)};
+          },
+          .upstream = {.seed = seed + 3},
+          .tolerance = tolerance};
 }
 
 class Conv2dOnDevice : public DeviceTest {};
@@ -182,29 +182,26 @@ TEST_P(Conv2dOnDevice, ForwardAndGradientsMatchCpuAtWideResNetShapes) {
   // <= 1.5, so results are O(10). Summing in another order (cuDNN's tiling, Winograd or FFT transforms) moves
   // a float32 result by ~sqrt(n) * 6e-8 * |partial sums| ~ 1e-5, up to ~10x more through the transforms;
   // 1e-3 absolute keeps a margin and still catches any indexing error, which shows as an O(1) difference.
-  const float atol = 1e-3f, rtol = 1e-4f;
+  // Where x needs no gradient, matches_cpu checks that neither device gives it one.
+  const Tolerance tolerance{1e-3f, 1e-4f};
   uint64_t seed = 400;
   for (const auto& [s, x_needs_grad] : cases) {
-    Tensor x = random_tensor(x_shape(s), seed++), w = random_tensor(w_shape(s), seed++);
-    Tensor b = random_tensor({s.k}, seed++), dy = random_tensor(y_shape(s), seed++, Device::cpu(), 0.5f, 1.5f);
-    const ConvResult ref = run_conv(s, x, w, b, dy, Device::cpu(), x_needs_grad);
-    const ConvResult got = run_conv(s, x, w, b, dy, device(), x_needs_grad);
-    EXPECT_TRUE(all_close(got.y, ref.y, atol, rtol)) << "forward, " << describe(s);
-    if (x_needs_grad) EXPECT_TRUE(all_close(got.dx, ref.dx, atol, rtol)) << "input gradient, " << describe(s);
-    if (!x_needs_grad) EXPECT_FALSE(got.dx.defined()) << describe(s);
-    EXPECT_TRUE(all_close(got.dw, ref.dw, atol, rtol)) << "weight gradient, " << describe(s);
-    EXPECT_TRUE(all_close(got.db, ref.db, atol, rtol)) << "bias gradient, " << describe(s);
+    EXPECT_TRUE(matches_cpu(conv_case(s, seed, x_needs_grad, tolerance), device()));
+    seed += 4;
   }
 }
 
 TEST_P(Conv2dOnDevice, EmptyBatchGivesEmptyOutputAndZeroGradients) {
   const Conv2dShape s{0, 3, 8, 8, 4, 3, 3, 1, 1, 1, 1};
-  const ConvResult r = run_conv(s, Tensor::zeros(x_shape(s)), random_tensor(w_shape(s), 500),
-                                random_tensor({4}, 501), Tensor::zeros(y_shape(s)), device(), true);
-  EXPECT_EQ(r.y.shape(), (Shape{0, 4, 8, 8}));
-  EXPECT_EQ(r.dx.shape(), (Shape{0, 3, 8, 8}));
-  EXPECT_TRUE(all_close(r.dw, Tensor::zeros(w_shape(s)), 0.f, 0.f));
-  EXPECT_TRUE(all_close(r.db, Tensor::zeros({4}), 0.f, 0.f));
+  // w and b from seeds 500 and 501; x and the upstream gradient have no elements, whatever their seeds.
+  const testing::Evaluation r = evaluate(conv_case(s, 499, true, {}), device());
+  ASSERT_EQ(r.outputs.size(), 1u);
+  ASSERT_EQ(r.gradients.size(), 3u);
+  EXPECT_EQ(r.outputs[0].shape(), (Shape{0, 4, 8, 8}));
+  ASSERT_TRUE(r.gradients[0].defined());
+  EXPECT_EQ(r.gradients[0].shape(), (Shape{0, 3, 8, 8}));
+  EXPECT_TRUE(all_close(r.gradients[1], Tensor::zeros(w_shape(s)), 0.f, 0.f));
+  EXPECT_TRUE(all_close(r.gradients[2], Tensor::zeros({4}), 0.f, 0.f));
 }
 
 SIEVE_INSTANTIATE_DEVICE_TESTS(Conv2dOnDevice);
@@ -223,27 +220,22 @@ class Conv2dGpu : public GpuTest {};
 TEST_F(Conv2dGpu, Tf32StaysCloseToFloat32) {
   const Tf32Setting fast(true);
   const Conv2dShape s{4, 16, 16, 16, 32, 3, 3, 1, 1, 1, 1};
-  Tensor x = random_tensor(x_shape(s), 600), w = random_tensor(w_shape(s), 601), b = random_tensor({s.k}, 602);
-  Tensor dy = random_tensor(y_shape(s), 603, Device::cpu(), 0.5f, 1.5f);
-  const ConvResult ref = run_conv(s, x, w, b, dy, Device::cpu(), true);
-  const ConvResult got = run_conv(s, x, w, b, dy, Device::cuda(0), true);
   // TF32 keeps 10 mantissa bits: each product is off by up to ~1e-3 relative, and 144 (forward) to 1024
   // (weight gradient) of them with random signs add to ~sqrt(n) * 1e-3 * |term| ~ 1e-2 for these O(1) terms.
-  EXPECT_TRUE(all_close(got.y, ref.y, 5e-2f, 1e-2f)) << "forward";
-  EXPECT_TRUE(all_close(got.dx, ref.dx, 5e-2f, 1e-2f)) << "input gradient";
-  EXPECT_TRUE(all_close(got.dw, ref.dw, 2e-1f, 1e-2f)) << "weight gradient";
-  EXPECT_TRUE(all_close(got.db, ref.db, 1e-2f, 1e-4f)) << "bias gradient (no products: exact summation)";
+  // Forward and input gradient within {5e-2, 1e-2}, the weight gradient within {2e-1, 1e-2}, the bias gradient
+  // (no products: exact summation) within {1e-2, 1e-4}.
+  DeviceCase c = conv_case(s, 600, true, {5e-2f, 1e-2f});
+  c.gradient_tolerance = {{1, {2e-1f, 1e-2f}}, {2, {1e-2f, 1e-4f}}};
+  EXPECT_TRUE(matches_cpu(c, Device::cuda(0)));
 }
 
 TEST_F(Conv2dGpu, RepeatedCallsReuseCachedMemory) {
   // Descriptors and algorithms are built once per shape and workspaces come from the caching allocator
   // (Note [conv plans]): after the first step, steps of the same shape never reach cudaMalloc.
-  const Conv2dShape s{8, 16, 16, 16, 32, 3, 3, 2, 2, 1, 1};
-  Tensor x = random_tensor(x_shape(s), 700), w = random_tensor(w_shape(s), 701), b = random_tensor({s.k}, 702);
-  Tensor dy = random_tensor(y_shape(s), 703, Device::cpu(), 0.5f, 1.5f);
-  run_conv(s, x, w, b, dy, Device::cuda(0), true);
+  const DeviceCase c = conv_case({8, 16, 16, 16, 32, 3, 3, 2, 2, 1, 1}, 700, true, {});
+  evaluate(c, Device::cuda(0));
   const uint64_t mallocs = allocator_stats(0).device_mallocs;
-  for (int step = 0; step < 3; ++step) run_conv(s, x, w, b, dy, Device::cuda(0), true);
+  for (int step = 0; step < 3; ++step) evaluate(c, Device::cuda(0));
   EXPECT_EQ(allocator_stats(0).device_mallocs, mallocs);
 }
 

@@ -2,6 +2,8 @@
 // against the CPU reference (the CUDA instances run where a GPU exists and skip elsewhere).
 #include <cmath>
 #include <limits>
+#include <string>
+#include <utility>
 
 #include "core/ops.h"
 #include "core/ops/nonfinite.h"
@@ -12,43 +14,24 @@ namespace sieve {
 namespace {
 
 using testing::all_close;
+using testing::DeviceCase;
 using testing::DeviceTest;
 using testing::gradient_check;
+using testing::matches_cpu;
 using testing::random_labels;
 using testing::random_tensor;
 using testing::weighted_total;
 
 using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
 
-// Value and input gradients of f on `device`, returned on the host, for comparing a device with the CPU.
-struct Evaluated {
-  Tensor value;
-  std::vector<Tensor> grads;
-};
-Evaluated evaluate(const Fn& f, const std::vector<Tensor>& host_inputs, Device device) {
-  std::vector<Tensor> inputs;
-  for (const Tensor& t : host_inputs) {
-    Tensor d = t.to(device).clone();
-    if (d.dtype() == DType::F32) d.set_requires_grad(true);
-    inputs.push_back(d);
-  }
-  Tensor out = f(inputs);
-  Tensor seed = random_tensor(out.shape(), 99, device, 0.5f, 1.5f);
-  out.backward(seed);
-  Evaluated e{out.detach().to(Device::cpu()), {}};
-  for (const Tensor& t : inputs) e.grads.push_back(t.grad().defined() ? t.grad().to(Device::cpu()) : Tensor());
-  return e;
-}
-
-// The op on the test's device agrees with the same op on the CPU, forward and backward.
-void expect_matches_cpu(const Fn& f, const std::vector<Tensor>& host_inputs, Device device, float tol = 1e-5f) {
-  const Evaluated ref = evaluate(f, host_inputs, Device::cpu());
-  const Evaluated got = evaluate(f, host_inputs, device);
-  EXPECT_TRUE(all_close(got.value, ref.value, tol, tol)) << "forward";
-  for (size_t i = 0; i < ref.grads.size(); ++i) {
-    if (!ref.grads[i].defined()) continue;
-    EXPECT_TRUE(all_close(got.grads[i], ref.grads[i], tol, tol)) << "gradient of input " << i;
-  }
+// One op of the inputs as a device case: every float32 input differentiated, the upstream gradient from seed 99,
+// the same tolerance for the value and every gradient.
+DeviceCase op_case(std::string name, std::vector<Tensor> inputs, Fn f, float tol = 1e-5f) {
+  return {.name = std::move(name),
+          .inputs = std::move(inputs),
+          .forward = [f](const std::vector<Tensor>& in) { return std::vector<Tensor>{f(in)}; },
+          .upstream = {.seed = 99},
+          .tolerance = {tol, tol}};
 }
 
 TEST(Gradients, Elementwise) {
@@ -122,11 +105,11 @@ class OpsOnDevice : public DeviceTest {};
 
 TEST_P(OpsOnDevice, ElementwiseMatchCpu) {
   const std::vector<Tensor> ab{random_tensor({33, 17}, 30), random_tensor({33, 17}, 31)};
-  expect_matches_cpu([](const auto& x) { return add(x[0], x[1]); }, ab, device());
-  expect_matches_cpu([](const auto& x) { return sub(x[0], x[1]); }, ab, device());
-  expect_matches_cpu([](const auto& x) { return mul(x[0], x[1]); }, ab, device());
-  expect_matches_cpu([](const auto& x) { return scale(x[0], 0.3f); }, ab, device());
-  expect_matches_cpu([](const auto& x) { return relu(x[0]); }, ab, device());
+  EXPECT_TRUE(matches_cpu(op_case("add", ab, [](const auto& x) { return add(x[0], x[1]); }), device()));
+  EXPECT_TRUE(matches_cpu(op_case("sub", ab, [](const auto& x) { return sub(x[0], x[1]); }), device()));
+  EXPECT_TRUE(matches_cpu(op_case("mul", ab, [](const auto& x) { return mul(x[0], x[1]); }), device()));
+  EXPECT_TRUE(matches_cpu(op_case("scale", ab, [](const auto& x) { return scale(x[0], 0.3f); }), device()));
+  EXPECT_TRUE(matches_cpu(op_case("relu", ab, [](const auto& x) { return relu(x[0]); }), device()));
 }
 
 TEST_P(OpsOnDevice, ElementwiseMatchDirectComputation) {
@@ -173,23 +156,29 @@ TEST_P(OpsOnDevice, MatmulMatchesDirectProduct) {
   for (bool ta : {false, true})
     for (bool tb : {false, true}) {
       Tensor at = random_tensor(ta ? Shape{k, m} : Shape{m, k}, 36), bt = random_tensor(tb ? Shape{n, k} : Shape{k, n}, 37);
-      expect_matches_cpu([=](const auto& x) { return matmul(x[0], x[1], ta, tb); }, {at, bt}, device(), 1e-4f);
+      EXPECT_TRUE(matches_cpu(op_case("matmul trans_a " + std::to_string(ta) + " trans_b " + std::to_string(tb),
+                                      {at, bt}, [=](const auto& x) { return matmul(x[0], x[1], ta, tb); }, 1e-4f),
+                              device()));
     }
 }
 
 TEST_P(OpsOnDevice, LinearMatchesCpu) {
-  expect_matches_cpu([](const auto& x) { return linear(x[0], x[1], x[2]); },
-                     {random_tensor({64, 50}, 38), random_tensor({30, 50}, 39), random_tensor({30}, 40)}, device(), 1e-4f);
-  expect_matches_cpu([](const auto& x) { return add_bias(x[0], x[1]); },
-                     {random_tensor({300, 70}, 41), random_tensor({70}, 42)}, device(), 1e-4f);
+  const std::vector<Tensor> xwb{random_tensor({64, 50}, 38), random_tensor({30, 50}, 39), random_tensor({30}, 40)};
+  EXPECT_TRUE(
+      matches_cpu(op_case("linear", xwb, [](const auto& x) { return linear(x[0], x[1], x[2]); }, 1e-4f), device()));
+  EXPECT_TRUE(matches_cpu(op_case("add_bias", {random_tensor({300, 70}, 41), random_tensor({70}, 42)},
+                                  [](const auto& x) { return add_bias(x[0], x[1]); }, 1e-4f),
+                          device()));
 }
 
 TEST_P(OpsOnDevice, SoftmaxFamilyMatchesCpu) {
   Tensor x = random_tensor({129, 10}, 43, Device::cpu(), -8.f, 8.f);
-  expect_matches_cpu([](const auto& in) { return softmax(in[0]); }, {x}, device());
-  expect_matches_cpu([](const auto& in) { return log_softmax(in[0]); }, {x}, device());
+  EXPECT_TRUE(matches_cpu(op_case("softmax", {x}, [](const auto& in) { return softmax(in[0]); }), device()));
+  EXPECT_TRUE(matches_cpu(op_case("log_softmax", {x}, [](const auto& in) { return log_softmax(in[0]); }), device()));
   Tensor y = random_labels(129, 10, 44);
-  expect_matches_cpu([y](const auto& in) { return cross_entropy(in[0], y.to(in[0].device())); }, {x}, device());
+  EXPECT_TRUE(matches_cpu(
+      op_case("cross_entropy", {x}, [y](const auto& in) { return cross_entropy(in[0], y.to(in[0].device())); }),
+      device()));
 }
 
 TEST_P(OpsOnDevice, CrossEntropyMatchesDirectComputation) {
@@ -218,9 +207,10 @@ TEST_P(OpsOnDevice, ExtremeLogitsStayFinite) {
 
 TEST_P(OpsOnDevice, ReductionsMatchCpu) {
   Tensor x = random_tensor({1000}, 47), w = random_tensor({1000}, 48, Device::cpu(), 0.f, 3.f);
-  expect_matches_cpu([](const auto& in) { return sum(in[0]); }, {x}, device(), 1e-4f);
-  expect_matches_cpu([](const auto& in) { return mean(in[0]); }, {x}, device(), 1e-5f);
-  expect_matches_cpu([](const auto& in) { return weighted_mean(in[0], in[1]); }, {x, w}, device(), 1e-5f);
+  EXPECT_TRUE(matches_cpu(op_case("sum", {x}, [](const auto& in) { return sum(in[0]); }, 1e-4f), device()));
+  EXPECT_TRUE(matches_cpu(op_case("mean", {x}, [](const auto& in) { return mean(in[0]); }, 1e-5f), device()));
+  EXPECT_TRUE(matches_cpu(
+      op_case("weighted_mean", {x, w}, [](const auto& in) { return weighted_mean(in[0], in[1]); }, 1e-5f), device()));
 }
 
 TEST_P(OpsOnDevice, ArgmaxAndCountEqual) {
@@ -276,8 +266,12 @@ TEST_P(OpsOnDevice, IndexSelectAnyDtypeAndIndexType) {
   Tensor bytes = Tensor::from_vector<uint8_t>({1, 2, 3, 4, 5, 6, 7, 8, 9}, {3, 3}, device());
   EXPECT_EQ(index_select(bytes, Tensor::from_vector<int32_t>({2, 0}, {2}, device())).to_vector<uint8_t>(),
             (std::vector<uint8_t>{7, 8, 9, 1, 2, 3}));
-  expect_matches_cpu([idx32](const auto& in) { return index_select(in[0], idx32.to(in[0].device())); }, {x}, device());
-  expect_matches_cpu([idx64](const auto& in) { return index_select(in[0], idx64.to(in[0].device())); }, {x}, device());
+  EXPECT_TRUE(matches_cpu(op_case("index_select, int32 indices", {x},
+                                  [idx32](const auto& in) { return index_select(in[0], idx32.to(in[0].device())); }),
+                          device()));
+  EXPECT_TRUE(matches_cpu(op_case("index_select, int64 indices", {x},
+                                  [idx64](const auto& in) { return index_select(in[0], idx64.to(in[0].device())); }),
+                          device()));
 }
 
 TEST_P(OpsOnDevice, IndexSelectOfRandomRowsMatchesCpu) {

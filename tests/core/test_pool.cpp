@@ -5,6 +5,8 @@
 #include <limits>
 #include <numeric>
 #include <random>
+#include <string>
+#include <utility>
 
 #include "core/ops.h"
 #include "core/ops/pool.h"
@@ -14,8 +16,10 @@ namespace sieve {
 namespace {
 
 using testing::all_close;
+using testing::DeviceCase;
 using testing::DeviceTest;
 using testing::gradient_check;
+using testing::matches_cpu;
 using testing::random_tensor;
 using testing::weighted_total;
 using testing::throws_error;
@@ -128,22 +132,13 @@ TEST(PoolForward, GlobalAvgPoolIsThePlaneMean) {
 
 class PoolOnDevice : public DeviceTest {};
 
-using Fn = std::function<Tensor(const Tensor&)>;
-
-// Forward and the gradient of x on the test's device against the CPU.
-void expect_matches_cpu(const Fn& f, const Tensor& x, Device device, float tol) {
-  const Tensor seed_grad = random_tensor(f(x).shape(), 20, Device::cpu(), 0.5f, 1.5f);
-  auto run = [&](Device d) {
-    Tensor xd = x.to(d).clone();
-    xd.set_requires_grad(true);
-    Tensor y = f(xd);
-    y.backward(seed_grad.to(d));
-    return std::pair<Tensor, Tensor>{y.detach().to(Device::cpu()), xd.grad().to(Device::cpu())};
-  };
-  const auto [y_ref, g_ref] = run(Device::cpu());
-  const auto [y_got, g_got] = run(device);
-  EXPECT_TRUE(all_close(y_got, y_ref, tol, tol)) << "forward";
-  EXPECT_TRUE(all_close(g_got, g_ref, tol, tol)) << "gradient";
+// Forward and the gradient of x (upstream gradient from seed 20) on the test's device against the CPU.
+DeviceCase pool_case(std::string name, const Tensor& x, std::function<Tensor(const Tensor&)> f, float tol) {
+  return {.name = std::move(name),
+          .inputs = {x},
+          .forward = [f](const std::vector<Tensor>& in) { return std::vector<Tensor>{f(in[0])}; },
+          .upstream = {.seed = 20},
+          .tolerance = {tol, tol}};
 }
 
 TEST_P(PoolOnDevice, MaxAndAvgMatchCpuAtWideResNetShape) {
@@ -151,18 +146,23 @@ TEST_P(PoolOnDevice, MaxAndAvgMatchCpuAtWideResNetShape) {
   // Both backends run the same window functions in the same order; only contraction into fused multiply-adds
   // may differ, a few ulps of values below 1 after averaging at most 9 of them.
   for (const Window w : kWindows) {
-    expect_matches_cpu([w](const Tensor& t) { return max_pool2d(t, w.kernel, w.stride, w.padding); }, x, device(), 0);
-    expect_matches_cpu([w](const Tensor& t) { return avg_pool2d(t, w.kernel, w.stride, w.padding); }, x, device(),
-                       1e-6f);
+    const std::string window = ", kernel " + std::to_string(w.kernel) + " stride " + std::to_string(w.stride) +
+                               " padding " + std::to_string(w.padding);
+    auto max = [w](const Tensor& t) { return max_pool2d(t, w.kernel, w.stride, w.padding); };
+    auto avg = [w](const Tensor& t) { return avg_pool2d(t, w.kernel, w.stride, w.padding); };
+    EXPECT_TRUE(matches_cpu(pool_case("max_pool2d" + window, x, max, 0), device()));
+    EXPECT_TRUE(matches_cpu(pool_case("avg_pool2d" + window, x, avg, 1e-6f), device()));
   }
 }
 
 TEST_P(PoolOnDevice, GlobalAvgPoolMatchesCpu) {
   // Sums of 256 and 49 values in different orders (sequential against a warp's tree): ~1e-7 relative.
-  expect_matches_cpu([](const Tensor& t) { return global_avg_pool(t); }, random_tensor({8, 16, 16, 16}, 22), device(),
-                     1e-6f);
-  expect_matches_cpu([](const Tensor& t) { return global_avg_pool(t); }, random_tensor({8, 64, 7, 7}, 23), device(),
-                     1e-6f);
+  EXPECT_TRUE(matches_cpu(pool_case("global_avg_pool [8, 16, 16, 16]", random_tensor({8, 16, 16, 16}, 22),
+                                    [](const Tensor& t) { return global_avg_pool(t); }, 1e-6f),
+                          device()));
+  EXPECT_TRUE(matches_cpu(pool_case("global_avg_pool [8, 64, 7, 7]", random_tensor({8, 64, 7, 7}, 23),
+                                    [](const Tensor& t) { return global_avg_pool(t); }, 1e-6f),
+                          device()));
 }
 
 SIEVE_INSTANTIATE_DEVICE_TESTS(PoolOnDevice);

@@ -21,9 +21,14 @@ namespace sieve {
 namespace {
 
 using testing::all_close;
+using testing::DeviceCase;
 using testing::DeviceTest;
+using testing::evaluate;
+using testing::Evaluation;
 using testing::GpuTest;
+using testing::matches_cpu;
 using testing::random_tensor;
+using testing::Tolerance;
 
 float from_bits(uint32_t u) {
   float f;
@@ -257,35 +262,27 @@ TEST_P(MatmulBf16OnDevice, MatchesCpuForEveryTransposeCombination) {
   }
 }
 
-struct LinearResult {
-  Tensor y, dx, dw, db;
-};
-
-LinearResult run_linear(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& g, Device device) {
-  Tensor xd = x.to(device).clone(), wd = w.to(device).clone(), bd = b.to(device).clone();
-  xd.set_requires_grad(true);
-  wd.set_requires_grad(true);
-  bd.set_requires_grad(true);
-  Tensor y = linear(xd, wd, bd);
-  y.backward(g.to(device));
-  const Device cpu = Device::cpu();
-  return {y.detach().to(cpu), xd.grad().to(cpu), wd.grad().to(cpu), bd.grad().to(cpu)};
+// linear(x, w, b) with x [n, in] and w [out, in] as a device case: x, w and b random from seeds seed, seed + 1 and
+// seed + 2, the upstream gradient g from seed + 3, all in [-1, 1).
+DeviceCase linear_case(int64_t n, int64_t in, int64_t out, uint64_t seed, Tolerance tolerance = {}) {
+  return {.name = "linear, x [" + std::to_string(n) + ", " + std::to_string(in) + "], w [" + std::to_string(out) +
+                  ", " + std::to_string(in) + "]",
+          .inputs = {random_tensor({n, in}, seed), random_tensor({out, in}, seed + 1), random_tensor({out}, seed + 2)},
+          .forward = [](const std::vector<Tensor>& t) { return std::vector<Tensor>{linear(t[0], t[1], t[2])}; },
+          .upstream = {.seed = seed + 3, .lo = -1.f, .hi = 1.f},
+          .tolerance = tolerance};
 }
 
 // Linear's forward and both backward products (x w^T, g w, g^T x) in bf16 on the device against the CPU.
 TEST_P(MatmulBf16OnDevice, LinearForwardAndGradientsMatchCpu) {
-  const Tensor x = random_tensor({45, 70}, 130), w = random_tensor({24, 70}, 131), b = random_tensor({24}, 132);
-  const Tensor g = random_tensor({45, 24}, 133);
+  const DeviceCase c = linear_case(45, 70, 24, 130, {1e-4f, 1e-4f});
   const MatmulPrecisionScope bf16(MatmulPrecision::BF16);
-  const LinearResult ref = run_linear(x, w, b, g, Device::cpu());
-  const LinearResult got = run_linear(x, w, b, g, device());
-  EXPECT_TRUE(all_close(got.y, ref.y, 1e-4f, 1e-4f)) << "forward";
-  EXPECT_TRUE(all_close(got.dx, ref.dx, 1e-4f, 1e-4f)) << "input gradient";
-  EXPECT_TRUE(all_close(got.dw, ref.dw, 1e-4f, 1e-4f)) << "weight gradient";
-  EXPECT_TRUE(all_close(got.db, ref.db, 1e-4f, 1e-4f)) << "bias gradient";
+  EXPECT_TRUE(matches_cpu(c, device()));
   // And the CPU's gradients are the float32 products of rounded operands: dx = g w, dw = g^T x.
-  EXPECT_TRUE(same_bits(ref.dx, matmul(round_to_bf16(g), round_to_bf16(w))));
-  EXPECT_TRUE(same_bits(ref.dw, matmul(round_to_bf16(g), round_to_bf16(x), true, false)));
+  const Evaluation ref = evaluate(c, Device::cpu());
+  const Tensor &x = c.inputs[0], &w = c.inputs[1], &g = ref.upstream[0];
+  EXPECT_TRUE(same_bits(ref.gradients[0], matmul(round_to_bf16(g), round_to_bf16(w))));
+  EXPECT_TRUE(same_bits(ref.gradients[1], matmul(round_to_bf16(g), round_to_bf16(x), true, false)));
 }
 
 SIEVE_INSTANTIATE_DEVICE_TESTS(MatmulBf16OnDevice);
@@ -302,23 +299,28 @@ double relative_distance(const Tensor& a, const Tensor& b) {
 }
 
 // With random inputs the relative error of each result is ~2^-8 (inputs) + 2^-9 (output rounding for
-// convolutions), far below 2^-5, and never zero.
-TEST(MatmulBf16, LinearGradientsAreCloseToFloat32) {
-  const Tensor x = random_tensor({64, 100}, 140), w = random_tensor({32, 100}, 141), b = random_tensor({32}, 142);
-  const Tensor g = random_tensor({64, 32}, 143);
-  const LinearResult f32 = run_linear(x, w, b, g, Device::cpu());
-  LinearResult bf16;
-  {
-    const MatmulPrecisionScope scope(MatmulPrecision::BF16);
-    bf16 = run_linear(x, w, b, g, Device::cpu());
-  }
-  for (auto [got, ref, what] : {std::tuple{bf16.y, f32.y, "y"}, std::tuple{bf16.dx, f32.dx, "dx"},
-                                std::tuple{bf16.dw, f32.dw, "dw"}}) {
+// convolutions), far below 2^-5, and never zero. bf16 and f32 are runs of one case (linear or conv2d with bias).
+void expect_close_to_float32(const Evaluation& bf16, const Evaluation& f32) {
+  for (auto [got, ref, what] : {std::tuple{bf16.outputs[0], f32.outputs[0], "y"},
+                                std::tuple{bf16.gradients[0], f32.gradients[0], "dx"},
+                                std::tuple{bf16.gradients[1], f32.gradients[1], "dw"}}) {
     const double d = relative_distance(got, ref);
     EXPECT_LT(d, std::ldexp(1.0, -5)) << what;
     EXPECT_GT(d, 0.0) << what;
   }
-  EXPECT_TRUE(all_close(bf16.db, f32.db, 0.f, 0.f)) << "the bias gradient is no product: float32 either way";
+  EXPECT_TRUE(all_close(bf16.gradients[2], f32.gradients[2], 0.f, 0.f))
+      << "the bias gradient is no product: float32 either way";
+}
+
+TEST(MatmulBf16, LinearGradientsAreCloseToFloat32) {
+  const DeviceCase c = linear_case(64, 100, 32, 140);
+  const Evaluation f32 = evaluate(c, Device::cpu());
+  Evaluation bf16;
+  {
+    const MatmulPrecisionScope scope(MatmulPrecision::BF16);
+    bf16 = evaluate(c, Device::cpu());
+  }
+  expect_close_to_float32(bf16, f32);
 }
 
 // The backward pass multiplies in the precision its forward pass ran with, whatever the switch says by then.
@@ -352,20 +354,17 @@ std::string describe(const Conv2dShape& s) {
   return o.str();
 }
 
-struct ConvResult {
-  Tensor y, dx, dw, db;  // on the host
-};
-
-ConvResult run_conv(const Conv2dShape& s, const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& dy,
-                    Device device) {
-  Tensor xd = x.to(device).clone(), wd = w.to(device).clone(), bd = b.to(device).clone();
-  xd.set_requires_grad(true);
-  wd.set_requires_grad(true);
-  bd.set_requires_grad(true);
-  Tensor y = conv2d(xd, wd, bd, params_of(s));
-  y.backward(dy.to(device));
-  const Device cpu = Device::cpu();
-  return {y.detach().to(cpu), xd.grad().to(cpu), wd.grad().to(cpu), bd.grad().to(cpu)};
+// conv2d with bias as a device case: x, w and b random from seeds seed, seed + 1 and seed + 2, the upstream
+// gradient dy from seed + 3, all in [-1, 1).
+DeviceCase conv_case(const Conv2dShape& s, uint64_t seed, Tolerance tolerance = {}) {
+  return {.name = describe(s),
+          .inputs = {random_tensor(x_shape(s), seed), random_tensor(w_shape(s), seed + 1),
+                     random_tensor({s.k}, seed + 2)},
+          .forward = [p = params_of(s)](const std::vector<Tensor>& t) {
+            return std::vector<Tensor>{conv2d(t[0], t[1], t[2], p)};
+          },
+          .upstream = {.seed = seed + 3, .lo = -1.f, .hi = 1.f},
+          .tolerance = tolerance};
 }
 
 // n, c, h, w, k, r, s, stride_h, stride_w, pad_h, pad_w
@@ -380,45 +379,38 @@ const std::vector<Conv2dShape> kConvCases = {
 TEST(Conv2dBf16, CpuEqualsFloat32ProductsOfRoundedInputsRoundedOnce) {
   uint64_t seed = 200;
   for (const Conv2dShape& s : kConvCases) {
-    const Tensor x = random_tensor(x_shape(s), seed++), w = random_tensor(w_shape(s), seed++);
-    const Tensor b = random_tensor({s.k}, seed++), dy = random_tensor(y_shape(s), seed++);
-    ConvResult got;
+    const DeviceCase c = conv_case(s, seed);
+    seed += 4;
+    Evaluation got;
     {
       const MatmulPrecisionScope bf16(MatmulPrecision::BF16);
-      got = run_conv(s, x, w, b, dy, Device::cpu());
+      got = evaluate(c, Device::cpu());
     }
+    const Tensor &x = c.inputs[0], &w = c.inputs[1], &b = c.inputs[2], &dy = got.upstream[0];
     const Tensor rx = round_to_bf16(x), rw = round_to_bf16(w), rdy = round_to_bf16(dy);
     // y: round(conv(rx, rw)) + b, the bias added in float32 per output channel.
     std::vector<float> y = round_to_bf16(conv2d(rx, rw, Tensor(), params_of(s))).to_vector<float>();
     const std::vector<float> bv = b.to_vector<float>();
     const int64_t pq = s.p() * s.q();
     for (size_t i = 0; i < y.size(); ++i) y[i] += bv[(i / pq) % s.k];
-    EXPECT_TRUE(same_bits(got.y, Tensor::from_vector<float>(y, y_shape(s)))) << "forward, " << describe(s);
+    EXPECT_TRUE(same_bits(got.outputs[0], Tensor::from_vector<float>(y, y_shape(s)))) << "forward, " << describe(s);
     Tensor dx = Tensor::empty(x_shape(s)), dw = Tensor::empty(w_shape(s));
     cpu::conv2d_bwd_data(s, rdy.data<float>(), rw.data<float>(), dx.data<float>());
     cpu::conv2d_bwd_filter(s, rx.data<float>(), rdy.data<float>(), dw.data<float>());
-    EXPECT_TRUE(same_bits(got.dx, round_to_bf16(dx))) << "input gradient, " << describe(s);
-    EXPECT_TRUE(same_bits(got.dw, round_to_bf16(dw))) << "weight gradient, " << describe(s);
+    EXPECT_TRUE(same_bits(got.gradients[0], round_to_bf16(dx))) << "input gradient, " << describe(s);
+    EXPECT_TRUE(same_bits(got.gradients[1], round_to_bf16(dw))) << "weight gradient, " << describe(s);
   }
 }
 
 TEST(Conv2dBf16, GradientsAreCloseToFloat32) {
-  const Conv2dShape s = kConvCases[0];
-  const Tensor x = random_tensor(x_shape(s), 220), w = random_tensor(w_shape(s), 221);
-  const Tensor b = random_tensor({s.k}, 222), dy = random_tensor(y_shape(s), 223);
-  const ConvResult f32 = run_conv(s, x, w, b, dy, Device::cpu());
-  ConvResult bf16;
+  const DeviceCase c = conv_case(kConvCases[0], 220);
+  const Evaluation f32 = evaluate(c, Device::cpu());
+  Evaluation bf16;
   {
     const MatmulPrecisionScope scope(MatmulPrecision::BF16);
-    bf16 = run_conv(s, x, w, b, dy, Device::cpu());
+    bf16 = evaluate(c, Device::cpu());
   }
-  for (auto [got, ref, what] : {std::tuple{bf16.y, f32.y, "y"}, std::tuple{bf16.dx, f32.dx, "dx"},
-                                std::tuple{bf16.dw, f32.dw, "dw"}}) {
-    const double d = relative_distance(got, ref);
-    EXPECT_LT(d, std::ldexp(1.0, -5)) << what;
-    EXPECT_GT(d, 0.0) << what;
-  }
-  EXPECT_TRUE(all_close(bf16.db, f32.db, 0.f, 0.f)) << "the bias gradient is no product: float32 either way";
+  expect_close_to_float32(bf16, f32);
 }
 
 // GPU and CPU both round each result once to bf16 after float32 sums that differ only in order (by ~1e-6 of
@@ -452,27 +444,34 @@ std::vector<float> without_bias(const Tensor& y, const Tensor& bias) {
   return v;
 }
 
+// The forward and the input and weight gradients of one bf16 conv2d case with bias on two devices.
+// y = round(sum) + bias, compared without the bias (which may cancel the sum); adding and subtracting it rounds by
+// ~6e-8 of |y| + |bias| < 1e-5.
+void expect_bf16_conv_matches(const Evaluation& got, const Evaluation& ref, const Tensor& bias,
+                              const std::string& what) {
+  EXPECT_TRUE(within_one_bf16_ulp_mostly_equal(without_bias(got.outputs[0], bias), without_bias(ref.outputs[0], bias),
+                                               1e-5f))
+      << "forward, " << what;
+  EXPECT_TRUE(within_one_bf16_ulp_mostly_equal(got.gradients[0], ref.gradients[0])) << "input gradient, " << what;
+  EXPECT_TRUE(within_one_bf16_ulp_mostly_equal(got.gradients[1], ref.gradients[1])) << "weight gradient, " << what;
+}
+
 class Conv2dBf16OnDevice : public DeviceTest {};
 
 TEST_P(Conv2dBf16OnDevice, ForwardAndGradientsMatchCpu) {
   uint64_t seed = 240;
   const MatmulPrecisionScope bf16(MatmulPrecision::BF16);
   for (const Conv2dShape& s : kConvCases) {
-    const Tensor x = random_tensor(x_shape(s), seed++), w = random_tensor(w_shape(s), seed++);
-    const Tensor b = random_tensor({s.k}, seed++), dy = random_tensor(y_shape(s), seed++);
-    const ConvResult ref = run_conv(s, x, w, b, dy, Device::cpu());
-    const ConvResult got = run_conv(s, x, w, b, dy, device());
-    // y = round(sum) + bias, compared without the bias (which may cancel the sum); adding and subtracting it
-    // rounds by ~6e-8 of |y| + |bias| < 1e-5.
-    EXPECT_TRUE(within_one_bf16_ulp_mostly_equal(without_bias(got.y, b), without_bias(ref.y, b), 1e-5f))
-        << "forward, " << describe(s);
-    EXPECT_TRUE(within_one_bf16_ulp_mostly_equal(got.dx, ref.dx)) << "input gradient, " << describe(s);
-    EXPECT_TRUE(within_one_bf16_ulp_mostly_equal(got.dw, ref.dw)) << "weight gradient, " << describe(s);
+    const DeviceCase c = conv_case(s, seed);
+    seed += 4;
+    // Compared element by element below rather than by matches_cpu: a bf16 result may sit one ulp off the CPU's.
+    const Evaluation ref = evaluate(c, Device::cpu()), got = evaluate(c, device());
+    expect_bf16_conv_matches(got, ref, c.inputs[2], describe(s));
     // The bias gradient sums float32 dy on both devices (in double on the CPU).
-    EXPECT_TRUE(all_close(got.db, ref.db, 1e-4f, 1e-5f)) << "bias gradient, " << describe(s);
+    EXPECT_TRUE(all_close(got.gradients[2], ref.gradients[2], 1e-4f, 1e-5f)) << "bias gradient, " << describe(s);
     // Results come out of cuDNN in bf16: widened, they are bf16 values.
-    EXPECT_TRUE(same_bits(got.dx, round_to_bf16(got.dx))) << describe(s);
-    EXPECT_TRUE(same_bits(got.dw, round_to_bf16(got.dw))) << describe(s);
+    EXPECT_TRUE(same_bits(got.gradients[0], round_to_bf16(got.gradients[0]))) << describe(s);
+    EXPECT_TRUE(same_bits(got.gradients[1], round_to_bf16(got.gradients[1]))) << describe(s);
   }
 }
 
@@ -485,23 +484,18 @@ class Conv2dBf16Gpu : public GpuTest {};
 TEST_F(Conv2dBf16Gpu, PrecisionIsPartOfThePlanKey) {
   const bool tf32 = allow_tf32();
   set_allow_tf32(false);  // exact float32 on the GPU (Note [conv tf32])
-  const Conv2dShape s{4, 8, 10, 10, 16, 3, 3, 1, 1, 1, 1};
-  const Tensor x = random_tensor(x_shape(s), 260), w = random_tensor(w_shape(s), 261);
-  const Tensor b = random_tensor({s.k}, 262), dy = random_tensor(y_shape(s), 263);
+  const DeviceCase c = conv_case({4, 8, 10, 10, 16, 3, 3, 1, 1, 1, 1}, 260);
   for (MatmulPrecision precision : {MatmulPrecision::F32, MatmulPrecision::BF16, MatmulPrecision::F32}) {
     const MatmulPrecisionScope scope(precision);
-    const ConvResult ref = run_conv(s, x, w, b, dy, Device::cpu());
-    const ConvResult got = run_conv(s, x, w, b, dy, Device::cuda(0));
+    const Evaluation ref = evaluate(c, Device::cpu()), got = evaluate(c, Device::cuda(0));
     // float32: sums of 72 (y), 144 (dx) and 400 (dw) terms below 1 in another order, ~1e-5, up to ~10x more
     // through Winograd or FFT transforms (as in Conv2dOnDevice); bf16 inputs would be off by ~1e-2.
     if (precision == MatmulPrecision::F32) {
-      EXPECT_TRUE(all_close(got.y, ref.y, 1e-3f, 1e-4f)) << "float32 forward";
-      EXPECT_TRUE(all_close(got.dx, ref.dx, 1e-3f, 1e-4f)) << "float32 input gradient";
-      EXPECT_TRUE(all_close(got.dw, ref.dw, 1e-3f, 1e-4f)) << "float32 weight gradient";
+      EXPECT_TRUE(all_close(got.outputs[0], ref.outputs[0], 1e-3f, 1e-4f)) << "float32 forward";
+      EXPECT_TRUE(all_close(got.gradients[0], ref.gradients[0], 1e-3f, 1e-4f)) << "float32 input gradient";
+      EXPECT_TRUE(all_close(got.gradients[1], ref.gradients[1], 1e-3f, 1e-4f)) << "float32 weight gradient";
     } else {
-      EXPECT_TRUE(within_one_bf16_ulp_mostly_equal(without_bias(got.y, b), without_bias(ref.y, b), 1e-5f));
-      EXPECT_TRUE(within_one_bf16_ulp_mostly_equal(got.dx, ref.dx)) << "bf16 input gradient";
-      EXPECT_TRUE(within_one_bf16_ulp_mostly_equal(got.dw, ref.dw)) << "bf16 weight gradient";
+      expect_bf16_conv_matches(got, ref, c.inputs[2], "bf16");
     }
   }
   set_allow_tf32(tf32);
