@@ -127,7 +127,7 @@ int run(int argc, char** argv) {
   const DataDescription description = DataDescription::from_checkpoint(state, checkpoint);
   const std::string model_spec = state.get_string("model");
   parse_model_spec(model_spec);
-  // Note [npz data sets] in data/npz.h: a checkpoint does not record the .npz file's path.
+  // Note [npz data sets] in data/npz_dataset.cpp: a checkpoint does not record the .npz file's path.
   SIEVE_CHECK(!data_spec.empty() || description.name != "npz", checkpoint, ": a model trained on an .npz file, "
               "whose path the checkpoint does not record: give it with --data npz:FILE");
   const DataSpec spec = data_spec.empty() ? DataSpec{description.name, ""} : parse_data_spec(data_spec);
