@@ -109,14 +109,16 @@ void convolution_cases(Table& t, const Options& o) {
     return;
   }
   // Note [conv tf32] in core/ops/conv2d.h: each setting has its own cached cuDNN plans.
-  const bool before = allow_tf32();
-  set_allow_tf32(false);
-  t.section("convolutions, TF32 off", note);
-  convolution_section(t, o, "fp32");
-  set_allow_tf32(true);
-  t.section("convolutions, TF32 on", note + ", so it may pass 100%");
-  convolution_section(t, o, "tf32");
-  set_allow_tf32(before);
+  {
+    AllowTf32Scope exact(false);
+    t.section("convolutions, TF32 off", note);
+    convolution_section(t, o, "fp32");
+  }
+  {
+    AllowTf32Scope tf32(true);
+    t.section("convolutions, TF32 on", note + ", so it may pass 100%");
+    convolution_section(t, o, "tf32");
+  }
   // Inputs cast to bf16, float32 accumulation (Note [bf16 products]); the casts are timed with the product.
   t.section("convolutions, BF16 products", note + "; casts to and from bf16 included, so it may pass 100%");
   convolution_section(t, o, "bf16", MatmulPrecision::BF16);

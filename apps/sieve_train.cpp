@@ -130,20 +130,26 @@ void print_summary(const std::vector<EvalRecord>& results, const TrainOptions& o
   }
 }
 
-int run(int argc, char** argv) {
-  CLI::App app{
-      "sieve-train: train a network choosing which samples each step computes on.\n"
-      "With no options it trains an MLP on Fashion-MNIST twice, with uniform sampling and with upper-bound\n"
-      "importance sampling (Katharopoulos & Fleuret 2018, Algorithm 1), for the same wall-clock budget, and\n"
-      "prints both results side by side."};
-  app.get_formatter()->column_width(34);
-
+// Everything the command line sets: the trainer's options and what only the program itself uses.
+struct CommandLine {
   std::string data_spec = "fashion-mnist", samplers = "uniform,upper-bound", device_name = "auto", log_path;
   TrainOptions o;
-  o.time_budget_s = 60;
-  o.selection.presample = 256;  // B = 2b: measured best of 2b, 3b, 5b for the MLP on a 2-core CPU (README)
-  float tau_th = 0;
-  bool quiet = false;
+  float tau_th = 0, lr = 0, weight_decay = 0;  // 0: not given (their defaults depend on other flags)
+  bool quiet = false, no_tf32 = false;
+  CommandLine() {
+    o.time_budget_s = 60;
+    o.selection.presample = 256;  // B = 2b: measured best of 2b, 3b, 5b for the MLP on a 2-core CPU (README)
+  }
+};
+
+// Every flag, bound to the fields of `cl`.
+void register_options(CLI::App& app, CommandLine& cl) {
+  app.get_formatter()->column_width(34);
+  TrainOptions& o = cl.o;
+  std::string &data_spec = cl.data_spec, &samplers = cl.samplers, &device_name = cl.device_name,
+              &log_path = cl.log_path;
+  float &tau_th = cl.tau_th, &lr = cl.lr, &weight_decay = cl.weight_decay;
+  bool &quiet = cl.quiet, &no_tf32 = cl.no_tf32;
   app.add_option("--data", data_spec,
                  "fashion-mnist|mnist[:DIR] (default DIR: $SIEVE_DATA_DIR/NAME, else /usr/share/datasets/NAME), cifar10:DIR, "
                  "cifar100:DIR, npz:FILE (x_train, y_train, x_test, y_test: README, Bring your own data)")
@@ -152,7 +158,6 @@ int run(int argc, char** argv) {
                  "lstm:H[,L] (L layers of H units reading one pixel per step; single-channel data)")
       ->capture_default_str();
   app.add_flag("--augment", o.augment, "random crop (4-pixel padding) and horizontal flip of training images");
-  bool no_tf32 = false;
   app.add_flag("--no-tf32", no_tf32, "full float32 convolutions on the GPU (TF32 tensor cores are on by default)");
   app.add_option("--mixed-precision", o.mixed_precision,
                  "none|bf16: bf16 multiplies inputs of convolutions and matrix products rounded to bfloat16, "
@@ -258,7 +263,6 @@ int run(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--min-active", crest.min_active, "CREST: never fewer active examples (0: 80% of N)")
       ->capture_default_str();
-  float lr = 0;
   app.add_option("--lr", lr, "base learning rate (default 0.05 with SGD, 0.001 with Adam and AdamW)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--lr-schedule", o.schedule,
@@ -274,7 +278,6 @@ int run(int argc, char** argv) {
       ->check(CLI::IsMember({"sgd", "adam", "adamw"}));
   app.add_option("--momentum", o.sgd.momentum, "SGD momentum")->capture_default_str();
   app.add_flag("--nesterov", o.sgd.nesterov, "Nesterov momentum (SGD)");
-  float weight_decay = 0;
   app.add_option("--weight-decay", weight_decay,
                  "weight decay: L2 for SGD and Adam, decoupled for AdamW (default 0, 0.01 with AdamW)")
       ->check(CLI::NonNegativeNumber);
@@ -291,12 +294,11 @@ int run(int argc, char** argv) {
                  "pixels: train on each image as a sequence of its H*W pixels, one value per step (MNIST, "
                  "Fashion-MNIST; models read it as [1, H*W, 1])");
   app.add_flag("--permute", o.permute, "with --sequence pixels: in a fixed random order derived from --seed");
-  auto* iterations = app.add_option("--iterations", o.iterations, "stop after N steps (each sampler)");
-  auto* budget = app.add_option("--time-budget", o.time_budget_s,
+  app.add_option("--iterations", o.iterations, "stop after N steps (each sampler)");
+  app.add_option("--time-budget", o.time_budget_s,
                                 "seconds of training per sampler (selection counted, evaluation not)")
                      ->capture_default_str();
-  auto* example_budget =
-      app.add_option("--example-budget", o.example_budget,
+  app.add_option("--example-budget", o.example_budget,
                      "stop after N backpropagated examples per sampler (an equal-data budget, e.g. 10 epochs = 10 N)")
           ->check(CLI::NonNegativeNumber);
   app.add_option("--device", device_name, "auto|cpu|cuda|cuda:N")->capture_default_str();
@@ -321,20 +323,23 @@ int run(int argc, char** argv) {
                  "taken from it unless given");
   app.add_option("--init-from", o.init_from, "start from this checkpoint's weights (fine-tuning)");
   app.add_flag("--reset-head", o.reset_head, "with --init-from: a new classifier for this data set's classes");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
+}
+
+// After parsing: the defaults that depend on other flags, on the checkpoint being resumed or on the device, and the
+// checks that span several flags.
+void resolve_defaults(const CLI::App& app, CommandLine& cl, Device device) {
+  TrainOptions& o = cl.o;
+  std::string& samplers = cl.samplers;
+  const float tau_th = cl.tau_th, lr = cl.lr, weight_decay = cl.weight_decay;
+  auto given = [&](const char* flag) { return app.get_option(flag)->count() > 0; };
   if (!o.resume.empty()) {
     // A resume continues a run: what the checkpoint names (Note [checkpoint contents]) is taken from it unless given,
     // and a value given that differs is refused when the checkpoint is loaded.
     const CheckpointState saved = load_checkpoint(o.resume);
-    if (app.get_option("--model")->count() == 0) o.model = saved.get_string("model");
-    if (app.get_option("--sampler")->count() == 0) samplers = saved.get_string("sampler");
-    if (app.get_option("--optimizer")->count() == 0 && saved.has("optimizer"))
-      o.optimizer = saved.get_string("optimizer");
-    if (app.get_option("--sequence")->count() == 0 && DataDescription::in_checkpoint(saved)) {
+    if (!given("--model")) o.model = saved.get_string("model");
+    if (!given("--sampler")) samplers = saved.get_string("sampler");
+    if (!given("--optimizer") && saved.has("optimizer")) o.optimizer = saved.get_string("optimizer");
+    if (!given("--sequence") && DataDescription::in_checkpoint(saved)) {
       const DataDescription data = DataDescription::from_checkpoint(saved, o.resume);
       if (data.sequence == "pixels") {
         o.sequence = "pixels";
@@ -343,9 +348,9 @@ int run(int argc, char** argv) {
     }
   }
   // --iterations or --example-budget alone: no time limit.
-  if ((iterations->count() > 0 || example_budget->count() > 0) && budget->count() == 0) o.time_budget_s = 0;
+  if ((given("--iterations") || given("--example-budget")) && !given("--time-budget")) o.time_budget_s = 0;
   // Milestones by default: the reference's 50% and 80% of the run, in the schedule's unit.
-  if (app.get_option("--lr-milestones")->count() == 0) {
+  if (!given("--lr-milestones")) {
     if (o.schedule == "time") o.milestones = {0.5, 0.8};
     if (o.schedule == "step" && o.iterations >= 5)
       o.milestones = {static_cast<double>(o.iterations / 2), static_cast<double>(o.iterations * 4 / 5)};
@@ -355,41 +360,93 @@ int run(int argc, char** argv) {
   // SGD at the MLP's rate 0.05 with momentum 0.9 made no progress on 784-step sequences in a minute (loss 2.27 after
   // 36 steps, up and down), Adam at 0.001 with clipping brought it from 2.31 to 1.42 in two minutes (README).
   const bool recurrent = parse_model_spec(o.model).kind == "lstm";
-  if (recurrent && app.get_option("--optimizer")->count() == 0) o.optimizer = "adam";
-  if (recurrent && app.get_option("--clip-grad-norm")->count() == 0) o.clip_grad_norm = 1.f;
+  if (recurrent && !given("--optimizer")) o.optimizer = "adam";
+  if (recurrent && !given("--clip-grad-norm")) o.clip_grad_norm = 1.f;
   // Defaults that depend on the optimizer: PyTorch's for Adam (lr 1e-3) and AdamW (weight decay 0.01).
-  const bool sgd = o.optimizer == "sgd";
-  const bool lr_given = app.get_option("--lr")->count() > 0;
-  const bool decay_given = app.get_option("--weight-decay")->count() > 0;
-  if (sgd) {
+  const bool lr_given = given("--lr");
+  const bool decay_given = given("--weight-decay");
+  if (o.optimizer == "sgd") {
     if (lr_given) o.sgd.lr = lr;
     if (decay_given) o.sgd.weight_decay = weight_decay;
     for (const char* flag : {"--adam-beta1", "--adam-beta2", "--adam-eps"})
-      SIEVE_CHECK(app.get_option(flag)->count() == 0, flag, " applies to --optimizer adam or adamw, not sgd");
+      SIEVE_CHECK(!given(flag), flag, " applies to --optimizer adam or adamw, not sgd");
   } else {
     o.adam.lr = lr_given ? lr : AdamOptions{}.lr;
     o.adam.weight_decay = decay_given ? weight_decay : o.optimizer == "adamw" ? 0.01f : 0.f;
     for (const char* flag : {"--momentum", "--nesterov"})
-      SIEVE_CHECK(app.get_option(flag)->count() == 0, flag, " applies to --optimizer sgd, not ", o.optimizer);
+      SIEVE_CHECK(!given(flag), flag, " applies to --optimizer sgd, not ", o.optimizer);
   }
   SIEVE_CHECK(!o.permute || parse_sequence_view(o.sequence) != SequenceView::None,
               "--permute reorders a sequence view: give --sequence pixels with it");
   SIEVE_CHECK(!o.augment || parse_sequence_view(o.sequence) == SequenceView::None,
               "--augment crops and flips images; it does not apply to --sequence ", o.sequence);
-  o.tf32 = !no_tf32;
+  o.tf32 = !cl.no_tf32;
   SIEVE_CHECK(!o.reset_head || !o.init_from.empty(), "--reset-head needs --init-from CHECKPOINT");
   SIEVE_CHECK(o.init_from.empty() || o.resume.empty(), "--init-from starts a new run and --resume continues one: "
               "give one of them");
   SIEVE_CHECK(o.checkpoint_every == 0 || !o.checkpoint.empty(), "--checkpoint-every needs --checkpoint FILE");
 
-  const Device device = parse_device(device_name);
   // Note [lstm defaults], continued: on a CPU, evaluating 10 000 sequences of 784 steps takes minutes; recurrent
   // models are evaluated on 1 000 training and 1 000 test examples there unless the sizes are given.
   if (recurrent && device.is_cpu()) {
-    if (app.get_option("--train-eval-size")->count() == 0) o.train_eval_size = 1000;
-    if (app.get_option("--test-eval-size")->count() == 0) o.test_eval_size = 1000;
+    if (!given("--train-eval-size")) o.train_eval_size = 1000;
+    if (!given("--test-eval-size")) o.test_eval_size = 1000;
   }
-  const std::vector<std::string> names = split(samplers, ',');
+}
+
+// run.csv -> run-upper-bound.csv: one selection dump per sampler, under the name its records carry.
+std::string dump_path_for(const std::string& dump, const std::string& tag) {
+  const size_t slash = dump.find_last_of('/');
+  const size_t dot = dump.find_last_of('.');
+  const bool has_extension = dot != std::string::npos && (slash == std::string::npos || dot > slash);
+  return has_extension ? dump.substr(0, dot) + "-" + tag + dump.substr(dot) : dump + "-" + tag;
+}
+
+// The lines before the first run: the model, the selection, the optimizer, the evaluation and the budget.
+void print_banner(const CommandLine& cl, const std::vector<std::string>& names, const Trainer& trainer,
+                  const DataSplits& data) {
+  const TrainOptions& o = cl.o;
+  std::cout << "model: " << o.model << " (" << trainer.model().parameter_count() << " parameters); b = "
+            << o.selection.batch;
+  // B and τ_th mean something to the importance samplers only.
+  if (o.selection.score_source == "presample" &&
+      std::any_of(names.begin(), names.end(),
+                  [](const std::string& n) { return n == "loss" || n == "upper-bound" || n == "gradient-norm"; }))
+    std::cout << ", B = " << o.selection.presample << ", tau_th = "
+              << (o.selection.tau_th ? *o.selection.tau_th : default_tau_th(o.selection.presample, o.selection.batch));
+  std::cout << "; " << o.optimizer << " lr " << (o.optimizer == "sgd" ? o.sgd.lr : o.adam.lr);
+  if (o.clip_grad_norm > 0) std::cout << ", gradient norm clipped to " << o.clip_grad_norm;
+  if (!o.sequence.empty()) std::cout << "; sequence " << o.sequence << (o.permute ? " (permuted)" : "");
+  std::cout << "; evaluated on " << std::min(o.train_eval_size, data.train.size()) << " training and "
+            << (o.test_eval_size > 0 ? std::min(o.test_eval_size, data.test.size()) : data.test.size())
+            << " test examples";
+  std::cout << "; budget ";
+  if (o.time_budget_s > 0) std::cout << o.time_budget_s << " s";
+  if (o.iterations > 0) std::cout << (o.time_budget_s > 0 ? " or " : "") << o.iterations << " steps";
+  if (o.example_budget > 0)
+    std::cout << (o.time_budget_s > 0 || o.iterations > 0 ? " or " : "") << o.example_budget << " examples";
+  std::cout << " per sampler\n";
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{
+      "sieve-train: train a network choosing which samples each step computes on.\n"
+      "With no options it trains an MLP on Fashion-MNIST twice, with uniform sampling and with upper-bound\n"
+      "importance sampling (Katharopoulos & Fleuret 2018, Algorithm 1), for the same wall-clock budget, and\n"
+      "prints both results side by side."};
+  CommandLine cl;
+  register_options(app, cl);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  const Device device = parse_device(cl.device_name);
+  resolve_defaults(app, cl, device);
+  const TrainOptions& o = cl.o;
+  const bool quiet = cl.quiet;
+  const std::string& log_path = cl.log_path;
+  const std::vector<std::string> names = split(cl.samplers, ',');
   SIEVE_CHECK(!names.empty(), "--sampler: no sampler given");
   SIEVE_CHECK(names.size() == 1 || (o.checkpoint.empty() && o.resume.empty()),
               "--checkpoint and --resume take a single --sampler (", names.size(), " given)");
@@ -411,7 +468,7 @@ int run(int argc, char** argv) {
     SIEVE_CHECK(log.good(), log_path, ": cannot open for writing");
   }
 
-  DataSplits data = load_dataset(parse_data_spec(data_spec));
+  DataSplits data = load_dataset(parse_data_spec(cl.data_spec));
   data.train = data.train.to(device);
   data.test = data.test.to(device);
   if (!quiet) {
@@ -423,45 +480,15 @@ int run(int argc, char** argv) {
   for (const auto& name : names) {
     TrainOptions run_options = o;
     run_options.sampler = name;
-    if (!o.dump_selection.empty() && names.size() > 1) {
-      // run.csv -> run-upper-bound.csv: one file per sampler, under the name its records carry.
-      const std::string tag = make_selector(name, o.selection)->name();
-      const size_t slash = o.dump_selection.find_last_of('/');
-      const size_t dot = o.dump_selection.find_last_of('.');
-      const bool has_extension = dot != std::string::npos && (slash == std::string::npos || dot > slash);
-      run_options.dump_selection = has_extension ? o.dump_selection.substr(0, dot) + "-" + tag +
-                                                       o.dump_selection.substr(dot)
-                                                 : o.dump_selection + "-" + tag;
-    }
+    if (!o.dump_selection.empty() && names.size() > 1)
+      run_options.dump_selection = dump_path_for(o.dump_selection, make_selector(name, o.selection)->name());
     Trainer trainer(run_options, data, device);
     if (!o.init_from.empty()) trainer.init_from(o.init_from, o.reset_head);
     if (!o.resume.empty()) {
       trainer.resume(o.resume);
       if (!quiet) std::cout << "resumed " << o.resume << " at step " << trainer.steps() << "\n";
     }
-    if (!quiet && finals.empty()) {
-      std::cout << "model: " << o.model << " (" << trainer.model().parameter_count() << " parameters); b = "
-                << o.selection.batch;
-      // B and τ_th mean something to the importance samplers only.
-      if (o.selection.score_source == "presample" &&
-          std::any_of(names.begin(), names.end(),
-                      [](const std::string& n) { return n == "loss" || n == "upper-bound" || n == "gradient-norm"; }))
-        std::cout << ", B = " << o.selection.presample << ", tau_th = "
-                  << (o.selection.tau_th ? *o.selection.tau_th
-                                         : default_tau_th(o.selection.presample, o.selection.batch));
-      std::cout << "; " << o.optimizer << " lr " << (sgd ? o.sgd.lr : o.adam.lr);
-      if (o.clip_grad_norm > 0) std::cout << ", gradient norm clipped to " << o.clip_grad_norm;
-      if (!o.sequence.empty()) std::cout << "; sequence " << o.sequence << (o.permute ? " (permuted)" : "");
-      std::cout << "; evaluated on " << std::min(o.train_eval_size, data.train.size()) << " training and "
-                << (o.test_eval_size > 0 ? std::min(o.test_eval_size, data.test.size()) : data.test.size())
-                << " test examples";
-      std::cout << "; budget ";
-      if (o.time_budget_s > 0) std::cout << o.time_budget_s << " s";
-      if (o.iterations > 0) std::cout << (o.time_budget_s > 0 ? " or " : "") << o.iterations << " steps";
-      if (o.example_budget > 0)
-        std::cout << (o.time_budget_s > 0 || o.iterations > 0 ? " or " : "") << o.example_budget << " examples";
-      std::cout << " per sampler\n";
-    }
+    if (!quiet && finals.empty()) print_banner(cl, names, trainer, data);
     auto write_log = [&](const std::string& line) {
       if (!log.is_open()) return;
       log << line << "\n" << std::flush;

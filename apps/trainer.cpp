@@ -195,19 +195,17 @@ Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device dev
   context_.parameters = model_->parameters();
   context_.loss_gradient = [this](const Tensor& indices, const Tensor& weights) {
     for (Tensor& p : context_.parameters) p.zero_grad();
-    model_->eval();
     LossGradient r;
     try {
+      EvalModeScope eval_mode(*model_);
       Tensor logits = model_->forward(gather_batch(data_.train, indices));
       Tensor loss = weighted_mean(cross_entropy(logits, gather_labels(data_.train, indices)), weights);
       loss.backward();
       r.loss = loss.detach();
     } catch (...) {
-      model_->train();
       for (Tensor& p : context_.parameters) p.zero_grad();
       throw;
     }
-    model_->train();
     for (Tensor& p : context_.parameters) {
       const Tensor g = p.grad();
       r.gradients.push_back(g.defined() ? g : Tensor::zeros(p.shape(), DType::F32, p.device()));
@@ -230,15 +228,8 @@ int64_t Trainer::planned_steps() const {
 Tensor Trainer::scoring_logits(const Tensor& indices) {
   NoGradGuard no_grad;
   MatmulPrecisionScope precision(score_precision_);
-  model_->eval();
-  Tensor logits;
-  try {
-    logits = model_->forward(gather_batch(data_.train, indices));
-  } catch (...) {
-    model_->train();
-    throw;
-  }
-  model_->train();
+  EvalModeScope eval_mode(*model_);
+  Tensor logits = model_->forward(gather_batch(data_.train, indices));
   scored_ += indices.numel();
   return logits;
 }
@@ -291,7 +282,7 @@ double Trainer::evaluate_loss(const Dataset& d, double* accuracy) {
 }
 
 EvalRecord Trainer::evaluate() {
-  model_->eval();
+  EvalModeScope eval_mode(*model_);
   EvalRecord r;
   r.sampler = selector_->name();
   r.step = steps_;
@@ -309,7 +300,6 @@ EvalRecord Trainer::evaluate() {
   r.scored = scored_;
   r.selection_s = selection_s_;
   r.epochs = static_cast<double>(examples_) / static_cast<double>(data_.train.size());
-  model_->train();
   return r;
 }
 

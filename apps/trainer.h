@@ -147,6 +147,7 @@ class Trainer {
   ScoreDiagnostics diagnose_scores();
 
   Module& model() { return *model_; }
+  const Module& model() const { return *model_; }
   Selector& selector() { return *selector_; }
   Optimizer& optimizer() { return *optimizer_; }
   // The data trained and evaluated on: the given splits, or their sequence view.

@@ -11,9 +11,12 @@ std::string size_string(int64_t h, int64_t w) {
 
 }  // namespace
 
-Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, Size2d kernel, Generator& gen, Size2d stride,
-               Size2d padding, bool with_bias, Device device)
-    : in_(in_channels), out_(out_channels), params_{stride.h, stride.w, padding.h, padding.w} {
+Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, Size2d kernel, Generator& gen, const Conv2dOptions& options)
+    : in_(in_channels),
+      out_(out_channels),
+      params_{options.stride.h, options.stride.w, options.padding.h, options.padding.w} {
+  const Size2d stride = options.stride, padding = options.padding;
+  const Device device = options.device;
   SIEVE_CHECK(in_channels > 0 && out_channels > 0, "Conv2d: channel counts must be positive, got ", in_channels,
               " -> ", out_channels);
   SIEVE_CHECK(kernel.h > 0 && kernel.w > 0, "Conv2d: kernel must be positive, got ", kernel.h, "x", kernel.w);
@@ -23,7 +26,7 @@ Conv2d::Conv2d(int64_t in_channels, int64_t out_channels, Size2d kernel, Generat
   // Each output sums in * R * S products: that is the fan-in that keeps activations' variance through a ReLU.
   weight = init::kaiming_normal({out_, in_, kernel.h, kernel.w}, in_ * kernel.h * kernel.w, gen, device);
   register_parameter("weight", &weight);
-  if (with_bias) {
+  if (options.bias) {
     bias = Tensor::zeros({out_}, DType::F32, device);
     register_parameter("bias", &bias);
   }

@@ -14,12 +14,18 @@ struct Size2d {
   Size2d(int64_t height, int64_t width) : h(height), w(width) {}
 };
 
+// A Conv2d's settings by name: Conv2d(16, 32, 3, gen, {.stride = 2, .padding = 1, .bias = false, .device = d}).
+struct Conv2dOptions {
+  Size2d stride = 1;
+  Size2d padding = 0;
+  bool bias = true;  // without bias (the usual choice before batch norm) the layer has the one parameter "weight"
+  Device device = Device::cpu();
+};
+
 class Conv2d : public Module {
  public:
   // Weights N(0, 2 / (in_channels * R * S)) (Kaiming-normal, for convolutions followed by a ReLU), bias zero.
-  // Without bias (the usual choice before batch norm) the layer has the one parameter "weight".
-  Conv2d(int64_t in_channels, int64_t out_channels, Size2d kernel, Generator& gen, Size2d stride = 1,
-         Size2d padding = 0, bool bias = true, Device device = Device::cpu());
+  Conv2d(int64_t in_channels, int64_t out_channels, Size2d kernel, Generator& gen, const Conv2dOptions& options = {});
   Tensor forward(const Tensor& x) override;  // [N, in, H, W] -> [N, out, P, Q]
   std::string describe() const override;    // e.g. "Conv2d(16 -> 32, 3x3, stride 2, padding 1, no bias)"
 

@@ -5,14 +5,15 @@
 
 namespace sieve {
 
-Linear::Linear(int64_t in_features, int64_t out_features, Generator& gen, Init init, bool with_bias, Device device)
+Linear::Linear(int64_t in_features, int64_t out_features, Generator& gen, const LinearOptions& options)
     : in_(in_features), out_(out_features) {
+  const Device device = options.device;
   SIEVE_CHECK(in_features > 0 && out_features > 0, "Linear: sizes must be positive, got ", in_features, " -> ",
               out_features);
-  weight = init == Init::KaimingNormal ? init::kaiming_normal({out_, in_}, in_, gen, device)
+  weight = options.init == Init::KaimingNormal ? init::kaiming_normal({out_, in_}, in_, gen, device)
                                        : init::glorot_uniform({out_, in_}, in_, out_, gen, device);
   register_parameter("weight", &weight);
-  if (with_bias) {
+  if (options.bias) {
     bias = Tensor::zeros({out_}, DType::F32, device);
     register_parameter("bias", &bias);
   }

@@ -8,10 +8,16 @@ namespace sieve {
 
 enum class Init { KaimingNormal, GlorotUniform };
 
+// A Linear's settings by name: Linear(128, 10, gen, {.init = Init::GlorotUniform, .device = d}).
+struct LinearOptions {
+  Init init = Init::KaimingNormal;  // Kaiming-normal for layers followed by a ReLU, Glorot-uniform for a classifier
+  bool bias = true;
+  Device device = Device::cpu();
+};
+
 class Linear : public Module {
  public:
-  Linear(int64_t in_features, int64_t out_features, Generator& gen, Init init = Init::KaimingNormal, bool bias = true,
-         Device device = Device::cpu());
+  Linear(int64_t in_features, int64_t out_features, Generator& gen, const LinearOptions& options = {});
   Tensor forward(const Tensor& x) override;
   std::string describe() const override;
   Tensor weight;  // [out, in]

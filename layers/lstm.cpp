@@ -41,7 +41,8 @@ std::string Lstm::describe() const {
 LstmClassifier::LstmClassifier(int64_t input_size, int64_t hidden_size, int64_t layers, int64_t classes,
                                Generator& gen, Device device)
     : lstm_(std::make_shared<Lstm>(input_size, hidden_size, layers, gen, device)),
-      fc_(std::make_shared<Linear>(hidden_size, classes, gen, Init::GlorotUniform, true, device)) {
+      fc_(std::make_shared<Linear>(hidden_size, classes, gen,
+          LinearOptions{.init = Init::GlorotUniform, .device = device})) {
   register_module("lstm", lstm_);
   register_module("fc", fc_);
 }

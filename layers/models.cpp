@@ -39,11 +39,11 @@ std::shared_ptr<Sequential> make_mlp(int64_t inputs, const std::vector<int64_t>&
   net->add(std::make_shared<Flatten>());
   int64_t width = inputs;
   for (int64_t h : hidden) {
-    net->add(std::make_shared<Linear>(width, h, gen, Init::KaimingNormal, true, device));
+    net->add(std::make_shared<Linear>(width, h, gen, LinearOptions{.device = device}));
     net->add(std::make_shared<ReLU>());
     width = h;
   }
-  net->add(std::make_shared<Linear>(width, classes, gen, Init::GlorotUniform, true, device));
+  net->add(std::make_shared<Linear>(width, classes, gen, LinearOptions{.init = Init::GlorotUniform, .device = device}));
   return net;
 }
 
@@ -89,18 +89,19 @@ std::shared_ptr<Sequential> make_cnn(int64_t in_channels, int64_t height, int64_
   SIEVE_CHECK(height % 4 == 0 && width % 4 == 0 && height >= 8 && width >= 8, "cnn: expects images whose sides are "
               "multiples of 4 (e.g. 28x28 or 32x32), found ", height, "x", width);
   auto net = std::make_shared<Sequential>();
-  net->add(std::make_shared<Conv2d>(in_channels, 32, 3, gen, 1, 1, false, device));
-  net->add(std::make_shared<BatchNorm2d>(32, 0.1f, 1e-5f, device));
+  net->add(std::make_shared<Conv2d>(in_channels, 32, 3, gen,
+      Conv2dOptions{.padding = 1, .bias = false, .device = device}));
+  net->add(std::make_shared<BatchNorm2d>(32, BatchNormOptions{.device = device}));
   net->add(std::make_shared<ReLU>());
   net->add(std::make_shared<MaxPool2d>(2, 2));
-  net->add(std::make_shared<Conv2d>(32, 64, 3, gen, 1, 1, false, device));
-  net->add(std::make_shared<BatchNorm2d>(64, 0.1f, 1e-5f, device));
+  net->add(std::make_shared<Conv2d>(32, 64, 3, gen, Conv2dOptions{.padding = 1, .bias = false, .device = device}));
+  net->add(std::make_shared<BatchNorm2d>(64, BatchNormOptions{.device = device}));
   net->add(std::make_shared<ReLU>());
   net->add(std::make_shared<MaxPool2d>(2, 2));
   net->add(std::make_shared<Flatten>());
-  net->add(std::make_shared<Linear>(64 * (height / 4) * (width / 4), 128, gen, Init::KaimingNormal, true, device));
+  net->add(std::make_shared<Linear>(64 * (height / 4) * (width / 4), 128, gen, LinearOptions{.device = device}));
   net->add(std::make_shared<ReLU>());
-  net->add(std::make_shared<Linear>(128, classes, gen, Init::GlorotUniform, true, device));
+  net->add(std::make_shared<Linear>(128, classes, gen, LinearOptions{.init = Init::GlorotUniform, .device = device}));
   return net;
 }
 

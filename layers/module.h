@@ -55,4 +55,18 @@ class Module {
   bool training_ = true;
 };
 
+// Evaluation mode for a scope: the module's mode before it comes back on every way out, exceptions included
+// (scoring passes, evaluations and the selectors' loss probes run in evaluation mode between training steps).
+class EvalModeScope {
+ public:
+  explicit EvalModeScope(Module& module) : module_(module), was_training_(module.is_training()) { module.eval(); }
+  ~EvalModeScope() { module_.train(was_training_); }
+  EvalModeScope(const EvalModeScope&) = delete;
+  EvalModeScope& operator=(const EvalModeScope&) = delete;
+
+ private:
+  Module& module_;
+  bool was_training_;
+};
+
 }  // namespace sieve

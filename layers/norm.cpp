@@ -7,8 +7,10 @@
 
 namespace sieve {
 
-BatchNorm2d::BatchNorm2d(int64_t channels, float momentum, float eps, Device device)
-    : channels_(channels), momentum_(momentum), eps_(eps) {
+BatchNorm2d::BatchNorm2d(int64_t channels, const BatchNormOptions& options)
+    : channels_(channels), momentum_(options.momentum), eps_(options.eps) {
+  const float momentum = options.momentum, eps = options.eps;
+  const Device device = options.device;
   SIEVE_CHECK(channels > 0, "BatchNorm2d: channels must be positive, got ", channels);
   SIEVE_CHECK(momentum >= 0.f && momentum <= 1.f, "BatchNorm2d: momentum must be in [0, 1], got ", momentum);
   SIEVE_CHECK(std::isfinite(eps) && eps > 0.f, "BatchNorm2d: eps must be positive, got ", eps);

@@ -8,8 +8,9 @@ ResidualBlock::ResidualBlock(int64_t in, int64_t planes, int64_t stride, bool bo
                              Device device) {
   out_ = bottleneck ? planes * 4 : planes;
   auto conv = [&](int64_t a, int64_t b, int64_t k, int64_t s) {
-    convs_.push_back(std::make_shared<Conv2d>(a, b, k, gen, s, k / 2, false, device));
-    bns_.push_back(std::make_shared<BatchNorm2d>(b, 0.1f, 1e-5f, device));
+    convs_.push_back(std::make_shared<Conv2d>(a, b, k, gen,
+        Conv2dOptions{.stride = s, .padding = k / 2, .bias = false, .device = device}));
+    bns_.push_back(std::make_shared<BatchNorm2d>(b, BatchNormOptions{.device = device}));
     const std::string i = std::to_string(convs_.size());
     register_module("conv" + i, convs_.back());
     register_module("bn" + i, bns_.back());
@@ -23,8 +24,9 @@ ResidualBlock::ResidualBlock(int64_t in, int64_t planes, int64_t stride, bool bo
     conv(planes, planes, 3, 1);
   }
   if (stride != 1 || in != out_) {
-    down_conv_ = std::make_shared<Conv2d>(in, out_, 1, gen, stride, 0, false, device);
-    down_bn_ = std::make_shared<BatchNorm2d>(out_, 0.1f, 1e-5f, device);
+    down_conv_ = std::make_shared<Conv2d>(in, out_, 1, gen,
+        Conv2dOptions{.stride = stride, .bias = false, .device = device});
+    down_bn_ = std::make_shared<BatchNorm2d>(out_, BatchNormOptions{.device = device});
     register_module("downsample.0", down_conv_);
     register_module("downsample.1", down_bn_);
   }
@@ -52,8 +54,9 @@ ResNet::ResNet(int depth, int64_t in_channels, int64_t classes, Generator& gen, 
     case 50: counts = {3, 4, 6, 3}; bottleneck = true; break;
     default: SIEVE_FAIL("resnet", depth, ": expected resnet18, resnet34 or resnet50");
   }
-  stem_ = std::make_shared<Conv2d>(in_channels, 64, 7, gen, 2, 3, false, device);
-  stem_bn_ = std::make_shared<BatchNorm2d>(64, 0.1f, 1e-5f, device);
+  stem_ = std::make_shared<Conv2d>(in_channels, 64, 7, gen,
+      Conv2dOptions{.stride = 2, .padding = 3, .bias = false, .device = device});
+  stem_bn_ = std::make_shared<BatchNorm2d>(64, BatchNormOptions{.device = device});
   register_module("conv1", stem_);
   register_module("bn1", stem_bn_);
   int64_t width = 64;
@@ -66,7 +69,7 @@ ResNet::ResNet(int depth, int64_t in_channels, int64_t classes, Generator& gen, 
       width = block->out_channels();
     }
   }
-  fc_ = std::make_shared<Linear>(width, classes, gen, Init::GlorotUniform, true, device);
+  fc_ = std::make_shared<Linear>(width, classes, gen, LinearOptions{.init = Init::GlorotUniform, .device = device});
   register_module("fc", fc_);
 }
 
@@ -79,7 +82,8 @@ Tensor ResNet::forward(const Tensor& x) {
 std::string ResNet::describe() const { return "ResNet-" + std::to_string(depth_); }
 
 void ResNet::reset_head(int64_t classes, Generator& gen) {
-  auto fresh = std::make_shared<Linear>(fc_->weight.size(1), classes, gen, Init::GlorotUniform, true, fc_->weight.device());
+  auto fresh = std::make_shared<Linear>(fc_->weight.size(1), classes, gen,
+      LinearOptions{.init = Init::GlorotUniform, .device = fc_->weight.device()});
   replace_module("fc", fresh);
   fc_ = fresh;
 }

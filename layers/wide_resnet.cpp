@@ -5,16 +5,18 @@
 namespace sieve {
 
 WideBlock::WideBlock(int64_t in, int64_t out, int64_t stride, Generator& gen, Device device) {
-  bn1_ = std::make_shared<BatchNorm2d>(in, 0.1f, 1e-5f, device);
-  conv1_ = std::make_shared<Conv2d>(in, out, 3, gen, stride, 1, false, device);
-  bn2_ = std::make_shared<BatchNorm2d>(out, 0.1f, 1e-5f, device);
-  conv2_ = std::make_shared<Conv2d>(out, out, 3, gen, 1, 1, false, device);
+  bn1_ = std::make_shared<BatchNorm2d>(in, BatchNormOptions{.device = device});
+  conv1_ = std::make_shared<Conv2d>(in, out, 3, gen,
+      Conv2dOptions{.stride = stride, .padding = 1, .bias = false, .device = device});
+  bn2_ = std::make_shared<BatchNorm2d>(out, BatchNormOptions{.device = device});
+  conv2_ = std::make_shared<Conv2d>(out, out, 3, gen, Conv2dOptions{.padding = 1, .bias = false, .device = device});
   register_module("bn1", bn1_);
   register_module("conv1", conv1_);
   register_module("bn2", bn2_);
   register_module("conv2", conv2_);
   if (in != out || stride != 1) {
-    shortcut_ = std::make_shared<Conv2d>(in, out, 1, gen, stride, 0, false, device);
+    shortcut_ = std::make_shared<Conv2d>(in, out, 1, gen,
+        Conv2dOptions{.stride = stride, .bias = false, .device = device});
     register_module("shortcut", shortcut_);
   }
 }
@@ -35,7 +37,8 @@ WideResNet::WideResNet(int depth, int widen, int64_t in_channels, int64_t classe
               ": the depth must be 6n + 4 with n >= 1 (e.g. 16, 22, 28, 40)");
   SIEVE_CHECK(widen >= 1, "wrn-", depth, "-", widen, ": the widening factor must be at least 1");
   const int n = (depth - 4) / 6;
-  stem_ = std::make_shared<Conv2d>(in_channels, 16, 3, gen, 1, 1, false, device);
+  stem_ = std::make_shared<Conv2d>(in_channels, 16, 3, gen,
+      Conv2dOptions{.padding = 1, .bias = false, .device = device});
   register_module("conv1", stem_);
   int64_t width = 16;
   const int64_t widths[3] = {16LL * widen, 32LL * widen, 64LL * widen};
@@ -47,9 +50,9 @@ WideResNet::WideResNet(int depth, int widen, int64_t in_channels, int64_t classe
       width = widths[g];
     }
   }
-  bn_ = std::make_shared<BatchNorm2d>(width, 0.1f, 1e-5f, device);
+  bn_ = std::make_shared<BatchNorm2d>(width, BatchNormOptions{.device = device});
   register_module("bn", bn_);
-  fc_ = std::make_shared<Linear>(width, classes, gen, Init::GlorotUniform, true, device);
+  fc_ = std::make_shared<Linear>(width, classes, gen, LinearOptions{.init = Init::GlorotUniform, .device = device});
   register_module("fc", fc_);
 }
 

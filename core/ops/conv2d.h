@@ -34,6 +34,19 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams
 void set_allow_tf32(bool allow);
 bool allow_tf32();
 
+// set_allow_tf32 for a scope: the setting before it comes back on every way out, exceptions included (tests and
+// benchmarks that need exact float32 convolutions for a while).
+class AllowTf32Scope {
+ public:
+  explicit AllowTf32Scope(bool allow) : saved_(allow_tf32()) { set_allow_tf32(allow); }
+  ~AllowTf32Scope() { set_allow_tf32(saved_); }
+  AllowTf32Scope(const AllowTf32Scope&) = delete;
+  AllowTf32Scope& operator=(const AllowTf32Scope&) = delete;
+
+ private:
+  bool saved_;
+};
+
 // The plain description the backends take (Note [views, not Tensors]).
 struct Conv2dShape {
   int64_t n = 0, c = 0, h = 0, w = 0;  // input x [n, c, h, w]

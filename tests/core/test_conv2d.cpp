@@ -140,18 +140,6 @@ TEST(Conv2dCpu, ShapeErrorsAreOneLineMessages) {
                            Parts{"conv2d input", "float32"}));
 }
 
-// Float32-exact GPU convolutions for the life of the guard (Note [conv tf32]), restoring the setting after.
-class Tf32Setting {
- public:
-  explicit Tf32Setting(bool allow) : saved_(allow_tf32()) { set_allow_tf32(allow); }
-  ~Tf32Setting() { set_allow_tf32(saved_); }
-  Tf32Setting(const Tf32Setting&) = delete;
-  Tf32Setting& operator=(const Tf32Setting&) = delete;
-
- private:
-  bool saved_;
-};
-
 // conv2d with bias as a device case: x, w and b random from seeds seed, seed + 1 and seed + 2, the upstream gradient
 // from seed + 3 (values in [0.5, 1.5)); x needs no gradient unless x_needs_grad (the stem's image needs none).
 DeviceCase conv_case(const Conv2dShape& s, uint64_t seed, bool x_needs_grad, Tolerance tolerance) {
@@ -169,7 +157,7 @@ DeviceCase conv_case(const Conv2dShape& s, uint64_t seed, bool x_needs_grad, Tol
 class Conv2dOnDevice : public DeviceTest {};
 
 TEST_P(Conv2dOnDevice, ForwardAndGradientsMatchCpuAtWideResNetShapes) {
-  const Tf32Setting exact(false);
+  const AllowTf32Scope exact(false);
   // n, c, h, w, k, r, s, stride_h, stride_w, pad_h, pad_w; the last flag: whether x needs a gradient.
   const std::vector<std::pair<Conv2dShape, bool>> cases = {
       {{4, 16, 16, 16, 32, 3, 3, 1, 1, 1, 1}, true},   // a block's 3x3 convolution
@@ -209,7 +197,7 @@ SIEVE_INSTANTIATE_DEVICE_TESTS(Conv2dOnDevice);
 TEST(Conv2dTf32, OnByDefaultAndSwitchable) {
   EXPECT_TRUE(allow_tf32());
   {
-    const Tf32Setting exact(false);
+    const AllowTf32Scope exact(false);
     EXPECT_FALSE(allow_tf32());
   }
   EXPECT_TRUE(allow_tf32());
@@ -218,7 +206,7 @@ TEST(Conv2dTf32, OnByDefaultAndSwitchable) {
 class Conv2dGpu : public GpuTest {};
 
 TEST_F(Conv2dGpu, Tf32StaysCloseToFloat32) {
-  const Tf32Setting fast(true);
+  const AllowTf32Scope fast(true);
   const Conv2dShape s{4, 16, 16, 16, 32, 3, 3, 1, 1, 1, 1};
   // TF32 keeps 10 mantissa bits: each product is off by up to ~1e-3 relative, and 144 (forward) to 1024
   // (weight gradient) of them with random signs add to ~sqrt(n) * 1e-3 * |term| ~ 1e-2 for these O(1) terms.

@@ -201,8 +201,7 @@ SIEVE_INSTANTIATE_DEVICE_TESTS(LstmTest);
 class LstmGpu : public GpuTest {};
 
 TEST_F(LstmGpu, ForwardAndEveryGradientMatchTheCpu) {
-  const bool tf32 = allow_tf32();
-  set_allow_tf32(false);
+  AllowTf32Scope exact(false);
   struct Case {
     int64_t B, T, I, H, L;
   };
@@ -240,7 +239,6 @@ TEST_F(LstmGpu, ForwardAndEveryGradientMatchTheCpu) {
       EXPECT_TRUE(all_close(pg[i].grad().to(Device::cpu()), ps[i].grad(), 1e-4f, 1e-3f))
           << what << ": d" << names[i % 4] << "_l" << i / 4;
   }
-  set_allow_tf32(tf32);
 }
 
 TEST_F(LstmGpu, TrainingStepsReuseMemory) {

@@ -482,8 +482,7 @@ class Conv2dBf16Gpu : public GpuTest {};
 // One shape in float32, then bf16, then float32 again: each call finds the cuDNN plan of its own precision
 // (Note [conv plans]), so each matches the CPU in its precision.
 TEST_F(Conv2dBf16Gpu, PrecisionIsPartOfThePlanKey) {
-  const bool tf32 = allow_tf32();
-  set_allow_tf32(false);  // exact float32 on the GPU (Note [conv tf32])
+  const AllowTf32Scope exact(false);  // exact float32 on the GPU (Note [conv tf32])
   const DeviceCase c = conv_case({4, 8, 10, 10, 16, 3, 3, 1, 1, 1, 1}, 260);
   for (MatmulPrecision precision : {MatmulPrecision::F32, MatmulPrecision::BF16, MatmulPrecision::F32}) {
     const MatmulPrecisionScope scope(precision);
@@ -498,7 +497,6 @@ TEST_F(Conv2dBf16Gpu, PrecisionIsPartOfThePlanKey) {
       expect_bf16_conv_matches(got, ref, c.inputs[2], "bf16");
     }
   }
-  set_allow_tf32(tf32);
 }
 
 }  // namespace

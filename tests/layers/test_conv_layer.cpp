@@ -18,7 +18,7 @@ using Parts = std::vector<std::string>;
 
 TEST(Conv2dLayer, ParametersAreNamedAndCounted) {
   Generator gen(1);
-  Conv2d conv(3, 16, 3, gen, 1, 1);
+  Conv2d conv(3, 16, 3, gen, {.padding = 1});
   const auto params = conv.named_parameters();
   ASSERT_EQ(params.size(), 2u);
   EXPECT_EQ(params[0].first, "weight");
@@ -29,7 +29,7 @@ TEST(Conv2dLayer, ParametersAreNamedAndCounted) {
   for (const Tensor& p : conv.parameters()) EXPECT_TRUE(p.requires_grad());
   for (float b : conv.bias.to_vector<float>()) EXPECT_EQ(b, 0.f);
 
-  Conv2d no_bias(16, 32, {1, 3}, gen, {2, 1}, {0, 1}, false);
+  Conv2d no_bias(16, 32, {1, 3}, gen, {.stride = {2, 1}, .padding = {0, 1}, .bias = false});
   ASSERT_EQ(no_bias.named_parameters().size(), 1u);
   EXPECT_EQ(no_bias.weight.shape(), (Shape{32, 16, 1, 3}));
   EXPECT_FALSE(no_bias.bias.defined());
@@ -38,7 +38,7 @@ TEST(Conv2dLayer, ParametersAreNamedAndCounted) {
 
 TEST(Conv2dLayer, KaimingInitialisationUsesTheKernelFanIn) {
   Generator gen(2);
-  Conv2d conv(64, 128, 3, gen, 1, 1, false);
+  Conv2d conv(64, 128, 3, gen, {.padding = 1, .bias = false});
   const auto w = conv.weight.to_vector<float>();
   double mean = 0, var = 0;
   for (float x : w) mean += x;
@@ -53,7 +53,7 @@ TEST(Conv2dLayer, KaimingInitialisationUsesTheKernelFanIn) {
 
 TEST(Conv2dLayer, ForwardIsTheOpWithTheLayersSettings) {
   Generator gen(3);
-  Conv2d conv(3, 8, 3, gen, 2, 1);
+  Conv2d conv(3, 8, 3, gen, {.stride = 2, .padding = 1});
   Tensor x = random_tensor({2, 3, 9, 9}, 4);
   Tensor y = conv(x);
   EXPECT_EQ(y.shape(), (Shape{2, 8, 5, 5}));
@@ -64,17 +64,17 @@ TEST(Conv2dLayer, ForwardIsTheOpWithTheLayersSettings) {
 
 TEST(Conv2dLayer, DescribesItself) {
   Generator gen(4);
-  EXPECT_EQ(Conv2d(3, 16, 3, gen, 1, 1).describe(), "Conv2d(3 -> 16, 3x3, padding 1)");
-  EXPECT_EQ(Conv2d(16, 32, 1, gen, 2, 0, false).describe(), "Conv2d(16 -> 32, 1x1, stride 2, no bias)");
-  EXPECT_EQ(Conv2d(4, 4, {1, 3}, gen, 1, {0, 1}).describe(), "Conv2d(4 -> 4, 1x3, padding 0x1)");
+  EXPECT_EQ(Conv2d(3, 16, 3, gen, {.padding = 1}).describe(), "Conv2d(3 -> 16, 3x3, padding 1)");
+  EXPECT_EQ(Conv2d(16, 32, 1, gen, {.stride = 2, .bias = false}).describe(), "Conv2d(16 -> 32, 1x1, stride 2, no bias)");
+  EXPECT_EQ(Conv2d(4, 4, {1, 3}, gen, {.padding = {0, 1}}).describe(), "Conv2d(4 -> 4, 1x3, padding 0x1)");
 }
 
 TEST(Conv2dLayer, InvalidSettingsAreOneLineErrors) {
   Generator gen(5);
   EXPECT_TRUE(throws_error([&] { Conv2d(0, 16, 3, gen); }, "channel counts must be positive"));
   EXPECT_TRUE(throws_error([&] { Conv2d(3, 16, {3, 0}, gen); }, "kernel must be positive"));
-  EXPECT_TRUE(throws_error([&] { Conv2d(3, 16, 3, gen, 0); }, "stride must be positive"));
-  EXPECT_TRUE(throws_error([&] { Conv2d(3, 16, 3, gen, 1, -1); }, "padding must not be negative"));
+  EXPECT_TRUE(throws_error([&] { Conv2d(3, 16, 3, gen, {.stride = 0}); }, "stride must be positive"));
+  EXPECT_TRUE(throws_error([&] { Conv2d(3, 16, 3, gen, {.padding = -1}); }, "padding must not be negative"));
   Conv2d conv(3, 16, 3, gen);
   EXPECT_TRUE(throws_error([&] { conv(random_tensor({2, 4, 8, 8}, 6)); }, Parts{"4 channels", "expects 3"}));
 }
@@ -82,7 +82,7 @@ TEST(Conv2dLayer, InvalidSettingsAreOneLineErrors) {
 TEST(Conv2dLayer, TrainsInsideASequential) {
   Generator gen(6);
   Sequential net;
-  net.add(std::make_shared<Conv2d>(3, 4, 3, gen, 2, 1));
+  net.add(std::make_shared<Conv2d>(3, 4, 3, gen, Conv2dOptions{.stride = 2, .padding = 1}));
   net.add(std::make_shared<ReLU>());
   net.add(std::make_shared<Flatten>());
   net.add(std::make_shared<Linear>(4 * 4 * 4, 5, gen));
@@ -95,14 +95,10 @@ TEST(Conv2dLayer, TrainsInsideASequential) {
 class Conv2dLayerOnDevice : public DeviceTest {};
 
 TEST_P(Conv2dLayerOnDevice, SameSeedSameLayerOnEveryDevice) {
-  struct ExactMath {  // compare float32 with float32 (Note [conv tf32]), restoring the setting however we leave
-    bool saved = allow_tf32();
-    ExactMath() { set_allow_tf32(false); }
-    ~ExactMath() { set_allow_tf32(saved); }
-  } exact;
+  AllowTf32Scope exact(false);  // compare float32 with float32 (Note [conv tf32])
   Generator g1(8), g2(8);
-  Conv2d on_cpu(3, 8, 3, g1, 1, 1);
-  Conv2d here(3, 8, 3, g2, 1, 1, true, device());
+  Conv2d on_cpu(3, 8, 3, g1, {.padding = 1});
+  Conv2d here(3, 8, 3, g2, {.padding = 1, .device = device()});
   EXPECT_EQ(here.device(), device());
   // Philox gives both devices the same uniforms; the normal's logf/cosf may differ in the last ulps between the
   // host and device maths libraries (core/philox.h), so the Kaiming-normal weights agree to a few ulps, not bits.

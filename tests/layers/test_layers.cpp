@@ -24,13 +24,13 @@ TEST(Mlp, NamesShapesAndCountFollowTheHierarchy) {
 
 TEST(Mlp, InitialisationHasTheIntendedScale) {
   Generator gen(2);
-  Linear hidden(400, 300, gen, Init::KaimingNormal);
+  Linear hidden(400, 300, gen, {.init = Init::KaimingNormal});
   const auto w = hidden.weight.to_vector<float>();
   double var = 0;
   for (float x : w) var += x * x;
   var /= w.size();
   EXPECT_NEAR(var, 2.0 / 400, 0.05 * 2.0 / 400);  // 120k samples: relative standard error of the variance 0.4%
-  Linear out(400, 10, gen, Init::GlorotUniform);
+  Linear out(400, 10, gen, {.init = Init::GlorotUniform});
   const float a = std::sqrt(6.f / 410.f);
   for (float x : out.weight.to_vector<float>()) ASSERT_LE(std::abs(x), a);
   for (float b : out.bias.to_vector<float>()) EXPECT_EQ(b, 0.f);

@@ -60,8 +60,7 @@ TEST(Models, SpecErrorsNameTheSpec) {
 class WideBlockGpu : public testing::GpuTest {};
 
 TEST_F(WideBlockGpu, ForwardAndBackwardMatchCpu) {
-  const bool tf32 = allow_tf32();
-  set_allow_tf32(false);
+  AllowTf32Scope exact(false);
   Generator g1(9), g2(9);
   WideBlock cpu_block(16, 32, 2, g1, Device::cpu());
   WideBlock gpu_block(16, 32, 2, g2, Device::cuda(0));
@@ -76,7 +75,6 @@ TEST_F(WideBlockGpu, ForwardAndBackwardMatchCpu) {
   const auto pc = cpu_block.named_parameters(), pg = gpu_block.named_parameters();
   for (size_t i = 0; i < pc.size(); ++i)
     EXPECT_TRUE(all_close(pg[i].second.grad(), pc[i].second.grad(), 1e-3f, 1e-3f)) << pc[i].first;
-  set_allow_tf32(tf32);
 }
 
 }  // namespace

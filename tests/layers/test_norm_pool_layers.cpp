@@ -70,8 +70,8 @@ TEST(NormPoolLayers, DropoutIsSeededAndTheIdentityInEvaluation) {
 
 TEST(NormPoolLayers, ConstructorsRejectImpossibleSettings) {
   EXPECT_TRUE(throws_error([] { BatchNorm2d(0); }, "channels"));
-  EXPECT_TRUE(throws_error([] { BatchNorm2d(4, 2.f); }, "momentum"));
-  EXPECT_TRUE(throws_error([] { BatchNorm2d(4, 0.1f, -1.f); }, "eps"));
+  EXPECT_TRUE(throws_error([] { BatchNorm2d(4, {.momentum = 2.f}); }, "momentum"));
+  EXPECT_TRUE(throws_error([] { BatchNorm2d(4, {.eps = -1.f}); }, "eps"));
   EXPECT_TRUE(throws_error([] { MaxPool2d(0, 1); }, std::vector<std::string>{"MaxPool2d", "kernel"}));
   EXPECT_TRUE(throws_error([] { AvgPool2d(2, 2, 2); }, std::vector<std::string>{"AvgPool2d", "padding"}));
   EXPECT_TRUE(throws_error([] { Dropout(1.f); }, std::vector<std::string>{"Dropout", "[0, 1)"}));
