@@ -4,6 +4,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstdint>
+
 #include "core/error.h"
 
 namespace sieve::cuda {
@@ -15,11 +17,17 @@ namespace sieve::cuda {
 cudaStream_t stream();
 
 // Blocks of 256 threads cover n elements; grid size capped for grid-stride loops.
-inline unsigned int blocks_for(long long n, int threads = 256) {
-  long long b = (n + threads - 1) / threads;
+inline unsigned int blocks_for(int64_t n, int threads = 256) {
+  int64_t b = (n + threads - 1) / threads;
   if (b < 1) b = 1;
-  if (b > 65535LL * 16) b = 65535LL * 16;
+  if (b > int64_t{65535} * 16) b = int64_t{65535} * 16;
   return static_cast<unsigned int>(b);
+}
+
+// After a kernel launch: a launch-configuration error, reported as "... in the launch of <kernel> at file:line".
+inline void check_launch(const char* kernel, const char* file, int line) {
+  const cudaError_t status = cudaPeekAtLastError();
+  if (status != cudaSuccess) throw_cuda_error(status, detail::concat("the launch of ", kernel).c_str(), file, line);
 }
 
 }  // namespace sieve::cuda
@@ -31,5 +39,6 @@ inline unsigned int blocks_for(long long n, int threads = 256) {
       ::sieve::cuda::throw_cuda_error(sieve_status_, #call, __FILE__, __LINE__);       \
   } while (0)
 
-// After every kernel launch: reports launch-configuration errors at the launch site.
-#define SIEVE_CUDA_CHECK_LAUNCH(name) SIEVE_CUDA_CHECK(cudaPeekAtLastError())
+// After a kernel launched by hand: reports launch-configuration errors at the launch site, naming the kernel. The
+// launchers of core/cuda_launch.cuh check for themselves.
+#define SIEVE_CUDA_CHECK_LAUNCH(name) ::sieve::cuda::check_launch((name), __FILE__, __LINE__)
