@@ -5,7 +5,7 @@
 // the first Wide-ResNet stage) the grid is small, and a split reduction is for when sieve-bench shows it matters.
 #include <cub/block/block_reduce.cuh>
 
-#include "core/cuda_check.h"
+#include "core/cuda_launch.cuh"
 #include "core/ops/batch_norm.h"
 #include "core/ops/batch_norm_math.h"
 
@@ -19,13 +19,13 @@ using BlockReduce = cub::BlockReduce<float, kReduceThreads>;
 // Visits the values of channel c of an [n, channels, hw] tensor, thread t taking j = t, t + T, t + 2T, ... of the
 // channel's n·hw values, with no division per step (j = img·hw + s, advanced by T = q·hw + r).
 struct ChannelWalk {
-  long long img, s, q, r, hw, base;  // base = c·hw
-  long long stride;                  // channels·hw: from one image to the next
-  __device__ ChannelWalk(long long c, long long channels, long long hw_)
+  int64_t img, s, q, r, hw, base;  // base = c·hw
+  int64_t stride;                  // channels·hw: from one image to the next
+  __device__ ChannelWalk(int64_t c, int64_t channels, int64_t hw_)
       : img(threadIdx.x / hw_), s(threadIdx.x % hw_), q(kReduceThreads / hw_), r(kReduceThreads % hw_), hw(hw_),
         base(c * hw_), stride(channels * hw_) {}
-  __device__ bool valid(long long n) const { return img < n; }
-  __device__ long long offset() const { return img * stride + base + s; }
+  __device__ bool valid(int64_t n) const { return img < n; }
+  __device__ int64_t offset() const { return img * stride + base + s; }
   __device__ void next() {
     img += q;
     s += r;
@@ -39,11 +39,11 @@ struct ChannelWalk {
 // mean_c = sum x / M, var_c = sum (x - mean_c)^2 / M over the M = n·hw values of channel c = blockIdx.x (two passes,
 // Note [batch-norm statistics]); running statistics updated as Note [batch-norm running statistics].
 __global__ void __launch_bounds__(kReduceThreads)
-    bn_stats_kernel(const float* x, long long n, long long channels, long long hw, float momentum, float eps,
-                    float* mean_out, float* invstd_out, float* running_mean, float* running_var) {
+    bn_stats_kernel(const float* x, int64_t n, int64_t channels, int64_t hw, float momentum, float eps, float* mean_out,
+                    float* invstd_out, float* running_mean, float* running_var) {
   __shared__ typename BlockReduce::TempStorage temp;
   __shared__ float shared_mean;
-  const long long c = blockIdx.x, count = n * hw;
+  const int64_t c = blockIdx.x, count = n * hw;
   float sum = 0.f;
   for (ChannelWalk w(c, channels, hw); w.valid(n); w.next()) sum += x[w.offset()];
   const float total = BlockReduce(temp).Sum(sum);  // valid in thread 0 only
@@ -65,31 +65,30 @@ __global__ void __launch_bounds__(kReduceThreads)
 }
 
 // invstd_c = 1 / sqrt(var_c + eps)
-__global__ void bn_invstd_kernel(const float* var, float* invstd, long long c, float eps) {
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < c; i += (long long)gridDim.x * blockDim.x)
+__global__ void bn_invstd_kernel(const float* var, float* invstd, int64_t c, float eps) {
+  SIEVE_GRID_STRIDE(i, c)
     invstd[i] = bn_invstd(var[i], eps);
 }
 
 // y = gamma_c (x - mean_c) invstd_c + beta_c
 __global__ void bn_apply_kernel(const float* x, const float* mean, const float* invstd, const float* gamma,
-                                const float* beta, float* y, long long total, long long channels, long long hw) {
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
-       i += (long long)gridDim.x * blockDim.x) {
-    const long long c = (i / hw) % channels;
+                                const float* beta, float* y, int64_t total, int64_t channels, int64_t hw) {
+  SIEVE_GRID_STRIDE(i, total) {
+    const int64_t c = (i / hw) % channels;
     y[i] = bn_forward(x[i], mean[c], invstd[c], gamma[c], beta[c]);
   }
 }
 
 // sum_dy_c = sum dy, sum_dy_xhat_c = sum dy (x - mean_c) invstd_c over channel c = blockIdx.x
 __global__ void __launch_bounds__(kReduceThreads)
-    bn_bwd_reduce_kernel(const float* dy, const float* x, const float* mean, const float* invstd, long long n,
-                         long long channels, long long hw, float* sum_dy, float* sum_dy_xhat) {
+    bn_bwd_reduce_kernel(const float* dy, const float* x, const float* mean, const float* invstd, int64_t n,
+                         int64_t channels, int64_t hw, float* sum_dy, float* sum_dy_xhat) {
   __shared__ typename BlockReduce::TempStorage temp;
-  const long long c = blockIdx.x;
+  const int64_t c = blockIdx.x;
   const float m = mean[c], is = invstd[c];
   float a = 0.f, b = 0.f;
   for (ChannelWalk w(c, channels, hw); w.valid(n); w.next()) {
-    const long long o = w.offset();
+    const int64_t o = w.offset();
     a += dy[o];
     b += dy[o] * bn_xhat(x[o], m, is);
   }
@@ -105,11 +104,9 @@ __global__ void __launch_bounds__(kReduceThreads)
 // dx = gamma_c invstd_c (dy - sum_dy_c / M - x_hat sum_dy_xhat_c / M)  (training), gamma_c invstd_c dy  (evaluation)
 __global__ void bn_bwd_apply_kernel(const float* dy, const float* x, const float* mean, const float* invstd,
                                     const float* gamma, const float* sum_dy, const float* sum_dy_xhat, float* dx,
-                                    long long total, long long channels, long long hw, float inv_count,
-                                    bool training) {
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
-       i += (long long)gridDim.x * blockDim.x) {
-    const long long c = (i / hw) % channels;
+                                    int64_t total, int64_t channels, int64_t hw, float inv_count, bool training) {
+  SIEVE_GRID_STRIDE(i, total) {
+    const int64_t c = (i / hw) % channels;
     dx[i] = bn_backward(dy[i], x[i], mean[c], invstd[c], gamma[c], sum_dy[c], sum_dy_xhat[c], inv_count, training);
   }
 }
@@ -119,43 +116,33 @@ __global__ void bn_bwd_apply_kernel(const float* dy, const float* x, const float
 void batch_norm_stats(const float* x, int64_t n, int64_t c, int64_t hw, float momentum, float eps, float* mean,
                       float* invstd, float* running_mean, float* running_var) {
   if (c == 0) return;
-  bn_stats_kernel<<<static_cast<unsigned int>(c), kReduceThreads, 0, stream()>>>(x, n, c, hw, momentum, eps, mean,
-                                                                                  invstd, running_mean, running_var);
-  SIEVE_CUDA_CHECK_LAUNCH("batch_norm_stats");
+  launch_grid("bn_stats_kernel", dim3(static_cast<unsigned int>(c)), dim3(kReduceThreads), 0, bn_stats_kernel, x, n, c,
+              hw, momentum, eps, mean, invstd, running_mean, running_var);
 }
 
 void batch_norm_invstd(const float* var, float* invstd, int64_t c, float eps) {
-  if (c == 0) return;
-  bn_invstd_kernel<<<blocks_for(c, kThreads), kThreads, 0, stream()>>>(var, invstd, c, eps);
-  SIEVE_CUDA_CHECK_LAUNCH("batch_norm_invstd");
+  launch("bn_invstd_kernel", c, kThreads, bn_invstd_kernel, var, invstd, c, eps);
 }
 
 void batch_norm_apply(const float* x, const float* mean, const float* invstd, const float* gamma, const float* beta,
                       float* y, int64_t n, int64_t c, int64_t hw) {
   const int64_t total = n * c * hw;
-  if (total == 0) return;
-  bn_apply_kernel<<<blocks_for(total, kThreads), kThreads, 0, stream()>>>(x, mean, invstd, gamma, beta, y, total, c,
-                                                                           hw);
-  SIEVE_CUDA_CHECK_LAUNCH("batch_norm_apply");
+  launch("bn_apply_kernel", total, kThreads, bn_apply_kernel, x, mean, invstd, gamma, beta, y, total, c, hw);
 }
 
 void batch_norm_bwd_reduce(const float* grad_y, const float* x, const float* mean, const float* invstd, int64_t n,
                            int64_t c, int64_t hw, float* sum_dy, float* sum_dy_xhat) {
   if (c == 0) return;
-  bn_bwd_reduce_kernel<<<static_cast<unsigned int>(c), kReduceThreads, 0, stream()>>>(grad_y, x, mean, invstd, n, c,
-                                                                                       hw, sum_dy, sum_dy_xhat);
-  SIEVE_CUDA_CHECK_LAUNCH("batch_norm_bwd_reduce");
+  launch_grid("bn_bwd_reduce_kernel", dim3(static_cast<unsigned int>(c)), dim3(kReduceThreads), 0, bn_bwd_reduce_kernel,
+              grad_y, x, mean, invstd, n, c, hw, sum_dy, sum_dy_xhat);
 }
 
 void batch_norm_bwd_apply(const float* grad_y, const float* x, const float* mean, const float* invstd,
                           const float* gamma, const float* sum_dy, const float* sum_dy_xhat, float* grad_x, int64_t n,
                           int64_t c, int64_t hw, bool training) {
   const int64_t total = n * c * hw;
-  if (total == 0) return;
-  bn_bwd_apply_kernel<<<blocks_for(total, kThreads), kThreads, 0, stream()>>>(
-      grad_y, x, mean, invstd, gamma, sum_dy, sum_dy_xhat, grad_x, total, c, hw, 1.f / static_cast<float>(n * hw),
-      training);
-  SIEVE_CUDA_CHECK_LAUNCH("batch_norm_bwd_apply");
+  launch("bn_bwd_apply_kernel", total, kThreads, bn_bwd_apply_kernel, grad_y, x, mean, invstd, gamma, sum_dy,
+         sum_dy_xhat, grad_x, total, c, hw, 1.f / static_cast<float>(n * hw), training);
 }
 
 }  // namespace sieve::cuda

@@ -1,7 +1,9 @@
+#include <algorithm>
+
 #include <cub/block/block_reduce.cuh>
 
 #include "core/allocator.h"
-#include "core/cuda_check.h"
+#include "core/cuda_launch.cuh"
 #include "core/ops/nonfinite.h"
 #include "core/ops/reduce.h"
 
@@ -12,32 +14,32 @@ constexpr int kThreads = 512;
 
 // out[0] = scale * sum_i w_i x_i (w null: 1). One block: reductions here are over a batch or an evaluation
 // chunk (10^2 to 10^4 values), where a single block is launch-bound rather than bandwidth-bound.
-__global__ void dot_kernel(const float* x, const float* w, long long n, float scale, float* out) {
+__global__ void dot_kernel(const float* x, const float* w, int64_t n, float scale, float* out) {
   using BlockReduce = cub::BlockReduce<float, kThreads>;
   __shared__ typename BlockReduce::TempStorage temp;
   float s = 0.f;
-  for (long long i = threadIdx.x; i < n; i += kThreads) s += w ? w[i] * x[i] : x[i];
+  for (int64_t i = threadIdx.x; i < n; i += kThreads) s += w ? w[i] * x[i] : x[i];
   const float total = BlockReduce(temp).Sum(s);
   if (threadIdx.x == 0) out[0] = total * scale;
 }
 
 // out_r = argmax_j x[r, j] (first on ties)
-__global__ void argmax_rows_kernel(const float* x, int32_t* out, long long rows, long long cols) {
-  for (long long r = blockIdx.x * (long long)blockDim.x + threadIdx.x; r < rows; r += (long long)gridDim.x * blockDim.x) {
+__global__ void argmax_rows_kernel(const float* x, int32_t* out, int64_t rows, int64_t cols) {
+  SIEVE_GRID_STRIDE(r, rows) {
     const float* row = x + r * cols;
     int32_t best = 0;
-    for (long long j = 1; j < cols; ++j)
+    for (int64_t j = 1; j < cols; ++j)
       if (row[j] > row[best]) best = static_cast<int32_t>(j);
     out[r] = best;
   }
 }
 
 // count[0] += #{i : a_i == b_i}
-__global__ void count_equal_kernel(const int32_t* a, const int32_t* b, long long n, unsigned long long* count) {
+__global__ void count_equal_kernel(const int32_t* a, const int32_t* b, int64_t n, unsigned long long* count) {
   using BlockReduce = cub::BlockReduce<unsigned long long, kThreads>;
   __shared__ typename BlockReduce::TempStorage temp;
   unsigned long long c = 0;
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+  SIEVE_GRID_STRIDE(i, n)
     c += a[i] == b[i];
   const unsigned long long total = BlockReduce(temp).Sum(c);
   if (threadIdx.x == 0) atomicAdd(count, total);
@@ -50,9 +52,9 @@ __global__ void record_first_nonfinite_kernel(const float* value, int64_t step, 
 }
 
 // out_i = g[0] scale w_i
-__global__ void broadcast_scaled_kernel(const float* g, float scale, const float* w, float* out, long long n) {
+__global__ void broadcast_scaled_kernel(const float* g, float scale, const float* w, float* out, int64_t n) {
   const float s = g[0] * scale;
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+  SIEVE_GRID_STRIDE(i, n)
     out[i] = w ? s * w[i] : s;
 }
 
@@ -61,14 +63,11 @@ __global__ void broadcast_scaled_kernel(const float* g, float scale, const float
 void sum(const float* x, int64_t n, float* out) { dot(x, nullptr, n, 1.f, out); }
 
 void dot(const float* x, const float* w, int64_t n, float scale, float* out) {
-  dot_kernel<<<1, kThreads, 0, stream()>>>(x, w, n, scale, out);
-  SIEVE_CUDA_CHECK_LAUNCH("dot");
+  launch_grid("dot_kernel", 1, kThreads, 0, dot_kernel, x, w, n, scale, out);
 }
 
 void argmax_rows(const float* x, int32_t* out, int64_t rows, int64_t cols) {
-  if (rows == 0) return;
-  argmax_rows_kernel<<<blocks_for(rows, 128), 128, 0, stream()>>>(x, out, rows, cols);
-  SIEVE_CUDA_CHECK_LAUNCH("argmax_rows");
+  launch("argmax_rows_kernel", rows, 128, argmax_rows_kernel, x, out, rows, cols);
 }
 
 int64_t count_equal(const int32_t* a, const int32_t* b, int64_t n) {
@@ -77,9 +76,8 @@ int64_t count_equal(const int32_t* a, const int32_t* b, int64_t n) {
   SIEVE_CUDA_CHECK(cudaGetDevice(&device));
   auto* count = static_cast<unsigned long long*>(device_malloc(sizeof(unsigned long long), device));
   SIEVE_CUDA_CHECK(cudaMemsetAsync(count, 0, sizeof(unsigned long long), stream()));
-  count_equal_kernel<<<blocks_for(n, kThreads) > 1024 ? 1024 : blocks_for(n, kThreads), kThreads, 0, stream()>>>(
-      a, b, n, count);
-  SIEVE_CUDA_CHECK_LAUNCH("count_equal");
+  launch_grid("count_equal_kernel", std::min(blocks_for(n, kThreads), 1024u), kThreads, 0, count_equal_kernel, a, b, n,
+              count);
   unsigned long long host = 0;
   SIEVE_CUDA_CHECK(cudaMemcpyAsync(&host, count, sizeof(host), cudaMemcpyDeviceToHost, stream()));
   SIEVE_CUDA_CHECK(cudaStreamSynchronize(stream()));
@@ -88,14 +86,12 @@ int64_t count_equal(const int32_t* a, const int32_t* b, int64_t n) {
 }
 
 void record_first_nonfinite(const float* value, int64_t step, int64_t* first_step, float* first_value) {
-  record_first_nonfinite_kernel<<<1, 1, 0, stream()>>>(value, step, first_step, first_value);
-  SIEVE_CUDA_CHECK_LAUNCH("record_first_nonfinite");
+  launch_grid("record_first_nonfinite_kernel", 1, 1, 0, record_first_nonfinite_kernel, value, step, first_step,
+              first_value);
 }
 
 void broadcast_scaled(const float* g, float scale, const float* w, float* out, int64_t n) {
-  if (n == 0) return;
-  broadcast_scaled_kernel<<<blocks_for(n), 256, 0, stream()>>>(g, scale, w, out, n);
-  SIEVE_CUDA_CHECK_LAUNCH("broadcast_scaled");
+  launch("broadcast_scaled_kernel", n, 256, broadcast_scaled_kernel, g, scale, w, out, n);
 }
 
 }  // namespace sieve::cuda
