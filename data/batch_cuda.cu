@@ -1,6 +1,6 @@
 // CUDA gather_batch: one fused kernel gathers uint8 rows by index, crops and flips them (when asked) and
 // normalises them.
-#include "core/cuda_check.h"
+#include "core/cuda_launch.cuh"
 #include "core/host_device.h"
 #include "data/batch_math.h"
 
@@ -31,13 +31,12 @@ __global__ void gather_images_kernel(BatchGatherArgs a) {
 }  // namespace
 
 void gather_images(const BatchGatherArgs& a) {
-  const long long sample = static_cast<long long>(a.channels) * a.height * a.width;
+  const int64_t sample = static_cast<int64_t>(a.channels) * a.height * a.width;
   if (a.batch == 0 || sample == 0) return;
   // The dispatcher keeps a sample below 2^31 elements, so grid.x needs no cap (no grid-stride along x).
   const dim3 grid(static_cast<unsigned int>((sample + kThreads - 1) / kThreads),
                   static_cast<unsigned int>(a.batch < kMaxGridY ? a.batch : kMaxGridY));
-  gather_images_kernel<<<grid, kThreads, 0, stream()>>>(a);
-  SIEVE_CUDA_CHECK_LAUNCH("gather_images");
+  launch_grid("gather_images_kernel", grid, kThreads, 0, gather_images_kernel, a);
 }
 
 }  // namespace sieve::cuda

@@ -1,19 +1,18 @@
 #include <cstdint>
 
-#include "core/cuda_check.h"
+#include "core/cuda_launch.cuh"
 #include "data/sequence.h"
 
 namespace sieve::cuda {
 namespace {
 
 // dst[r, t] = src[r, order[t]]: the permuted pixel sequence of every image
-__global__ void gather_columns_u8_kernel(const uint8_t* src, long long rows, long long cols, const int32_t* order,
+__global__ void gather_columns_u8_kernel(const uint8_t* src, int64_t rows, int64_t cols, const int32_t* order,
                                          uint8_t* dst) {
   // src, dst: (rows, cols); order: (cols). Consecutive threads write consecutive bytes of a row.
-  const long long total = rows * cols;
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
-       i += (long long)gridDim.x * blockDim.x) {
-    const long long r = i / cols, t = i - r * cols;
+  const int64_t total = rows * cols;
+  SIEVE_GRID_STRIDE(i, total) {
+    const int64_t r = i / cols, t = i - r * cols;
     dst[i] = src[r * cols + order[t]];
   }
 }
@@ -21,9 +20,7 @@ __global__ void gather_columns_u8_kernel(const uint8_t* src, long long rows, lon
 }  // namespace
 
 void gather_columns_u8(const uint8_t* src, int64_t rows, int64_t cols, const int32_t* order, uint8_t* dst) {
-  if (rows * cols == 0) return;
-  gather_columns_u8_kernel<<<blocks_for(rows * cols), 256, 0, stream()>>>(src, rows, cols, order, dst);
-  SIEVE_CUDA_CHECK_LAUNCH("gather_columns_u8");
+  launch("gather_columns_u8_kernel", rows * cols, 256, gather_columns_u8_kernel, src, rows, cols, order, dst);
 }
 
 }  // namespace sieve::cuda
