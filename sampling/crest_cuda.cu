@@ -6,7 +6,7 @@
 #include <cub/device/device_select.cuh>
 
 #include "core/allocator.h"
-#include "core/cuda_check.h"
+#include "core/cuda_launch.cuh"
 #include "core/scratch.h"
 #include "sampling/crest_math.h"
 #include "sampling/facility_location.h"
@@ -33,8 +33,7 @@ __global__ void pairwise_similarity_kernel(const float* __restrict__ features,  
   const int64_t first = blocks.member_offset[b], m = blocks.member_offset[b + 1] - first;
   const int32_t* members = blocks.members + first;
   float* s = sim + blocks.sim_offset[b];
-  for (int64_t t = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; t < m * m;
-       t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  SIEVE_GRID_STRIDE(t, m * m) {
     const int64_t j = t / m, i = t - j * m;
     s[t] = facility_similarity(features + members[j] * blocks.dim, features + members[i] * blocks.dim, blocks.dim);
   }
@@ -47,8 +46,7 @@ __global__ void facility_gains_kernel(const float* __restrict__ sim, FacilityLoc
                                       const uint8_t* __restrict__ chosen,  // (rows)
                                       int64_t round, int64_t* __restrict__ gains) {  // (rows)
   const int lane = threadIdx.x % 32;
-  for (int64_t p = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / 32; p < blocks.rows;
-       p += static_cast<int64_t>(gridDim.x) * blockDim.x / 32) {
+  SIEVE_WARP_STRIDE(p, blocks.rows) {
     const int32_t b = blocks.block_of[p];
     if (round >= blocks.pick_offset[b + 1] - blocks.pick_offset[b]) continue;  // the whole warp skips together
     if (chosen[p]) {
@@ -57,7 +55,7 @@ __global__ void facility_gains_kernel(const float* __restrict__ sim, FacilityLoc
     }
     const int64_t first = blocks.member_offset[b], m = blocks.member_offset[b + 1] - first;
     const float* row = sim + blocks.sim_offset[b] + (p - first) * m;
-    long long g = 0;
+    int64_t g = 0;
     for (int64_t i = lane; i < m; i += 32) g += facility_gain_term(row[i], best[first + i]);
     for (int d = 16; d > 0; d /= 2) g += __shfl_down_sync(0xffffffffu, g, d);
     if (lane == 0) gains[p] = g;
@@ -75,11 +73,11 @@ __global__ void facility_commit_kernel(const float* __restrict__ sim, FacilityLo
   const int64_t p0 = blocks.pick_offset[b];
   if (round >= blocks.pick_offset[b + 1] - p0) return;
   const int64_t first = blocks.member_offset[b], m = blocks.member_offset[b + 1] - first;
-  __shared__ long long top_gain[kThreads];
-  __shared__ long long top_index[kThreads];
-  long long g = -2, idx = m;  // below every gain, so any candidate replaces it
+  __shared__ int64_t top_gain[kThreads];
+  __shared__ int64_t top_index[kThreads];
+  int64_t g = -2, idx = m;  // below every gain, so any candidate replaces it
   for (int64_t j = threadIdx.x; j < m; j += kThreads) {
-    const long long gj = gains[first + j];
+    const int64_t gj = gains[first + j];
     if (facility_better(gj, j, g, idx)) {
       g = gj;
       idx = j;
@@ -112,8 +110,7 @@ __global__ void facility_commit_kernel(const float* __restrict__ sim, FacilityLo
 __global__ void facility_cluster_kernel(const float* __restrict__ sim, FacilityLocationBlocks blocks,
                                         const int32_t* __restrict__ picks_local,  // (k)
                                         int32_t* __restrict__ cluster) {          // (k) zeroed
-  for (int64_t p = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; p < blocks.rows;
-       p += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  SIEVE_GRID_STRIDE(p, blocks.rows) {
     const int32_t b = blocks.block_of[p];
     const int64_t first = blocks.member_offset[b], m = blocks.member_offset[b + 1] - first;
     const int64_t p0 = blocks.pick_offset[b], quota = blocks.pick_offset[b + 1] - p0;
@@ -126,8 +123,8 @@ __global__ void facility_cluster_kernel(const float* __restrict__ sim, FacilityL
 // 1. One thread block: k is a few hundred picks; the sum is of integers, so its order does not matter.
 __global__ void facility_weights_kernel(int32_t* __restrict__ sizes,  // (k) cluster counts in, floored sizes out
                                         int64_t k, float* __restrict__ weights) {
-  __shared__ long long partial[kThreads];
-  long long sum = 0;
+  __shared__ int64_t partial[kThreads];
+  int64_t sum = 0;
   for (int64_t q = threadIdx.x; q < k; q += kThreads) {
     const int32_t size = static_cast<int32_t>(facility_cluster_size(sizes[q]));
     sizes[q] = size;
@@ -139,7 +136,7 @@ __global__ void facility_weights_kernel(int32_t* __restrict__ sizes,  // (k) clu
     if (threadIdx.x < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
     __syncthreads();
   }
-  const long long total = partial[0];
+  const int64_t total = partial[0];
   for (int64_t q = threadIdx.x; q < k; q += kThreads) weights[q] = facility_cluster_weight(sizes[q], k, total);
 }
 
@@ -148,15 +145,13 @@ void pairwise_similarity(const float* features, const FacilityLocationBlocks& bl
               blocks.num_blocks);
   if (blocks.num_blocks == 0) return;
   const dim3 grid(blocks_for(blocks.max_block * blocks.max_block, kThreads), blocks.num_blocks);
-  pairwise_similarity_kernel<<<grid, kThreads, 0, stream()>>>(features, blocks, sim);
-  SIEVE_CUDA_CHECK_LAUNCH("pairwise_similarity_kernel");
+  launch_grid("pairwise_similarity_kernel", grid, kThreads, 0, pairwise_similarity_kernel, features, blocks, sim);
 }
 
 void facility_location_gains(const float* sim, const FacilityLocationBlocks& blocks, const float* best,
                              const uint8_t* chosen, int64_t round, int64_t* gains) {
-  facility_gains_kernel<<<blocks_for(blocks.rows * 32, kThreads), kThreads, 0, stream()>>>(sim, blocks, best, chosen,
-                                                                                         round, gains);
-  SIEVE_CUDA_CHECK_LAUNCH("facility_gains_kernel");
+  launch_warps("facility_gains_kernel", blocks.rows, kThreads, facility_gains_kernel, sim, blocks, best, chosen, round,
+               gains);
 }
 
 // Every gain evaluated each round (two launches a round, no host synchronisation): for CREST's classes of a few
@@ -171,16 +166,13 @@ void facility_location_select(const float* features, const FacilityLocationBlock
   DeviceScratch picks_local(total_picks * sizeof(int32_t));
   for (int64_t r = 0; r < blocks.max_quota; ++r) {
     facility_location_gains(sim, blocks, best, chosen, r, gains);
-    facility_commit_kernel<<<blocks.num_blocks, kThreads, 0, stream()>>>(sim, blocks, gains, r, best, chosen, picks,
-                                                                         picks_local.as<int32_t>());
-    SIEVE_CUDA_CHECK_LAUNCH("facility_commit_kernel");
+    launch_grid("facility_commit_kernel", blocks.num_blocks, kThreads, 0, facility_commit_kernel, sim, blocks, gains, r,
+                best, chosen, picks, picks_local.as<int32_t>());
   }
   SIEVE_CUDA_CHECK(cudaMemsetAsync(sizes, 0, total_picks * sizeof(int32_t), stream()));
-  facility_cluster_kernel<<<blocks_for(blocks.rows, kThreads), kThreads, 0, stream()>>>(
-      sim, blocks, picks_local.as<int32_t>(), sizes);
-  SIEVE_CUDA_CHECK_LAUNCH("facility_cluster_kernel");
-  facility_weights_kernel<<<1, kThreads, 0, stream()>>>(sizes, total_picks, weights);
-  SIEVE_CUDA_CHECK_LAUNCH("facility_weights_kernel");
+  launch("facility_cluster_kernel", blocks.rows, kThreads, facility_cluster_kernel, sim, blocks,
+         picks_local.as<int32_t>(), sizes);
+  launch_grid("facility_weights_kernel", 1, kThreads, 0, facility_weights_kernel, sizes, total_picks, weights);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -195,8 +187,7 @@ __global__ void record_losses_kernel(float* __restrict__ ring,     // (N, window
                                      const int32_t* __restrict__ indices,  // (m)
                                      const float* __restrict__ losses,     // (m)
                                      int64_t m) {
-  for (int64_t j = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; j < m;
-       j += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  SIEVE_GRID_STRIDE(j, m) {
     const int32_t i = indices[j];
     if (i < 0 || i >= dataset_size) continue;
     const int32_t c = atomicAdd(count + i, 1);
@@ -211,8 +202,7 @@ __global__ void learned_keys_kernel(const float* __restrict__ ring, const int32_
                                     const int32_t* __restrict__ labels, int num_classes, float alpha,
                                     float* __restrict__ keys, uint8_t* __restrict__ keep,
                                     int32_t* __restrict__ class_counts) {  // (2 num_classes)
-  for (int64_t p = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; p < n_active;
-       p += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  SIEVE_GRID_STRIDE(p, n_active) {
     const int32_t i = active[p];
     const int32_t y = labels[i];
     const bool valid = y >= 0 && y < num_classes;  // an invalid label never drops its example
@@ -230,17 +220,15 @@ __global__ void learned_keys_kernel(const float* __restrict__ ring, const int32_
 
 void record_losses(float* ring, int32_t* count, int64_t dataset_size, int window, const int32_t* indices,
                    const float* losses, int64_t m) {
-  record_losses_kernel<<<blocks_for(m, kThreads), kThreads, 0, stream()>>>(ring, count, dataset_size, window, indices,
-                                                                         losses, m);
-  SIEVE_CUDA_CHECK_LAUNCH("record_losses_kernel");
+  launch("record_losses_kernel", m, kThreads, record_losses_kernel, ring, count, dataset_size, window, indices, losses,
+         m);
 }
 
 void learned_keys(const float* ring, const int32_t* count, int window, const int32_t* active, int64_t n_active,
                   const int32_t* labels, int num_classes, float alpha, float* keys, uint8_t* keep,
                   int32_t* class_counts) {
-  learned_keys_kernel<<<blocks_for(n_active, kThreads), kThreads, 0, stream()>>>(
-      ring, count, window, active, n_active, labels, num_classes, alpha, keys, keep, class_counts);
-  SIEVE_CUDA_CHECK_LAUNCH("learned_keys_kernel");
+  launch("learned_keys_kernel", n_active, kThreads, learned_keys_kernel, ring, count, window, active, n_active, labels,
+         num_classes, alpha, keys, keep, class_counts);
 }
 
 // ring[indices[j], slot] = losses[j]: the reference's per-epoch slot (Note [drop rules] in sampling/crest.h). One
@@ -250,8 +238,7 @@ __global__ void record_losses_at_kernel(float* __restrict__ ring,  // (N, window
                                         const int32_t* __restrict__ indices,  // (m)
                                         const float* __restrict__ losses,     // (m)
                                         int64_t m) {
-  for (int64_t j = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; j < m;
-       j += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  SIEVE_GRID_STRIDE(j, m) {
     const int32_t i = indices[j];
     if (i < 0 || i >= dataset_size) continue;
     ring[i * static_cast<int64_t>(window) + slot] = losses[j];
@@ -267,8 +254,7 @@ __global__ void reference_keep_kernel(const float* __restrict__ ring, int window
                                       uint8_t* __restrict__ keep,          // (N)
                                       int32_t* __restrict__ class_counts) {  // (2 num_classes)
   const int64_t total = dataset_size > n_active ? dataset_size : n_active;
-  for (int64_t t = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; t < total;
-       t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  SIEVE_GRID_STRIDE(t, total) {
     if (t < dataset_size) {
       const int32_t y = labels[t];
       const bool valid = y >= 0 && y < num_classes;  // an invalid label keeps its example and is not counted
@@ -291,8 +277,7 @@ __global__ void reference_active_mask_kernel(const uint8_t* __restrict__ keep, c
                                              const uint8_t* __restrict__ apply,  // (num_classes)
                                              uint8_t* __restrict__ mask) {       // (N) zeroed
   const int64_t total = dataset_size > n_active ? dataset_size : n_active;
-  for (int64_t t = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; t < total;
-       t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  SIEVE_GRID_STRIDE(t, total) {
     if (t < dataset_size) {
       const int32_t y = labels[t];
       if (y >= 0 && y < num_classes && apply[y]) mask[t] = keep[t];
@@ -307,25 +292,22 @@ __global__ void reference_active_mask_kernel(const uint8_t* __restrict__ keep, c
 
 void record_losses_at(float* ring, int64_t dataset_size, int window, int slot, const int32_t* indices,
                       const float* losses, int64_t m) {
-  record_losses_at_kernel<<<blocks_for(m, kThreads), kThreads, 0, stream()>>>(ring, dataset_size, window, slot,
-                                                                            indices, losses, m);
-  SIEVE_CUDA_CHECK_LAUNCH("record_losses_at_kernel");
+  launch("record_losses_at_kernel", m, kThreads, record_losses_at_kernel, ring, dataset_size, window, slot, indices,
+         losses, m);
 }
 
 void reference_keep(const float* ring, int window, int64_t dataset_size, const int32_t* labels, int num_classes,
                     float alpha, const int32_t* active, int64_t n_active, uint8_t* keep, int32_t* class_counts) {
   const int64_t total = std::max(dataset_size, n_active);
-  reference_keep_kernel<<<blocks_for(total, kThreads), kThreads, 0, stream()>>>(
-      ring, window, dataset_size, labels, num_classes, alpha, active, n_active, keep, class_counts);
-  SIEVE_CUDA_CHECK_LAUNCH("reference_keep_kernel");
+  launch("reference_keep_kernel", total, kThreads, reference_keep_kernel, ring, window, dataset_size, labels,
+         num_classes, alpha, active, n_active, keep, class_counts);
 }
 
 void reference_active_mask(const uint8_t* keep, const int32_t* labels, int64_t dataset_size, int num_classes,
                            const int32_t* active, int64_t n_active, const uint8_t* apply, uint8_t* mask) {
   const int64_t total = std::max(dataset_size, n_active);
-  reference_active_mask_kernel<<<blocks_for(total, kThreads), kThreads, 0, stream()>>>(
-      keep, labels, dataset_size, num_classes, active, n_active, apply, mask);
-  SIEVE_CUDA_CHECK_LAUNCH("reference_active_mask_kernel");
+  launch("reference_active_mask_kernel", total, kThreads, reference_active_mask_kernel, keep, labels, dataset_size,
+         num_classes, active, n_active, apply, mask);
 }
 
 // Stable compaction by flags (CUB DeviceSelect::Flagged keeps the input order, so the active set stays sorted).

@@ -3,7 +3,7 @@
 #include <cub/device/device_scan.cuh>
 
 #include "core/allocator.h"
-#include "core/cuda_check.h"
+#include "core/cuda_launch.cuh"
 #include "core/scratch.h"
 #include "sampling/sample.h"
 #include "sampling/score_math.h"
@@ -17,8 +17,7 @@ __global__ void draw_by_prefix_sum_kernel(const float* __restrict__ scores,  // 
                                           int64_t count, int64_t n, uint64_t seed, uint64_t offset,
                                           int32_t* __restrict__ positions,  // (n)
                                           float* __restrict__ weights) {    // (n)
-  for (int64_t j = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; j < n;
-       j += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  SIEVE_GRID_STRIDE(j, n) {
     sieve::draw_by_prefix_sum(scores, prefix, count, seed, offset, j, positions + j, weights + j);
   }
 }
@@ -39,9 +38,8 @@ void sample_with_replacement(const float* scores, int64_t count, int64_t n, uint
 void draw_by_prefix_sum(const float* scores, const float* prefix, int64_t count, int64_t n, uint64_t seed,
                         uint64_t offset, int32_t* positions, float* weights) {
   constexpr int kThreads = 256;
-  draw_by_prefix_sum_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream()>>>(scores, prefix, count, n, seed,
-                                                                              offset, positions, weights);
-  SIEVE_CUDA_CHECK_LAUNCH("draw_by_prefix_sum_kernel");
+  launch("draw_by_prefix_sum_kernel", n, kThreads, draw_by_prefix_sum_kernel, scores, prefix, count, n, seed, offset,
+         positions, weights);
 }
 
 constexpr int kTauThreads = 256;
@@ -66,8 +64,7 @@ __global__ void tau_estimate_kernel(const float* __restrict__ scores,  // (count
 }
 
 void tau_estimate(const float* scores, int64_t count, float* tau) {
-  tau_estimate_kernel<<<1, kTauThreads, 0, stream()>>>(scores, count, tau);
-  SIEVE_CUDA_CHECK_LAUNCH("tau_estimate_kernel");
+  launch_grid("tau_estimate_kernel", 1, kTauThreads, 0, tau_estimate_kernel, scores, count, tau);
 }
 
 }  // namespace sieve::cuda

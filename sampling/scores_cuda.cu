@@ -1,5 +1,5 @@
 // CUDA score bound: one fused kernel from logits and labels to scores, no softmax tensor in between.
-#include "core/cuda_check.h"
+#include "core/cuda_launch.cuh"
 #include "sampling/score_math.h"
 #include "sampling/scores.h"
 
@@ -15,16 +15,14 @@ __global__ void upper_bound_scores_kernel(const float* __restrict__ logits,  // 
                                           const int32_t* __restrict__ labels,  // (rows)
                                           float* __restrict__ scores,  // (rows)
                                           int64_t rows, int64_t cols) {
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < rows;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  SIEVE_GRID_STRIDE(i, rows) {
     scores[i] = upper_bound_score_row(logits + i * cols, cols, labels[i]);
   }
 }
 
 void upper_bound_scores(const float* logits, const int32_t* labels, float* scores, int64_t rows, int64_t cols) {
   constexpr int kThreads = 128;
-  upper_bound_scores_kernel<<<blocks_for(rows, kThreads), kThreads, 0, stream()>>>(logits, labels, scores, rows, cols);
-  SIEVE_CUDA_CHECK_LAUNCH("upper_bound_scores_kernel");
+  launch("upper_bound_scores_kernel", rows, kThreads, upper_bound_scores_kernel, logits, labels, scores, rows, cols);
 }
 
 }  // namespace sieve::cuda

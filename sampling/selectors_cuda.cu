@@ -4,7 +4,7 @@
 #include <cub/device/device_radix_sort.cuh>
 
 #include "core/allocator.h"
-#include "core/cuda_check.h"
+#include "core/cuda_launch.cuh"
 #include "core/scratch.h"
 #include "core/philox.h"
 #include "sampling/selectors.h"
@@ -23,8 +23,7 @@ constexpr int kThreads = 256;
 __global__ void mark_seen_kernel(const int32_t* __restrict__ indices,  // (n)
                                  int64_t n, int32_t* __restrict__ seen,  // (count)
                                  int64_t count, int32_t* __restrict__ distinct) {  // (1)
-  for (int64_t j = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; j < n;
-       j += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  SIEVE_GRID_STRIDE(j, n) {
     const int32_t i = indices[j];
     if (i < 0 || i >= count) continue;  // trusted input; an invalid index must not write out of bounds
     if (atomicExch(seen + i, 1) == 0) atomicAdd(distinct, 1);
@@ -32,8 +31,7 @@ __global__ void mark_seen_kernel(const int32_t* __restrict__ indices,  // (n)
 }
 
 void mark_seen(const int32_t* indices, int64_t n, int32_t* seen, int64_t count, int32_t* distinct) {
-  mark_seen_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream()>>>(indices, n, seen, count, distinct);
-  SIEVE_CUDA_CHECK_LAUNCH("mark_seen_kernel");
+  launch("mark_seen_kernel", n, kThreads, mark_seen_kernel, indices, n, seen, count, distinct);
 }
 
 // table[indices[j]] = losses[j] for the last occurrence of each index (is_last_occurrence). One thread per entry.
@@ -41,8 +39,7 @@ __global__ void scatter_losses_kernel(const int32_t* __restrict__ indices,  // (
                                       const float* __restrict__ losses,   // (n)
                                       int64_t n, float* __restrict__ table,  // (count)
                                       int64_t count) {
-  for (int64_t j = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; j < n;
-       j += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  SIEVE_GRID_STRIDE(j, n) {
     const int32_t i = indices[j];
     if (i < 0 || i >= count || !is_last_occurrence(indices, n, j)) continue;
     table[i] = losses[j];
@@ -50,16 +47,14 @@ __global__ void scatter_losses_kernel(const int32_t* __restrict__ indices,  // (
 }
 
 void scatter_losses(const int32_t* indices, const float* losses, int64_t n, float* table, int64_t count) {
-  scatter_losses_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream()>>>(indices, losses, n, table, count);
-  SIEVE_CUDA_CHECK_LAUNCH("scatter_losses_kernel");
+  launch("scatter_losses_kernel", n, kThreads, scatter_losses_kernel, indices, losses, n, table, count);
 }
 
 // keys[i] = Philox word i of (seed, offset), values[i] = i: the input of the sort that makes a random permutation.
 __global__ void permutation_keys_kernel(int64_t n, uint64_t seed, uint64_t offset,
                                         uint32_t* __restrict__ keys,   // (n)
                                         int32_t* __restrict__ values) {  // (n)
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  SIEVE_GRID_STRIDE(i, n) {
     keys[i] = philox_word(seed, offset, static_cast<uint64_t>(i));
     values[i] = static_cast<int32_t>(i);
   }
@@ -68,8 +63,7 @@ __global__ void permutation_keys_kernel(int64_t n, uint64_t seed, uint64_t offse
 void random_permutation(int64_t n, uint64_t seed, uint64_t offset, uint32_t* keys, uint32_t* keys_out, int32_t* out) {
   DeviceScratch values(static_cast<size_t>(n) * sizeof(int32_t));
   int32_t* values_in = values.as<int32_t>();
-  permutation_keys_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream()>>>(n, seed, offset, keys, values_in);
-  SIEVE_CUDA_CHECK_LAUNCH("permutation_keys_kernel");
+  launch("permutation_keys_kernel", n, kThreads, permutation_keys_kernel, n, seed, offset, keys, values_in);
   const int items = static_cast<int>(n);  // n <= 2^31 - 1, checked by the caller
   size_t temp_bytes = 0;
   SIEVE_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, keys, keys_out, values_in, out, items, 0,
@@ -83,8 +77,7 @@ void random_permutation(int64_t n, uint64_t seed, uint64_t offset, uint32_t* key
 __global__ void rank_keys_kernel(const float* __restrict__ losses,  // (n)
                                  const int32_t* __restrict__ order,  // (n)
                                  int64_t n, float* __restrict__ keys) {  // (n)
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  SIEVE_GRID_STRIDE(i, n) {
     const int32_t e = order[i];
     keys[i] = e >= 0 && e < n ? loss_rank_key(losses[e]) : -INFINITY;  // an invalid entry sinks to the end
   }
@@ -92,8 +85,7 @@ __global__ void rank_keys_kernel(const float* __restrict__ losses,  // (n)
 
 // CUB's radix sort is stable, as std::stable_sort on the CPU: equal keys keep their order from `order`.
 void rank_by_loss(const float* losses, const int32_t* order, int64_t n, float* keys, float* keys_out, int32_t* out) {
-  rank_keys_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream()>>>(losses, order, n, keys);
-  SIEVE_CUDA_CHECK_LAUNCH("rank_keys_kernel");
+  launch("rank_keys_kernel", n, kThreads, rank_keys_kernel, losses, order, n, keys);
   const int items = static_cast<int>(n);
   size_t temp_bytes = 0;
   SIEVE_CUDA_CHECK(cub::DeviceRadixSort::SortPairsDescending(nullptr, temp_bytes, keys, keys_out, order, out, items,
@@ -109,8 +101,7 @@ __global__ void infobatch_prune_kernel(const float* __restrict__ scores,  // (n)
                                        int64_t n, float mean, float keep_ratio, uint64_t seed, uint64_t offset,
                                        uint8_t* __restrict__ keep,         // (n) by position
                                        float* __restrict__ weights) {      // (n) by example
-  for (int64_t p = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; p < n;
-       p += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  SIEVE_GRID_STRIDE(p, n) {
     const int32_t e = order[p];
     if (e < 0 || e >= n) {  // trusted input; an invalid entry is pruned rather than written out of bounds
       keep[p] = 0;
@@ -124,9 +115,8 @@ __global__ void infobatch_prune_kernel(const float* __restrict__ scores,  // (n)
 
 void infobatch_prune(const float* scores, const int32_t* order, int64_t n, float mean, float keep_ratio, uint64_t seed,
                      uint64_t offset, uint8_t* keep, float* weights) {
-  infobatch_prune_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream()>>>(scores, order, n, mean, keep_ratio, seed,
-                                                                             offset, keep, weights);
-  SIEVE_CUDA_CHECK_LAUNCH("infobatch_prune_kernel");
+  launch("infobatch_prune_kernel", n, kThreads, infobatch_prune_kernel, scores, order, n, mean, keep_ratio, seed,
+         offset, keep, weights);
 }
 
 // keep[j] = u_j < (percentile of losses[j] among history[0, count))^beta (Jiang et al. 2019, eq. 2). One thread per
@@ -135,8 +125,7 @@ __global__ void selective_backprop_keep_kernel(const float* __restrict__ losses,
                                                int64_t n, const float* __restrict__ history,  // (count)
                                                int64_t count, float beta, uint64_t seed, uint64_t offset,
                                                uint8_t* __restrict__ keep) {  // (n)
-  for (int64_t j = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; j < n;
-       j += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  SIEVE_GRID_STRIDE(j, n) {
     const float p = selective_backprop_probability(losses[j], history, count, beta);
     keep[j] = philox_uniform(seed, offset, static_cast<uint64_t>(j)) < p ? 1 : 0;
   }
@@ -144,40 +133,35 @@ __global__ void selective_backprop_keep_kernel(const float* __restrict__ losses,
 
 void selective_backprop_keep(const float* losses, int64_t n, const float* history, int64_t count, float beta,
                              uint64_t seed, uint64_t offset, uint8_t* keep) {
-  selective_backprop_keep_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream()>>>(losses, n, history, count, beta,
-                                                                                     seed, offset, keep);
-  SIEVE_CUDA_CHECK_LAUNCH("selective_backprop_keep_kernel");
+  launch("selective_backprop_keep_kernel", n, kThreads, selective_backprop_keep_kernel, losses, n, history, count, beta,
+         seed, offset, keep);
 }
 
 // history[(head + j) mod size] = losses[j]; n <= size, so no two threads write one slot. One thread per loss.
 __global__ void record_ring_kernel(const float* __restrict__ losses,  // (n)
                                    int64_t n, float* __restrict__ history,  // (size)
                                    int64_t size, int64_t head) {
-  for (int64_t j = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; j < n;
-       j += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  SIEVE_GRID_STRIDE(j, n) {
     history[(head + j) % size] = losses[j];
   }
 }
 
 void record_ring(const float* losses, int64_t n, float* history, int64_t size, int64_t head) {
-  record_ring_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream()>>>(losses, n, history, size, head);
-  SIEVE_CUDA_CHECK_LAUNCH("record_ring_kernel");
+  launch("record_ring_kernel", n, kThreads, record_ring_kernel, losses, n, history, size, head);
 }
 
 // counts[indices[j]] += 1: integer atomics, so the result does not depend on the order of the threads.
 __global__ void count_indices_kernel(const int32_t* __restrict__ indices,  // (n)
                                      int64_t n, int32_t* __restrict__ counts,  // (count)
                                      int64_t count) {
-  for (int64_t j = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; j < n;
-       j += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  SIEVE_GRID_STRIDE(j, n) {
     const int32_t i = indices[j];
     if (i >= 0 && i < count) atomicAdd(counts + i, 1);
   }
 }
 
 void count_indices(const int32_t* indices, int64_t n, int32_t* counts, int64_t count) {
-  count_indices_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream()>>>(indices, n, counts, count);
-  SIEVE_CUDA_CHECK_LAUNCH("count_indices_kernel");
+  launch("count_indices_kernel", n, kThreads, count_indices_kernel, indices, n, counts, count);
 }
 
 }  // namespace sieve::cuda
