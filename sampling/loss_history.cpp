@@ -119,10 +119,10 @@ int64_t LossHistory::drop_learned(float alpha, const Tensor& labels, int num_cla
         --allowed[y[act[p]]];
         chosen.push_back(p);  // still in (key, index) order
       }
-    if (static_cast<int64_t>(chosen.size()) > allowed_total) chosen.resize(static_cast<size_t>(allowed_total));
+    const size_t take = std::min(chosen.size(), static_cast<size_t>(allowed_total));  // the global guard
     std::vector<uint8_t> flags(static_cast<size_t>(n_active), 1);
-    for (int64_t p : chosen) flags[p] = 0;
-    dropped = static_cast<int64_t>(chosen.size());
+    for (size_t i = 0; i < take; ++i) flags[static_cast<size_t>(chosen[i])] = 0;
+    dropped = static_cast<int64_t>(take);
     if (dropped == 0) return 0;
     keep = Tensor::from_vector(flags, {n_active}, device_);
   }
