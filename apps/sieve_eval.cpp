@@ -1,18 +1,16 @@
 // sieve-eval: evaluates a checkpoint of sieve-train on a split of the data it was trained on, from the checkpoint
 // alone (Note [data description] in data/description.h): loss, accuracy, per-class accuracy, confusion matrix.
 #include <CLI/CLI.hpp>
-#include <unistd.h>
-
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
 
 #include "apps/evaluation.h"
+#include "apps/text_file.h"
 #include "core/checkpoint.h"
 #include "core/device.h"
 #include "core/error.h"
@@ -28,21 +26,11 @@ using namespace sieve;
 // write leaves no partial file under the name.
 void write_predictions(const std::string& path, const Dataset& d, const ClassifierEvaluation& e) {
   const std::vector<int32_t> labels = d.labels.to(Device::cpu()).to_vector<int32_t>();
-  const std::string temporary = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(temporary);
-    SIEVE_CHECK(out.good(), path, ": cannot open for writing");
+  write_text_file(path, "predictions", [&](std::ostream& out) {
     out << "example,label,predicted,loss\n" << std::setprecision(9);
     for (size_t i = 0; i < labels.size(); ++i)
       out << i << "," << labels[i] << "," << e.predictions[i] << "," << e.losses[i] << "\n";
-    out.flush();
-    if (!out.good()) std::remove(temporary.c_str());
-    SIEVE_CHECK(out.good(), path, ": writing the predictions failed (disk full?)");
-  }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    std::remove(temporary.c_str());
-    SIEVE_FAIL(path, ": cannot rename ", temporary, " to it");
-  }
+  });
 }
 
 void print_report(const ClassifierEvaluation& e) {
@@ -133,12 +121,7 @@ int run(int argc, char** argv) {
   const DataSpec spec = data_spec.empty() ? DataSpec{description.name, ""} : parse_data_spec(data_spec);
   SIEVE_CHECK(spec.name == description.name, checkpoint, ": a model trained on ", description.name, ", not on ",
               spec.name, " (--data)");
-  if (!predictions.empty()) {
-    const size_t slash = predictions.find_last_of('/');
-    const std::string folder = slash == std::string::npos ? "." : predictions.substr(0, std::max<size_t>(slash, 1));
-    SIEVE_CHECK(::access(folder.c_str(), W_OK) == 0, "--predictions ", predictions, ": the folder ", folder,
-                " does not exist or is not writable");
-  }
+  if (!predictions.empty()) check_writable_folder("--predictions", predictions);
 
   DataSplits loaded = load_dataset(spec);
   description.check_matches(loaded.train, checkpoint);

@@ -1,6 +1,5 @@
 // sieve-train: trains a model with one or more selection methods at equal budget and compares them.
 #include <CLI/CLI.hpp>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -11,6 +10,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "apps/text_file.h"
 #include "apps/trainer.h"
 #include "core/checkpoint.h"
 #include "core/device.h"
@@ -455,13 +455,8 @@ int run(int argc, char** argv) {
   parse_model_spec(o.model);
   parse_sequence_view(o.sequence);
 
-  if (!o.dump_selection.empty()) {
-    // Refused now rather than after the runs: the dump is written (to a temporary file, then renamed) in its folder.
-    const size_t slash = o.dump_selection.find_last_of('/');
-    const std::string folder = slash == std::string::npos ? "." : o.dump_selection.substr(0, std::max<size_t>(slash, 1));
-    SIEVE_CHECK(::access(folder.c_str(), W_OK) == 0, "--dump-selection ", o.dump_selection, ": the folder ", folder,
-                " does not exist or is not writable");
-  }
+  // Refused now rather than after the runs: the dump is written (to a temporary file, then renamed) in its folder.
+  if (!o.dump_selection.empty()) check_writable_folder("--dump-selection", o.dump_selection);
   std::ofstream log;
   if (!log_path.empty()) {
     log.open(log_path);

@@ -1,14 +1,12 @@
 #include "apps/trainer.h"
 
-#include <unistd.h>
-
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
 
 #include "apps/evaluation.h"
+#include "apps/text_file.h"
 #include "core/checkpoint.h"
 #include "core/ops.h"
 #include "core/ops/nonfinite.h"
@@ -513,10 +511,7 @@ void Trainer::write_selection_dump(const std::string& path) {
                 name, " has ", values.numel(), " entries for ", counts.size(), " examples");
     columns.emplace_back(name, values.to(Device::cpu()).to_vector<float>());
   }
-  const std::string temporary = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(temporary);
-    SIEVE_CHECK(out.good(), path, ": cannot open for writing");
+  write_text_file(path, "selection dump", [&](std::ostream& out) {
     out << "example,label,times_trained,last_weight";
     for (const auto& column : columns) out << "," << column.first;
     out << "\n";
@@ -537,14 +532,7 @@ void Trainer::write_selection_dump(const std::string& path) {
       }
       out << "\n";
     }
-    out.flush();
-    if (!out.good()) std::remove(temporary.c_str());
-    SIEVE_CHECK(out.good(), path, ": writing the selection dump failed (disk full?)");
-  }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    std::remove(temporary.c_str());
-    SIEVE_FAIL(path, ": cannot rename ", temporary, " to it");
-  }
+  });
 }
 
 }  // namespace sieve

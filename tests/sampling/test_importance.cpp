@@ -15,6 +15,7 @@
 #include "sampling/importance.h"
 #include "sampling/make_selector.h"
 #include "sampling/uniform.h"
+#include "tests/sampling/two_class_model.h"
 #include "tests/test_util.h"
 
 // The fixtures are named after the suites the tests pin down (ImportanceSampler.*, UniformSelector.*), which are also
@@ -32,39 +33,10 @@ using sieve::SelectorOptions;
 using sieve::Shape;
 using sieve::Tensor;
 
-// Two classes; example i has logit margin(i) on its label and 0 on the other class, so its upper-bound score is
-// ||p - onehot(y)|| = sqrt(2) / (1 + e^margin).
-struct FakeModel {
-  int64_t size = 0;
-  Device device;
-  std::function<float(int64_t)> margin;
-  Tensor labels;          // int32 [size] on device
-  Tensor last_candidates; // the indices of the last logits() call
-  int calls = 0;
-
-  FakeModel(int64_t n, Device d, std::function<float(int64_t)> m) : size(n), device(d), margin(std::move(m)) {
-    labels = sieve::testing::random_labels(n, 2, 5, d);
-  }
-  Tensor logits_of(const Tensor& indices) const {
-    const std::vector<int32_t> idx = indices.to_vector<int32_t>();
-    const std::vector<int32_t> y = labels.to_vector<int32_t>();
-    std::vector<float> z(idx.size() * 2, 0.f);
-    for (size_t j = 0; j < idx.size(); ++j) z[2 * j + y[idx[j]]] = margin(idx[j]);
-    return Tensor::from_vector(z, {static_cast<int64_t>(idx.size()), 2}, device);
-  }
-  double score(int64_t i) const { return std::sqrt(2.0) / (1.0 + std::exp(static_cast<double>(margin(i)))); }
-  ScoringContext context() {
-    ScoringContext ctx;
-    ctx.logits = [this](const Tensor& indices) {
-      ++calls;
-      last_candidates = indices;
-      return logits_of(indices);
-    };
-    ctx.labels = labels;
-    ctx.dataset_size = size;
-    ctx.device = device;
-    return ctx;
-  }
+// tests/sampling/two_class_model.h, labels from seed 5.
+struct FakeModel : sieve::testing::TwoClassModel {
+  FakeModel(int64_t n, Device d, std::function<float(int64_t)> m)
+      : sieve::testing::TwoClassModel(n, d, std::move(m), 5) {}
 };
 
 std::map<std::string, double> stats_of(const Selector& s) {
@@ -133,7 +105,7 @@ TEST_P(ImportanceSampler, SwitchesOnOnlyAfterTauExceedsThreshold) {
       ++on_steps;
       if (first_on < 0) first_on = step;
       ASSERT_EQ(model.calls, calls_before + 1) << "one scoring forward pass per importance step";
-      const std::vector<int32_t> candidates = model.last_candidates.to_vector<int32_t>();
+      const std::vector<int32_t> candidates = model.last_candidates;
       ASSERT_EQ(candidates.size(), 128u);
       double total = 0.0;
       for (int32_t c : candidates) total += model.score(c);
@@ -336,7 +308,7 @@ TEST_P(PresampleSmoothing, AddsTheConstantBeforeNormalising) {
   for (int step = 0; step < 3; ++step) {
     const Selection sel = sampler->select(ctx);
     ASSERT_NEAR(stats_of(*sampler)["tau"], expected_tau, 1e-5 * expected_tau) << "step " << step;
-    const std::vector<int32_t> candidates = model.last_candidates.to_vector<int32_t>();
+    const std::vector<int32_t> candidates = model.last_candidates;
     double total = 0, sum_sq = 0;
     for (int32_t c : candidates) {
       const double s = model.score(c) + 0.25;
@@ -372,7 +344,7 @@ TEST_P(PresampleSmoothing, DrawsInProportionToSmoothedScores) {
   for (int step = 0; step < 200; ++step) {
     const Selection sel = sampler.select(ctx);
     double hard = 0, total = 0;
-    for (int32_t c : model.last_candidates.to_vector<int32_t>()) {
+    for (int32_t c : model.last_candidates) {
       const double s = model.score(c) + 0.25;
       total += s;
       if (c % 10 == 0) hard += s;

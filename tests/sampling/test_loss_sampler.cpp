@@ -15,43 +15,16 @@
 #include "core/ops/softmax.h"
 #include "sampling/importance.h"
 #include "sampling/make_selector.h"
+#include "tests/sampling/two_class_model.h"
 #include "tests/test_util.h"
 
 namespace sieve {
 namespace {
 
-// Example i has logit margin(i) on its label and 0 on the other class: its loss is log(1 + e^-margin(i)).
-struct TwoClassModel {
-  int64_t size;
-  Device device;
-  std::function<float(int64_t)> margin;
-  Tensor labels;
-  std::vector<int32_t> last_candidates;  // of the last logits() call
-  int calls = 0;
-
-  TwoClassModel(int64_t n, Device d, std::function<float(int64_t)> m) : size(n), device(d), margin(std::move(m)) {
-    labels = testing::random_labels(n, 2, 7, d);
-  }
-  Tensor logits_of(const Tensor& indices) const {
-    const std::vector<int32_t> idx = indices.to_vector<int32_t>();
-    const std::vector<int32_t> y = labels.to_vector<int32_t>();
-    std::vector<float> z(idx.size() * 2, 0.f);
-    for (size_t j = 0; j < idx.size(); ++j) z[2 * j + y[idx[j]]] = margin(idx[j]);
-    return Tensor::from_vector(z, {static_cast<int64_t>(idx.size()), 2}, device);
-  }
-  double loss(int64_t i) const { return std::log1p(std::exp(-static_cast<double>(margin(i)))); }
-  ScoringContext context() {
-    ScoringContext ctx;
-    ctx.logits = [this](const Tensor& indices) {
-      ++calls;
-      last_candidates = indices.to_vector<int32_t>();
-      return logits_of(indices);
-    };
-    ctx.labels = labels;
-    ctx.dataset_size = size;
-    ctx.device = device;
-    return ctx;
-  }
+// Labels from seed 7 (the loss does not depend on them).
+struct TwoClassModel : testing::TwoClassModel {
+  TwoClassModel(int64_t n, Device d, std::function<float(int64_t)> m)
+      : testing::TwoClassModel(n, d, std::move(m), 7) {}
 };
 
 // τ = sqrt(B Σ s²) / Σ s of the scores s.
