@@ -315,15 +315,8 @@ void Trainer::save_checkpoint(const std::string& path) {
   state.set_string("optimizer", options_.optimizer);
   state.set_string("sequence", describe_sequence(options_));
   description_.save(state);  // Note [data description]
-  state.set_int("step", steps_);
-  state.set_int("examples", examples_);
-  state.set_int("scored", scored_);
-  state.set_double("training_seconds", training_s_);
-  state.set_double("selection_seconds", selection_s_);
-  if (trained_counts_.defined()) state.add_tensors({{"trained_counts", trained_counts_.clone()},
-                                                    {"last_weights", last_weights_.clone()}}, "dump.");
-  state.set_generator("rng.augment", augment_gen_);
-  state.set_generator("rng.diagnostics", diagnostics_gen_);
+  StateArchive ar = StateArchive::writer(state);
+  archive_state(ar, path);
   ::sieve::save_checkpoint(path, state);
 }
 
@@ -347,24 +340,37 @@ void Trainer::resume(const std::string& path) {
   load_module_state(state, *model_);
   optimizer_->load_state(optimizer_state(state));
   selector_->load_state(state, "selector.");
-  steps_ = state.get_int("step");
-  examples_ = state.get_int("examples");
-  scored_ = state.get_int("scored");
-  training_s_ = state.get_double("training_seconds");
-  selection_s_ = state.has("selection_seconds") ? state.get_double("selection_seconds") : 0.0;
-  if (trained_counts_.defined()) {
-    const Tensor counts = state.find("dump.trained_counts"), weights = state.find("dump.last_weights");
-    SIEVE_CHECK(counts.defined() && weights.defined(), path, ": --dump-selection needs per-example counts from the "
-                "start of the run, and this checkpoint has none (it was written without --dump-selection)");
-    SIEVE_CHECK(counts.numel() == trained_counts_.numel() && weights.numel() == last_weights_.numel(), path,
-                ": per-example counts of ", counts.numel(), " examples for a data set of ", trained_counts_.numel());
-    check_dtype(counts, DType::I32, "checkpoint trained counts");
-    check_dtype(weights, DType::F32, "checkpoint last weights");
-    trained_counts_.copy_(counts.reshape({counts.numel()}));
-    last_weights_.copy_(weights.reshape({weights.numel()}));
+  StateArchive ar = StateArchive::reader(state);
+  archive_state(ar, path);
+}
+
+// The trainer's own state: counters, clocks, the --dump-selection tables and generators. The keys that older
+// checkpoints lack keep their defaults there (Note [state archive] in core/checkpoint.h).
+void Trainer::archive_state(StateArchive& ar, const std::string& path) {
+  ar.scalar("step", steps_);
+  ar.scalar("examples", examples_);
+  ar.scalar("scored", scored_);
+  ar.scalar("training_seconds", training_s_);
+  if (ar.has("selection_seconds"))
+    ar.scalar("selection_seconds", selection_s_);
+  else
+    selection_s_ = 0.0;
+  if (trained_counts_.defined()) {  // loaded into the tables the run keeps, on their device
+    SIEVE_CHECK(ar.has("dump.trained_counts") && ar.has("dump.last_weights"), path, ": --dump-selection needs "
+                "per-example counts from the start of the run, and this checkpoint has none (it was written without "
+                "--dump-selection)");
+    Tensor counts = trained_counts_, weights = last_weights_;
+    ar.tensor("dump.trained_counts", counts, DType::I32);
+    ar.tensor("dump.last_weights", weights, DType::F32);
+    if (ar.loading()) {
+      SIEVE_CHECK(counts.numel() == trained_counts_.numel() && weights.numel() == last_weights_.numel(), path,
+                  ": per-example counts of ", counts.numel(), " examples for a data set of ", trained_counts_.numel());
+      trained_counts_.copy_(counts.reshape({counts.numel()}));
+      last_weights_.copy_(weights.reshape({weights.numel()}));
+    }
   }
-  augment_gen_ = state.get_generator("rng.augment");
-  if (state.has("rng.diagnostics")) diagnostics_gen_ = state.get_generator("rng.diagnostics");
+  ar.generator("rng.augment", augment_gen_);
+  if (ar.has("rng.diagnostics")) ar.generator("rng.diagnostics", diagnostics_gen_);
 }
 
 // Note [score diagnostics]: --diagnose-scores N measures, every N steps, how well the upper bound and the loss rank

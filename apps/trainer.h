@@ -175,6 +175,8 @@ class Trainer {
   int64_t planned_steps() const;
   double evaluate_loss(const Dataset& d, double* accuracy);
   EvalRecord diverged_record();  // the final record of a diverged run
+  // The trainer's own part of a checkpoint, listed once for save_checkpoint and resume (`path` for messages).
+  void archive_state(StateArchive& ar, const std::string& path);
 
   TrainOptions options_;
   DataSplits data_;

@@ -101,6 +101,90 @@ Generator CheckpointState::get_generator(const std::string& key) const {
   return Generator(j["seed"].get<uint64_t>(), j["offset"].get<uint64_t>());
 }
 
+StateArchive StateArchive::writer(CheckpointState& state, std::string prefix) {
+  return StateArchive(&state, nullptr, std::move(prefix));
+}
+
+StateArchive StateArchive::reader(const CheckpointState& state, std::string prefix) {
+  return StateArchive(nullptr, &state, std::move(prefix));
+}
+
+void StateArchive::scalar(const std::string& key, int64_t& value) {
+  if (saving())
+    writing_->set_int(prefix_ + key, value);
+  else
+    value = reading_->get_int(prefix_ + key);
+}
+
+void StateArchive::scalar(const std::string& key, bool& value) {
+  if (saving())
+    writing_->set_int(prefix_ + key, value ? 1 : 0);
+  else
+    value = reading_->get_int(prefix_ + key) != 0;
+}
+
+void StateArchive::scalar(const std::string& key, double& value) {
+  if (saving())
+    writing_->set_double(prefix_ + key, value);
+  else
+    value = reading_->get_double(prefix_ + key);
+}
+
+void StateArchive::scalar(const std::string& key, float& value) {
+  if (saving())
+    writing_->set_double(prefix_ + key, static_cast<double>(value));
+  else
+    value = static_cast<float>(reading_->get_double(prefix_ + key));
+}
+
+void StateArchive::generator(const std::string& key, Generator& gen) {
+  if (saving())
+    writing_->set_generator(prefix_ + key, gen);
+  else
+    gen = reading_->get_generator(prefix_ + key);
+}
+
+bool StateArchive::flag(const std::string& key, bool present) {
+  scalar(key, present);
+  return present;
+}
+
+bool StateArchive::has(const std::string& key) const {
+  return saving() || reading_->has(prefix_ + key) || reading_->find(prefix_ + key).defined();
+}
+
+void StateArchive::tensor(const std::string& name, Tensor& t, DType dtype) {
+  const std::string full = prefix_ + name;
+  if (saving()) {
+    SIEVE_CHECK(!t.defined() || t.dtype() == dtype, "checkpoint: cannot save '", full, "' (", t.description(),
+                ") as ", to_string(dtype));
+    writing_->add_tensors({{full, t.defined() ? t.clone() : t}});  // add_tensors refuses an undefined tensor
+    return;
+  }
+  const Tensor stored = reading_->find(full);
+  SIEVE_CHECK(stored.defined(), "checkpoint: the tensor '", full, "' is missing");
+  SIEVE_CHECK(stored.dtype() == dtype, "checkpoint: the tensor '", full, "' is ", stored.description(), ", expected ",
+              to_string(dtype));
+  t = stored.clone();
+}
+
+void StateArchive::vector(const std::string& name, Tensor& t, DType dtype) {
+  if (saving())
+    tensor(name, t, dtype);
+  else
+    t = reading_->get_vector(prefix_ + name, dtype);
+}
+
+void StateArchive::tensors(const std::string& group, std::vector<std::pair<std::string, Tensor>>& named) {
+  if (saving()) {
+    std::vector<std::pair<std::string, Tensor>> copies;
+    for (const auto& [name, t] : named) copies.emplace_back(name, t.defined() ? t.clone() : t);
+    writing_->add_tensors(copies, prefix_ + group);
+  } else {
+    named = reading_->with_prefix(prefix_ + group);
+  }
+}
+
 void save_checkpoint(const std::string& path, const CheckpointState& state) {
   std::map<std::string, std::string> metadata = state.metadata;
   for (const auto& [key, value] :

@@ -25,25 +25,19 @@ double Coverage::fraction() const {
   return seen_.defined() ? static_cast<double>(distinct()) / static_cast<double>(seen_.numel()) : 0.0;
 }
 
-// Copies both ways: a CheckpointState held in memory must not share storage with a selector that goes on marking.
-void Coverage::save_state(CheckpointState& state, const std::string& prefix) const {
-  state.set_int(prefix + "coverage_kept", seen_.defined() ? 1 : 0);
-  if (seen_.defined()) state.add_tensors({{"seen", seen_.clone()}, {"distinct", distinct_.reshape({1}).clone()}}, prefix);
-}
-
-void Coverage::load_state(const CheckpointState& state, const std::string& prefix) {
-  seen_ = Tensor();
-  distinct_ = Tensor();
-  if (state.get_int(prefix + "coverage_kept") == 0) return;
-  const Tensor seen = state.find(prefix + "seen"), distinct = state.find(prefix + "distinct");
-  SIEVE_CHECK(seen.defined() && distinct.defined(), "checkpoint: the selector's coverage (", prefix, "seen, ", prefix,
-              "distinct) is missing");
-  check_dtype(seen, DType::I32, "checkpoint coverage flags");
-  check_dim(seen, 1, "checkpoint coverage flags");
-  check_dtype(distinct, DType::I32, "checkpoint coverage count");
-  SIEVE_CHECK(distinct.numel() == 1, "checkpoint coverage count: expected one int32, found ", distinct.description());
-  seen_ = seen.clone();
-  distinct_ = distinct.reshape({}).clone();
+// The archive copies both ways: a CheckpointState held in memory shares no storage with a selector that goes on
+// marking.
+void Coverage::archive(StateArchive& ar) {
+  Tensor distinct = ar.saving() && seen_.defined() ? distinct_.reshape({1}) : Tensor();  // kept as one int32 [1]
+  if (ar.loading()) seen_ = distinct_ = Tensor();
+  if (!ar.flag("coverage_kept", seen_.defined())) return;
+  ar.tensor("seen", seen_, DType::I32);
+  ar.tensor("distinct", distinct, DType::I32);
+  if (ar.loading()) {
+    check_dim(seen_, 1, "checkpoint coverage flags");
+    SIEVE_CHECK(distinct.numel() == 1, "checkpoint coverage count: expected one int32, found ", distinct.description());
+    distinct_ = distinct.reshape({});
+  }
 }
 
 }  // namespace sieve

@@ -9,7 +9,7 @@
 
 namespace sieve {
 
-struct CheckpointState;
+class StateArchive;
 
 class Coverage {
  public:
@@ -21,8 +21,8 @@ class Coverage {
   double fraction() const;  // distinct / N; 0 before the first mark
   int64_t dataset_size() const { return seen_.defined() ? seen_.numel() : 0; }
 
-  void save_state(CheckpointState& state, const std::string& prefix) const;
-  void load_state(const CheckpointState& state, const std::string& prefix);
+  // Its part of a selector's state (Note [state archive] in core/checkpoint.h).
+  void archive(StateArchive& ar);
 
  private:
   Tensor seen_;      // int32 [N]: 1 where seen

@@ -333,71 +333,56 @@ std::vector<std::pair<std::string, Tensor>> CrestSelector::example_columns() con
   return {{"dropped", Tensor::from_vector(dropped, {dataset_size_})}};
 }
 
-void CrestSelector::save_state(CheckpointState& state, const std::string& prefix) {
-  state.set_generator(prefix + "generator", gen_);
-  state.set_int(prefix + "steps", steps_);
-  state.set_int(prefix + "steps_since_selection", steps_since_selection_);
-  state.set_int(prefix + "T1", t1_);
-  state.set_int(prefix + "P", p_);
-  state.set_int(prefix + "selections", selections_);
-  state.set_int(prefix + "checks", checks_);
-  state.set_int(prefix + "gradient_evals", gradient_evals_);
-  state.set_int(prefix + "cursor", cursor_);
-  state.set_int(prefix + "need_selection", need_selection_ ? 1 : 0);
-  state.set_double(prefix + "initial_curvature", initial_curvature_);
-  state.set_double(prefix + "last_rel_error", last_rel_error_);
-  if (selections_ == 0) return;
-  state.set_double(prefix + "loss0", model_.loss0);
-  state.set_int(prefix + "model_tensors", static_cast<int64_t>(model_.origin.size()));
-  std::vector<std::pair<std::string, Tensor>> tensors = {
-      {"union_indices", union_indices_}, {"union_weights", union_weights_}, {"random_sets", random_sets_}};
-  for (size_t k = 0; k < model_.origin.size(); ++k) {
-    tensors.emplace_back("origin." + std::to_string(k), model_.origin[k]);
-    tensors.emplace_back("gradient." + std::to_string(k), model_.gradient[k]);
-    tensors.emplace_back("hessian." + std::to_string(k), model_.hessian_diagonal[k]);
+// From the first selection on, the quadratic model, the coresets and the estimator's and the loss history's own
+// states. A load leaves them where the state holds them (the host, from a file): the next select() moves them to the
+// training device and hands the estimator and the loss history their states, once it knows the parameters.
+void CrestSelector::archive(StateArchive& ar) {
+  ar.generator("generator", gen_);
+  ar.scalar("steps", steps_);
+  ar.scalar("steps_since_selection", steps_since_selection_);
+  ar.scalar("T1", t1_);
+  ar.scalar("P", p_);
+  ar.scalar("selections", selections_);
+  ar.scalar("checks", checks_);
+  ar.scalar("gradient_evals", gradient_evals_);
+  ar.scalar("cursor", cursor_);
+  ar.scalar("need_selection", need_selection_);
+  ar.scalar("initial_curvature", initial_curvature_);
+  ar.scalar("last_rel_error", last_rel_error_);
+  if (ar.loading()) {
+    model_ = QuadraticLossModel{};
+    union_indices_ = union_weights_ = random_sets_ = Tensor();
+    pending_estimator_.clear();
+    pending_history_.clear();
+    initialised_ = false;  // the next select() moves everything to the training device
   }
-  state.add_tensors(tensors, prefix);
-  if (estimator_) state.add_tensors(estimator_->state(), prefix + "hutchinson.");
-  if (history_) state.add_tensors(history_->state(), prefix + "history.");
-}
-
-void CrestSelector::load_state(const CheckpointState& state, const std::string& prefix) {
-  gen_ = state.get_generator(prefix + "generator");
-  steps_ = state.get_int(prefix + "steps");
-  steps_since_selection_ = state.get_int(prefix + "steps_since_selection");
-  t1_ = state.get_int(prefix + "T1");
-  p_ = state.get_int(prefix + "P");
-  selections_ = state.get_int(prefix + "selections");
-  checks_ = state.get_int(prefix + "checks");
-  gradient_evals_ = state.get_int(prefix + "gradient_evals");
-  cursor_ = state.get_int(prefix + "cursor");
-  need_selection_ = state.get_int(prefix + "need_selection") != 0;
-  initial_curvature_ = state.get_double(prefix + "initial_curvature");
-  last_rel_error_ = state.get_double(prefix + "last_rel_error");
-  model_ = QuadraticLossModel{};
-  union_indices_ = union_weights_ = random_sets_ = Tensor();
-  pending_estimator_ = state.with_prefix(prefix + "hutchinson.");
-  pending_history_ = state.with_prefix(prefix + "history.");
   if (selections_ > 0) {
-    auto tensor = [&](const std::string& name) {
-      const Tensor t = state.find(prefix + name);
-      SIEVE_CHECK(t.defined(), "CREST: the checkpoint has no tensor '", prefix + name, "'");
-      return t;
-    };
-    model_.loss0 = state.get_double(prefix + "loss0");
-    const int64_t count = state.get_int(prefix + "model_tensors");
+    ar.scalar("loss0", model_.loss0);
+    auto count = static_cast<int64_t>(model_.origin.size());
+    ar.scalar("model_tensors", count);
+    ar.tensor("union_indices", union_indices_, DType::I32);
+    ar.tensor("union_weights", union_weights_, DType::F32);
+    ar.tensor("random_sets", random_sets_, DType::I32);
     for (int64_t k = 0; k < count; ++k) {
-      model_.origin.push_back(tensor("origin." + std::to_string(k)));
-      model_.gradient.push_back(tensor("gradient." + std::to_string(k)));
-      model_.hessian_diagonal.push_back(tensor("hessian." + std::to_string(k)));
+      if (ar.loading()) {
+        model_.origin.emplace_back();
+        model_.gradient.emplace_back();
+        model_.hessian_diagonal.emplace_back();
+      }
+      const auto i = static_cast<size_t>(k);
+      ar.tensor("origin." + std::to_string(k), model_.origin[i], DType::F32);
+      ar.tensor("gradient." + std::to_string(k), model_.gradient[i], DType::F32);
+      ar.tensor("hessian." + std::to_string(k), model_.hessian_diagonal[i], DType::F32);
     }
-    union_indices_ = tensor("union_indices");
-    union_weights_ = tensor("union_weights");
-    random_sets_ = tensor("random_sets");
+    std::vector<std::pair<std::string, Tensor>> live_estimator, live_history;
+    if (ar.saving() && estimator_) live_estimator = estimator_->state();
+    if (ar.saving() && history_) live_history = history_->state();
+    ar.tensors("hutchinson.", ar.saving() ? live_estimator : pending_estimator_);
+    ar.tensors("history.", ar.saving() ? live_history : pending_history_);
   }
-  SIEVE_CHECK(!options_.drop_learned || selections_ == 0 || !pending_history_.empty(),
-              "CREST: --drop-learned is on but the checkpoint has no loss history");
-  initialised_ = false;  // the next select() moves everything to the training device
+  if (ar.loading())
+    SIEVE_CHECK(!options_.drop_learned || selections_ == 0 || !pending_history_.empty(),
+                "CREST: --drop-learned is on but the checkpoint has no loss history");
 }
 
 }  // namespace sieve

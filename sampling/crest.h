@@ -124,8 +124,7 @@ class CrestSelector : public Selector {
   std::vector<std::pair<std::string, double>> stats() const override;
   // With --drop-learned: "dropped", 1 for the examples dropped from the active set.
   std::vector<std::pair<std::string, Tensor>> example_columns() const override;
-  void save_state(CheckpointState& state, const std::string& prefix) override;
-  void load_state(const CheckpointState& state, const std::string& prefix) override;
+  void archive(StateArchive& ar) override;
 
   int64_t selections() const { return selections_; }
   int64_t check_interval() const { return t1_; }

@@ -60,30 +60,20 @@ std::vector<std::pair<std::string, Tensor>> EpochSubsetSelector::example_columns
   return {{"in_epoch_subset", Tensor::from_vector(occurrences, {n})}};
 }
 
-void EpochSubsetSelector::save_state(CheckpointState& state, const std::string& prefix) {
-  state.set_generator(prefix + "generator", gen_);
-  state.set_int(prefix + "epochs", epochs_);
-  state.set_int(prefix + "position", position_);
-  state.set_int(prefix + "has_subset", subset_.defined() ? 1 : 0);
-  if (subset_.defined()) state.add_tensors({{"subset", subset_.clone()}}, prefix);
-  coverage_.save_state(state, prefix);
-}
-
-void EpochSubsetSelector::load_state(const CheckpointState& state, const std::string& prefix) {
-  gen_ = state.get_generator(prefix + "generator");
-  epochs_ = state.get_int(prefix + "epochs");
-  position_ = state.get_int(prefix + "position");
-  subset_ = Tensor();
-  if (state.get_int(prefix + "has_subset") != 0) {
-    const Tensor subset = state.find(prefix + "subset");
-    SIEVE_CHECK(subset.defined(), "checkpoint: the selector's epoch subset (", prefix, "subset) is missing");
-    check_dtype(subset, DType::I32, "checkpoint epoch subset");
-    check_dim(subset, 1, "checkpoint epoch subset");
-    SIEVE_CHECK(position_ >= 0 && position_ <= subset.numel(), "checkpoint: position ", position_,
-                " in an epoch of ", subset.numel(), " examples");
-    subset_ = subset.clone();
+void EpochSubsetSelector::archive(StateArchive& ar) {
+  ar.generator("generator", gen_);
+  ar.scalar("epochs", epochs_);
+  ar.scalar("position", position_);
+  if (ar.loading()) subset_ = Tensor();
+  if (ar.flag("has_subset", subset_.defined())) {
+    ar.tensor("subset", subset_, DType::I32);
+    if (ar.loading()) {
+      check_dim(subset_, 1, "checkpoint epoch subset");
+      SIEVE_CHECK(position_ >= 0 && position_ <= subset_.numel(), "checkpoint: position ", position_,
+                  " in an epoch of ", subset_.numel(), " examples");
+    }
   }
-  coverage_.load_state(state, prefix);
+  coverage_.archive(ar);
 }
 
 }  // namespace sieve

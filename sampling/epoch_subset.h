@@ -29,8 +29,7 @@ class EpochSubsetSelector : public Selector {
   // "in_epoch_subset": how often each example occurs in the current epoch's subset (SRS draws with replacement).
   std::vector<std::pair<std::string, Tensor>> example_columns() const override;
   // The generator, the epoch and position in it, its subset, and the coverage flags.
-  void save_state(CheckpointState& state, const std::string& prefix) override;
-  void load_state(const CheckpointState& state, const std::string& prefix) override;
+  void archive(StateArchive& ar) override;
 
   // m = round(r N) for a data set of N examples; throws where that is not a valid epoch.
   int64_t epoch_size(int64_t dataset_size) const;

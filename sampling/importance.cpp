@@ -213,40 +213,28 @@ std::vector<std::pair<std::string, Tensor>> ImportanceSampler::example_columns()
   return {{"last_score", Tensor::from_vector(scores, {static_cast<int64_t>(scores.size())})}};
 }
 
-void ImportanceSampler::save_state(CheckpointState& state, const std::string& prefix) {
-  state.set_generator(prefix + "generator", gen_);
-  state.set_double(prefix + "tau", tau_);
-  state.set_int(prefix + "tau_pending", tau_pending_ ? 1 : 0);
-  if (tau_pending_) state.set_double(prefix + "tau_new", tau_new_.get());
-  state.set_int(prefix + "importance_on", importance_on_ ? 1 : 0);
-  state.set_int(prefix + "awaiting_observe", awaiting_observe_ ? 1 : 0);
-  state.set_int(prefix + "steps", steps_);
-  state.set_int(prefix + "importance_steps", importance_steps_);
+void ImportanceSampler::archive(StateArchive& ar) {
+  ar.generator("generator", gen_);
+  ar.scalar("tau", tau_);
+  ar.scalar("tau_pending", tau_pending_);
+  if (tau_pending_) {  // read from the device now: checkpoints are rare
+    float tau_new = ar.saving() ? tau_new_.get() : 0.f;
+    ar.scalar("tau_new", tau_new);
+    if (ar.loading()) tau_new_.capture(Tensor::scalar(tau_new));
+  }
+  ar.scalar("importance_on", importance_on_);
+  ar.scalar("awaiting_observe", awaiting_observe_);
+  ar.scalar("steps", steps_);
+  ar.scalar("importance_steps", importance_steps_);
   if (options_.source != ScoreSource::History) return;
-  state.set_int(prefix + "refreshes", refreshes_);
-  state.set_int(prefix + "has_table", table_.defined() ? 1 : 0);
-  state.set_int(prefix + "has_distribution", distribution_.defined() ? 1 : 0);
-  if (table_.defined()) state.add_tensors({{"scores", table_.clone()}}, prefix);
-  if (distribution_.defined())
-    state.add_tensors({{"distribution", distribution_.clone()}, {"prefix", prefix_.clone()}}, prefix);
-}
-
-void ImportanceSampler::load_state(const CheckpointState& state, const std::string& prefix) {
-  gen_ = state.get_generator(prefix + "generator");
-  tau_ = static_cast<float>(state.get_double(prefix + "tau"));
-  tau_pending_ = state.get_int(prefix + "tau_pending") != 0;
-  if (tau_pending_) tau_new_.capture(Tensor::scalar(static_cast<float>(state.get_double(prefix + "tau_new"))));
-  importance_on_ = state.get_int(prefix + "importance_on") != 0;
-  awaiting_observe_ = state.get_int(prefix + "awaiting_observe") != 0;
-  steps_ = state.get_int(prefix + "steps");
-  importance_steps_ = state.get_int(prefix + "importance_steps");
-  if (options_.source != ScoreSource::History) return;
-  refreshes_ = state.get_int(prefix + "refreshes");
-  table_ = distribution_ = prefix_ = Tensor();
-  if (state.get_int(prefix + "has_table") != 0) table_ = state.get_vector(prefix + "scores", DType::F32);
-  if (state.get_int(prefix + "has_distribution") != 0) {
-    distribution_ = state.get_vector(prefix + "distribution", DType::F32);
-    prefix_ = state.get_vector(prefix + "prefix", DType::F32);
+  ar.scalar("refreshes", refreshes_);
+  if (ar.loading()) table_ = distribution_ = prefix_ = Tensor();
+  const bool has_table = ar.flag("has_table", table_.defined());
+  const bool has_distribution = ar.flag("has_distribution", distribution_.defined());
+  if (has_table) ar.vector("scores", table_, DType::F32);
+  if (has_distribution) {
+    ar.vector("distribution", distribution_, DType::F32);
+    ar.vector("prefix", prefix_, DType::F32);
   }
 }
 

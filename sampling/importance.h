@@ -92,8 +92,7 @@ class ImportanceSampler : public Selector {
   // History: "last_score", the score table (NaN: never trained).
   std::vector<std::pair<std::string, Tensor>> example_columns() const override;
   // τ, a pending τ_new (read now: checkpoints are rare), the generator and the step counts.
-  void save_state(CheckpointState& state, const std::string& prefix) override;
-  void load_state(const CheckpointState& state, const std::string& prefix) override;
+  void archive(StateArchive& ar) override;
 
   float tau() const { return tau_; }  // as used by the last select()
   float tau_th() const { return tau_th_; }

@@ -93,35 +93,25 @@ std::vector<std::pair<std::string, Tensor>> InfoBatchSelector::example_columns()
   return {{"last_score", scores_}, {"pruned", Tensor::from_vector(pruned, {static_cast<int64_t>(pruned.size())})}};
 }
 
-void InfoBatchSelector::save_state(CheckpointState& state, const std::string& prefix) {
-  state.set_generator(prefix + "generator", gen_);
-  state.set_int(prefix + "epochs", epochs_);
-  state.set_int(prefix + "position", position_);
-  state.set_double(prefix + "pruned_share", pruned_share_);
-  state.set_double(prefix + "pruned_sum", pruned_sum_);
-  state.set_int(prefix + "annealed", annealed_ ? 1 : 0);
-  state.set_int(prefix + "initialised", scores_.defined() ? 1 : 0);
-  state.set_int(prefix + "in_epoch", kept_.defined() ? 1 : 0);
-  if (scores_.defined()) state.add_tensors({{"scores", scores_.clone()}}, prefix);
-  if (kept_.defined()) state.add_tensors({{"epoch_weights", weights_.clone()}, {"epoch_examples", kept_.clone()}}, prefix);
-}
-
-void InfoBatchSelector::load_state(const CheckpointState& state, const std::string& prefix) {
-  gen_ = state.get_generator(prefix + "generator");
-  epochs_ = state.get_int(prefix + "epochs");
-  position_ = state.get_int(prefix + "position");
-  pruned_share_ = state.get_double(prefix + "pruned_share");
-  pruned_sum_ = state.get_double(prefix + "pruned_sum");
-  annealed_ = state.get_int(prefix + "annealed") != 0;
-  scores_ = weights_ = kept_ = Tensor();
-  if (state.get_int(prefix + "initialised") != 0) scores_ = state.get_vector(prefix + "scores", DType::F32);
-  if (state.get_int(prefix + "in_epoch") != 0) {
-    weights_ = state.get_vector(prefix + "epoch_weights", DType::F32);
-    kept_ = state.get_vector(prefix + "epoch_examples", DType::I32);
-    SIEVE_CHECK(scores_.defined() && weights_.numel() == scores_.numel() && kept_.numel() <= scores_.numel() &&
-                    position_ >= 0 && position_ <= kept_.numel(),
-                "checkpoint: inconsistent infobatch state (", kept_.numel(), " epoch examples at position ", position_,
-                ", ", weights_.numel(), " weights)");
+void InfoBatchSelector::archive(StateArchive& ar) {
+  ar.generator("generator", gen_);
+  ar.scalar("epochs", epochs_);
+  ar.scalar("position", position_);
+  ar.scalar("pruned_share", pruned_share_);
+  ar.scalar("pruned_sum", pruned_sum_);
+  ar.scalar("annealed", annealed_);
+  if (ar.loading()) scores_ = weights_ = kept_ = Tensor();
+  const bool initialised = ar.flag("initialised", scores_.defined());
+  const bool in_epoch = ar.flag("in_epoch", kept_.defined());
+  if (initialised) ar.vector("scores", scores_, DType::F32);
+  if (in_epoch) {
+    ar.vector("epoch_weights", weights_, DType::F32);
+    ar.vector("epoch_examples", kept_, DType::I32);
+    if (ar.loading())
+      SIEVE_CHECK(scores_.defined() && weights_.numel() == scores_.numel() && kept_.numel() <= scores_.numel() &&
+                      position_ >= 0 && position_ <= kept_.numel(),
+                  "checkpoint: inconsistent infobatch state (", kept_.numel(), " epoch examples at position ",
+                  position_, ", ", weights_.numel(), " weights)");
   }
 }
 

@@ -44,8 +44,7 @@ class InfoBatchSelector : public Selector {
   // "last_score" (the score table) and "pruned" (1 where pruned from the current epoch).
   std::vector<std::pair<std::string, Tensor>> example_columns() const override;
   // The generator, the epoch and the position in it, the score and weight tables and the kept list.
-  void save_state(CheckpointState& state, const std::string& prefix) override;
-  void load_state(const CheckpointState& state, const std::string& prefix) override;
+  void archive(StateArchive& ar) override;
 
   float keep_ratio() const { return keep_ratio_; }
   // For tests and tools: float32 [N] scores, float32 [N] this epoch's weight per example (0: pruned), int32 [n] this

@@ -139,35 +139,22 @@ std::vector<std::pair<std::string, double>> OnlineBatchSelector::stats() const {
           {"resorts", static_cast<double>(resorts_)}};
 }
 
-void OnlineBatchSelector::save_state(CheckpointState& state, const std::string& prefix) {
-  state.set_generator(prefix + "generator", gen_);
-  state.set_int(prefix + "steps", steps_);
-  state.set_int(prefix + "served", served_);
-  state.set_int(prefix + "resorts", resorts_);
-  state.set_int(prefix + "initialised", losses_.defined() ? 1 : 0);
-  if (losses_.defined()) state.add_tensors({{"losses", losses_.clone()}, {"ranking", order_.clone()}}, prefix);
-  coverage_.save_state(state, prefix);
-}
-
-void OnlineBatchSelector::load_state(const CheckpointState& state, const std::string& prefix) {
-  gen_ = state.get_generator(prefix + "generator");
-  steps_ = state.get_int(prefix + "steps");
-  served_ = state.get_int(prefix + "served");
-  resorts_ = state.get_int(prefix + "resorts");
-  losses_ = order_ = Tensor();
-  if (state.get_int(prefix + "initialised") != 0) {
-    const Tensor losses = state.find(prefix + "losses"), order = state.find(prefix + "ranking");
-    SIEVE_CHECK(losses.defined() && order.defined(), "checkpoint: the selector's loss table (", prefix, "losses, ",
-                prefix, "ranking) is missing");
-    check_dtype(losses, DType::F32, "checkpoint loss table");
-    check_dim(losses, 1, "checkpoint loss table");
-    check_dtype(order, DType::I32, "checkpoint ranking");
-    SIEVE_CHECK(order.numel() == losses.numel(), "checkpoint: a ranking of ", order.numel(), " for ", losses.numel(),
-                " losses");
-    losses_ = losses.clone();
-    order_ = order.reshape({order.numel()}).clone();
+void OnlineBatchSelector::archive(StateArchive& ar) {
+  ar.generator("generator", gen_);
+  ar.scalar("steps", steps_);
+  ar.scalar("served", served_);
+  ar.scalar("resorts", resorts_);
+  if (ar.loading()) losses_ = order_ = Tensor();
+  if (ar.flag("initialised", losses_.defined())) {
+    ar.tensor("losses", losses_, DType::F32);
+    ar.vector("ranking", order_, DType::I32);
+    if (ar.loading()) {
+      check_dim(losses_, 1, "checkpoint loss table");
+      SIEVE_CHECK(order_.numel() == losses_.numel(), "checkpoint: a ranking of ", order_.numel(), " for ",
+                  losses_.numel(), " losses");
+    }
   }
-  coverage_.load_state(state, prefix);
+  coverage_.archive(ar);
 }
 
 }  // namespace sieve

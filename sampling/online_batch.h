@@ -56,8 +56,7 @@ class OnlineBatchSelector : public Selector {
   // {"epoch", examples served / N}, {"coverage", share trained on at least once}, {"resorts", re-rankings so far}.
   std::vector<std::pair<std::string, double>> stats() const override;
   // The generator, the step count, the loss table, the ranking and the coverage flags.
-  void save_state(CheckpointState& state, const std::string& prefix) override;
-  void load_state(const CheckpointState& state, const std::string& prefix) override;
+  void archive(StateArchive& ar) override;
 
   // For tests and tools: float32 [N] latest losses (+inf: unseen), int32 [N] example of each rank (as of the last
   // re-sort); undefined before the first select().

@@ -117,40 +117,28 @@ std::vector<std::pair<std::string, Tensor>> SelectiveBackpropSelector::example_c
   return {{"last_score", losses_}};
 }
 
-void SelectiveBackpropSelector::save_state(CheckpointState& state, const std::string& prefix) {
-  state.set_generator(prefix + "generator", gen_);
-  state.set_int(prefix + "recorded", recorded_);
-  state.set_int(prefix + "position", position_);
-  state.set_int(prefix + "pending_count", pending_count_);
-  state.set_int(prefix + "epochs", epochs_);
-  state.set_int(prefix + "candidates", candidates_);
-  state.set_int(prefix + "kept", kept_);
-  state.set_int(prefix + "initialised", history_.defined() ? 1 : 0);
-  state.set_int(prefix + "has_order", order_.defined() ? 1 : 0);
-  if (history_.defined()) state.add_tensors({{"history", history_.clone()}, {"pending", pending_.clone()}}, prefix);
-  if (order_.defined()) state.add_tensors({{"order", order_.clone()}}, prefix);
-  if (losses_.defined()) state.add_tensors({{"losses", losses_.clone()}}, prefix);
-}
-
-void SelectiveBackpropSelector::load_state(const CheckpointState& state, const std::string& prefix) {
-  gen_ = state.get_generator(prefix + "generator");
-  recorded_ = state.get_int(prefix + "recorded");
-  position_ = state.get_int(prefix + "position");
-  pending_count_ = state.get_int(prefix + "pending_count");
-  epochs_ = state.get_int(prefix + "epochs");
-  candidates_ = state.get_int(prefix + "candidates");
-  kept_ = state.get_int(prefix + "kept");
-  history_ = pending_ = order_ = losses_ = Tensor();
-  if (state.get_int(prefix + "initialised") != 0) {
-    history_ = state.get_vector(prefix + "history", DType::F32);
-    pending_ = state.get_vector(prefix + "pending", DType::I32);
-    SIEVE_CHECK(history_.numel() == options_.history && pending_.numel() == 2 * options_.batch &&
-                    pending_count_ >= 0 && pending_count_ < options_.batch,
-                "checkpoint: a selective-backprop state of another --sb-history or --batch (history ",
-                history_.numel(), ", pending ", pending_.numel(), ")");
-    losses_ = state.get_vector(prefix + "losses", DType::F32);
+void SelectiveBackpropSelector::archive(StateArchive& ar) {
+  ar.generator("generator", gen_);
+  ar.scalar("recorded", recorded_);
+  ar.scalar("position", position_);
+  ar.scalar("pending_count", pending_count_);
+  ar.scalar("epochs", epochs_);
+  ar.scalar("candidates", candidates_);
+  ar.scalar("kept", kept_);
+  if (ar.loading()) history_ = pending_ = order_ = losses_ = Tensor();
+  const bool initialised = ar.flag("initialised", history_.defined());
+  const bool has_order = ar.flag("has_order", order_.defined());
+  if (initialised) {
+    ar.vector("history", history_, DType::F32);
+    ar.vector("pending", pending_, DType::I32);
+    if (ar.loading())
+      SIEVE_CHECK(history_.numel() == options_.history && pending_.numel() == 2 * options_.batch &&
+                      pending_count_ >= 0 && pending_count_ < options_.batch,
+                  "checkpoint: a selective-backprop state of another --sb-history or --batch (history ",
+                  history_.numel(), ", pending ", pending_.numel(), ")");
   }
-  if (state.get_int(prefix + "has_order") != 0) order_ = state.get_vector(prefix + "order", DType::I32);
+  if (has_order) ar.vector("order", order_, DType::I32);
+  if (initialised) ar.vector("losses", losses_, DType::F32);  // allocated with history_ and pending_ (initialise())
 }
 
 }  // namespace sieve

@@ -43,8 +43,7 @@ class SelectiveBackpropSelector : public Selector {
   std::vector<std::pair<std::string, double>> stats() const override;
   // "last_score": each example's loss at its last scoring (fresh) or training pass (stale); +inf: none yet.
   std::vector<std::pair<std::string, Tensor>> example_columns() const override;
-  void save_state(CheckpointState& state, const std::string& prefix) override;
-  void load_state(const CheckpointState& state, const std::string& prefix) override;
+  void archive(StateArchive& ar) override;
 
  private:
   void initialise(const ScoringContext& ctx);

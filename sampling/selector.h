@@ -11,12 +11,11 @@
 #include <utility>
 #include <vector>
 
+#include "core/checkpoint.h"
 #include "core/hvp.h"
 #include "core/tensor.h"
 
 namespace sieve {
-
-struct CheckpointState;
 
 struct ScoringContext {
   // Logits [n, classes] for int32 example indices [n] on the training device: no gradients, evaluation mode
@@ -59,9 +58,18 @@ class Selector {
   // {"last_score", ...}, {"pruned", 0 or 1}. Called once at the end of a run; it may synchronise with the device.
   virtual std::vector<std::pair<std::string, Tensor>> example_columns() const { return {}; }
   // Checkpoints: everything a selector needs to continue exactly (generator positions, running estimates), as
-  // metadata keys starting with `prefix` (core/checkpoint.h).
-  virtual void save_state(CheckpointState& state, const std::string& prefix) = 0;
-  virtual void load_state(const CheckpointState& state, const std::string& prefix) = 0;
+  // metadata keys and tensors whose names start with `prefix` (core/checkpoint.h). Both run archive().
+  void save_state(CheckpointState& state, const std::string& prefix) {
+    StateArchive ar = StateArchive::writer(state, prefix);
+    archive(ar);
+  }
+  void load_state(const CheckpointState& state, const std::string& prefix) {
+    StateArchive ar = StateArchive::reader(state, prefix);
+    archive(ar);
+  }
+  // Lists that state once, saving or loading it by the archive's mode (Note [state archive] in core/checkpoint.h);
+  // after loading, checks that the values fit the selector's options.
+  virtual void archive(StateArchive& ar) = 0;
 };
 
 }  // namespace sieve

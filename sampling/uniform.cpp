@@ -28,12 +28,6 @@ Selection UniformSelector::select(const ScoringContext& ctx) {
   return draw_uniform(batch_, ctx, gen_);
 }
 
-void UniformSelector::save_state(CheckpointState& state, const std::string& prefix) {
-  state.set_generator(prefix + "generator", gen_);
-}
-
-void UniformSelector::load_state(const CheckpointState& state, const std::string& prefix) {
-  gen_ = state.get_generator(prefix + "generator");
-}
+void UniformSelector::archive(StateArchive& ar) { ar.generator("generator", gen_); }
 
 }  // namespace sieve

@@ -23,8 +23,7 @@ class UniformSelector : public Selector {
   UniformSelector(int64_t batch, uint64_t seed);  // Note [selector seed] in sampling/make_selector.h
   std::string name() const override { return "uniform"; }
   Selection select(const ScoringContext& ctx) override;
-  void save_state(CheckpointState& state, const std::string& prefix) override;
-  void load_state(const CheckpointState& state, const std::string& prefix) override;
+  void archive(StateArchive& ar) override;
 
  private:
   int64_t batch_;
