@@ -374,9 +374,10 @@ void CrestSelector::archive(StateArchive& ar) {
       ar.tensor("gradient." + std::to_string(k), model_.gradient[i], DType::F32);
       ar.tensor("hessian." + std::to_string(k), model_.hessian_diagonal[i], DType::F32);
     }
-    std::vector<std::pair<std::string, Tensor>> live_estimator, live_history;
-    if (ar.saving() && estimator_) live_estimator = estimator_->state();
-    if (ar.saving() && history_) live_history = history_->state();
+    // Loaded but not yet moved to the device by a select(), the state is what was loaded: saved as it is.
+    std::vector<std::pair<std::string, Tensor>> live_estimator = pending_estimator_, live_history = pending_history_;
+    if (ar.saving() && initialised_ && estimator_) live_estimator = estimator_->state();
+    if (ar.saving() && initialised_ && history_) live_history = history_->state();
     ar.tensors("hutchinson.", ar.saving() ? live_estimator : pending_estimator_);
     ar.tensors("history.", ar.saving() ? live_history : pending_history_);
   }
