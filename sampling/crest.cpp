@@ -356,6 +356,15 @@ void CrestSelector::archive(StateArchive& ar) {
     pending_history_.clear();
     initialised_ = false;  // the next select() moves everything to the training device
   }
+  if (options_.drop_learned) {
+    // The loss slots mean one thing under each rule (Note [drop rules]): a checkpoint of one rule is refused by the
+    // other. Checkpoints written before the rule was recorded hold the window rule's slots.
+    bool reference = options_.drop_rule == "reference";
+    if (ar.saving() || ar.has("drop_rule_reference")) ar.scalar("drop_rule_reference", reference);
+    else reference = false;
+    SIEVE_CHECK(reference == (options_.drop_rule == "reference"), "CREST: a checkpoint of --drop-rule ",
+                reference ? "reference" : "window", ", not of --drop-rule ", options_.drop_rule);
+  }
   if (selections_ > 0) {
     ar.scalar("loss0", model_.loss0);
     auto count = static_cast<int64_t>(model_.origin.size());

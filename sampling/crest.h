@@ -62,7 +62,9 @@
 // recorded loss (a selection scores P r examples, a small share of N, so many examples hold one or two losses in their
 // slots when a drop comes), so one low loss drops an example; and its all-or-nothing global guard drops nothing at all
 // once more than N − min_active examples are learned, so it stops dropping exactly when most of the data is learned.
-// The window rule asks for `window` consistent losses and still drops up to the limits.
+// The window rule asks for `window` consistent losses and still drops up to the limits. The slots mean different
+// things under the two rules, so a checkpoint records its rule and one of the other rule is refused (one written
+// before the rule was recorded holds the window rule's slots).
 #pragma once
 
 #include <cstdint>

@@ -287,9 +287,10 @@ TEST(StateArchive, SelectorsWriteTheKeysTheyWroteBefore) {
        "P T1 checks cursor generator gradient_evals initial_curvature last_rel_error need_selection selections steps "
        "steps_since_selection",
        ""},
+      // drop_rule_reference: added after the archive, to refuse a checkpoint of the other drop rule.
       {"crest-drop", 7,
-       "P T1 checks cursor generator gradient_evals initial_curvature last_rel_error loss0 model_tensors "
-       "need_selection selections steps steps_since_selection",
+       "P T1 checks cursor drop_rule_reference generator gradient_evals initial_curvature last_rel_error loss0 "
+       "model_tensors need_selection selections steps steps_since_selection",
        "gradient.0 gradient.1 hessian.0 hessian.1 history.active history.count history.ring hutchinson.m.0 "
        "hutchinson.m.1 hutchinson.probes hutchinson.s.0 hutchinson.s.1 hutchinson.sum.0 hutchinson.sum.1 "
        "hutchinson.summed origin.0 origin.1 random_sets union_indices union_weights"},

@@ -518,5 +518,25 @@ TEST(CrestFeatures, AreSoftmaxMinusOneHot) {
   EXPECT_TRUE(testing::all_close(logit_gradients(logits, labels).to_vector<float>(), expected, 1e-6f, 1e-5f));
 }
 
+// Note [drop rules]: the loss slots mean one thing under each rule, so a checkpoint of one rule does not resume under
+// the other; one written before the rule was recorded holds the window rule's slots.
+TEST(CrestCheckpoint, RefusesTheOtherDropRule) {
+  CrestOptions window;
+  window.drop_learned = true;
+  window.drop_rule = "window";
+  CrestOptions reference = window;
+  reference.drop_rule = "reference";
+  CheckpointState saved;
+  CrestSelector(window).save_state(saved, "selector.");
+  CrestSelector same(window);
+  same.load_state(saved, "selector.");
+  CrestSelector other(reference);
+  EXPECT_TRUE(testing::throws_error([&] { other.load_state(saved, "selector."); },
+                                    "a checkpoint of --drop-rule window, not of --drop-rule reference"));
+  saved.metadata.erase("selector.drop_rule_reference");  // as written before the rule was recorded
+  EXPECT_TRUE(testing::throws_error([&] { other.load_state(saved, "selector."); }, "--drop-rule window"));
+  same.load_state(saved, "selector.");
+}
+
 }  // namespace
 }  // namespace sieve
