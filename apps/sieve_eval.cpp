@@ -33,15 +33,21 @@ void write_predictions(const std::string& path, const Dataset& d, const Classifi
   });
 }
 
+// Row k of the confusion matrix: (examples of class k predicted right, examples of class k).
+std::pair<int64_t, int64_t> class_counts(const ClassifierEvaluation& e, int k) {
+  const int c = e.num_classes;
+  int64_t total = 0;
+  for (int j = 0; j < c; ++j) total += e.confusion[static_cast<size_t>(k * c + j)];
+  return {e.confusion[static_cast<size_t>(k * c + k)], total};
+}
+
 void print_report(const ClassifierEvaluation& e) {
   std::cout << std::fixed << std::setprecision(4) << "loss " << e.loss << "  accuracy " << std::setprecision(2)
             << 100 * e.accuracy << "%  (" << e.examples << " examples)\n\n";
   const int c = e.num_classes;
   std::cout << "per-class accuracy\n";
   for (int k = 0; k < c; ++k) {
-    int64_t total = 0;
-    for (int j = 0; j < c; ++j) total += e.confusion[static_cast<size_t>(k * c + j)];
-    const int64_t right = e.confusion[static_cast<size_t>(k * c + k)];
+    const auto [right, total] = class_counts(e, k);
     std::cout << "  class " << std::setw(3) << k << "  ";
     if (total == 0) {
       std::cout << "      -  (no examples)\n";
@@ -62,22 +68,15 @@ void print_report(const ClassifierEvaluation& e) {
     std::cout << "\n";
   }
 }
-
 // The same numbers as one JSON object, for scripts: loss and accuracy exactly as the training log writes them.
 void print_json(const ClassifierEvaluation& e, const std::string& checkpoint, const std::string& split) {
   nlohmann::json per_class = nlohmann::json::array(), confusion = nlohmann::json::array();
   const int c = e.num_classes;
   for (int k = 0; k < c; ++k) {
-    nlohmann::json row = nlohmann::json::array();
-    int64_t total = 0;
-    for (int j = 0; j < c; ++j) {
-      row.push_back(e.confusion[static_cast<size_t>(k * c + j)]);
-      total += e.confusion[static_cast<size_t>(k * c + j)];
-    }
-    per_class.push_back(total > 0 ? nlohmann::json(static_cast<double>(e.confusion[static_cast<size_t>(k * c + k)]) /
-                                                   static_cast<double>(total))
-                                   : nlohmann::json(nullptr));
-    confusion.push_back(row);
+    const auto [right, total] = class_counts(e, k);
+    per_class.push_back(total > 0 ? nlohmann::json(static_cast<double>(right) / static_cast<double>(total))
+                                  : nlohmann::json(nullptr));
+    confusion.push_back(std::vector<int64_t>(e.confusion.begin() + k * c, e.confusion.begin() + (k + 1) * c));
   }
   const nlohmann::json j = {{"checkpoint", checkpoint},         {"split", split},
                             {"examples", e.examples},           {"loss", e.loss},

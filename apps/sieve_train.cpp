@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "apps/text_file.h"
@@ -136,6 +137,7 @@ struct CommandLine {
   TrainOptions o;
   float tau_th = 0, lr = 0, weight_decay = 0;  // 0: not given (their defaults depend on other flags)
   bool quiet = false, no_tf32 = false;
+  std::optional<CheckpointState> resumed;  // --resume's checkpoint, read once
   CommandLine() {
     o.time_budget_s = 60;
     o.selection.presample = 256;  // B = 2b: measured best of 2b, 3b, 5b for the MLP on a 2-core CPU (README)
@@ -335,7 +337,7 @@ void resolve_defaults(const CLI::App& app, CommandLine& cl, Device device) {
   if (!o.resume.empty()) {
     // A resume continues a run: what the checkpoint names (Note [checkpoint contents]) is taken from it unless given,
     // and a value given that differs is refused when the checkpoint is loaded.
-    const CheckpointState saved = load_checkpoint(o.resume);
+    const CheckpointState& saved = cl.resumed.emplace(load_checkpoint(o.resume));
     if (!given("--model")) o.model = saved.get_string("model");
     if (!given("--sampler")) samplers = saved.get_string("sampler");
     if (!given("--optimizer") && saved.has("optimizer")) o.optimizer = saved.get_string("optimizer");
@@ -480,7 +482,7 @@ int run(int argc, char** argv) {
     Trainer trainer(run_options, data, device);
     if (!o.init_from.empty()) trainer.init_from(o.init_from, o.reset_head);
     if (!o.resume.empty()) {
-      trainer.resume(o.resume);
+      trainer.resume(*cl.resumed, o.resume);
       if (!quiet) std::cout << "resumed " << o.resume << " at step " << trainer.steps() << "\n";
     }
     if (!quiet && finals.empty()) print_banner(cl, names, trainer, data);

@@ -320,8 +320,9 @@ void Trainer::save_checkpoint(const std::string& path) {
   ::sieve::save_checkpoint(path, state);
 }
 
-void Trainer::resume(const std::string& path) {
-  const CheckpointState state = load_checkpoint(path);
+void Trainer::resume(const std::string& path) { resume(load_checkpoint(path), path); }
+
+void Trainer::resume(const CheckpointState& state, const std::string& path) {
   SIEVE_CHECK(state.get_string("model") == options_.model, path, ": a checkpoint of model ", state.get_string("model"),
               ", not of --model ", options_.model);
   SIEVE_CHECK(state.get_string("sampler") == selector_->name(), path, ": a checkpoint of sampler ",
@@ -471,7 +472,9 @@ EvalRecord Trainer::run(const std::function<void(const EvalRecord&)>& on_record,
 
 std::optional<std::pair<int64_t, float>> Trainer::divergence() {
   if (divergence_) return divergence_;
-  const int64_t step = diverged_step_.to(Device::cpu()).to_vector<int64_t>()[0];
+  // Read in place on the CPU, where it is read after every step; copied from a GPU, which waits for the device.
+  const int64_t step = device_.is_cpu() ? *diverged_step_.data<int64_t>()
+                                        : diverged_step_.to(Device::cpu()).to_vector<int64_t>()[0];
   if (step >= 0) divergence_ = std::make_pair(step, diverged_loss_.item());
   return divergence_;
 }

@@ -156,6 +156,8 @@ class Trainer {
   // Everything needed to continue exactly: model, optimizer, selector, generators, counters, training time.
   void save_checkpoint(const std::string& path);
   void resume(const std::string& path);
+  // The same from a checkpoint already read from `path` (named in messages).
+  void resume(const CheckpointState& state, const std::string& path);
   // Copies a checkpoint's weights into the model; with reset_head the final classifier keeps its fresh values.
   void init_from(const std::string& path, bool reset_head);
   double training_seconds() const { return training_s_; }

@@ -15,6 +15,7 @@
 #include "core/ops.h"
 #include "sampling/make_selector.h"
 #include "sampling/selector.h"
+#include "tests/sampling/linear_task.h"
 #include "tests/test_util.h"
 
 namespace sieve {
@@ -25,38 +26,10 @@ using Parts = std::vector<std::string>;
 
 // A linear softmax classifier trained by SGD on the selector's batches, as the training loop does: select, a
 // training forward pass shown to observe(), a weighted step.
-struct Task {
-  static constexpr int64_t n = 120, d = 6, c = 3;
-  Tensor x, y, w, b;
+struct Task : testing::LinearTask {
   ScoringContext ctx;
 
-  explicit Task(uint64_t seed) {
-    y = testing::random_labels(n, static_cast<int>(c), seed + 1);
-    std::vector<float> xs = testing::random_tensor({n, d}, seed + 2).to_vector<float>();
-    const std::vector<int32_t> ys = y.to_vector<int32_t>();
-    for (int64_t i = 0; i < n; ++i) xs[i * d + ys[i] % d] += 1.f;
-    x = Tensor::from_vector(xs, {n, d});
-    w = testing::random_tensor({c, d}, seed + 3, Device::cpu(), -0.1f, 0.1f).set_requires_grad();
-    b = Tensor::zeros({c}, DType::F32).set_requires_grad();
-    ctx.labels = y;
-    ctx.dataset_size = n;
-    ctx.device = Device::cpu();
-    ctx.parameters = {w, b};
-    ctx.logits = [this](const Tensor& idx) {
-      NoGradGuard no_grad;
-      return linear(index_select(x, idx), w, b);
-    };
-    ctx.loss_gradient = [this](const Tensor& idx, const Tensor& weights) {
-      w.zero_grad();
-      b.zero_grad();
-      Tensor loss = weighted_mean(cross_entropy(linear(index_select(x, idx), w, b), index_select(y, idx)), weights);
-      loss.backward();
-      LossGradient r{loss.detach(), {w.grad(), b.grad()}};
-      w.zero_grad();
-      b.zero_grad();
-      return r;
-    };
-  }
+  explicit Task(uint64_t seed) : LinearTask(120, 6, 3, seed + 1, Device::cpu()), ctx(context()) {}
 
   // Step `k` of a run of 30.
   Selection step(Selector& selector, int k) {
@@ -64,17 +37,8 @@ struct Task {
     const Selection s = selector.select(ctx);
     const Tensor labels = index_select(y, s.indices);
     const Tensor logits = linear(index_select(x, s.indices), w, b);
-    const Tensor losses = cross_entropy(logits, labels);
-    selector.observe(s, logits.detach(), labels, losses.detach());
-    Tensor loss = weighted_mean(losses, s.weights);
-    w.zero_grad();
-    b.zero_grad();
-    loss.backward();
-    Tensor wd = w.detach(), bd = b.detach();
-    axpy_(wd, -0.2f, w.grad());
-    axpy_(bd, -0.2f, b.grad());
-    w.zero_grad();
-    b.zero_grad();
+    selector.observe(s, logits.detach(), labels, cross_entropy(logits, labels).detach());
+    train(s, 0.2f);
     return s;
   }
 };
