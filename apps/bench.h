@@ -2,10 +2,12 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/device.h"
+#include "core/distributed.h"
 
 namespace sieve::bench {
 
@@ -84,5 +86,10 @@ void hutchinson_cases(Table& t, const Options& o);
 
 // apps/bench_crest.cpp: CREST's facility-location coreset and loss-history bookkeeping.
 void crest_cases(Table& t, const Options& o);
+
+// apps/bench_allreduce.cpp: the communicator sieve-bench measures (MPI under a launcher, NCCL at one process on a
+// GPU built with it, none otherwise), and the all-reduce of WRN-28-2's gradient buckets on it.
+std::shared_ptr<Communicator> bench_communicator(const Options& o);
+void allreduce_cases(Table& t, const Options& o, const std::shared_ptr<Communicator>& comm);
 
 }  // namespace sieve::bench

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <functional>
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -166,6 +167,9 @@ void training_step_cases(Table& t, const Options& o, const DataSplits& mnist, co
 }
 
 void run_benchmarks(const Options& o) {
+  // Under mpirun every rank runs every case (the all-reduce needs them all) and rank 0 prints.
+  const std::shared_ptr<Communicator> comm = bench_communicator(o);
+  if (comm && !comm->is_root()) std::cout.setstate(std::ios::failbit);
   Table table(o);
   std::string matmul_what;
   const double copy = copy_bytes_per_s(o);
@@ -181,8 +185,9 @@ void run_benchmarks(const Options& o) {
   lstm_cases(table, o);
   hutchinson_cases(table, o);
   crest_cases(table, o);
+  allreduce_cases(table, o, comm);
   training_step_cases(table, o, mnist, cifar);
-  table.write_csv();
+  if (!comm || comm->is_root()) table.write_csv();
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "apps/trainer.h"
 #include "core/checkpoint.h"
 #include "core/device.h"
+#include "core/distributed.h"
 #include "core/error.h"
 #include "data/description.h"
 #include "data/sequence.h"
@@ -27,6 +28,23 @@ using namespace sieve;
 
 // The exit status when any run diverged (Note [divergence]); 1 is any other error.
 constexpr int kExitDiverged = 3;
+
+// This process's place in a data-parallel run (Note [launch by mpirun] in core/distributed.h) and, once made, its
+// communicator: main() ends every rank with it when one rank fails.
+DistributedEnvironment g_env;
+std::shared_ptr<Communicator> g_comm;
+
+// The device of this rank: with a launcher, `auto` and `cuda` mean cuda:(local rank), one GPU per process.
+Device rank_device(const std::string& name, const DistributedEnvironment& env) {
+  if (env.launched && (name == "auto" || name == "cuda")) {
+    const int gpus = cuda_device_count();
+    if (gpus == 0) return parse_device(name);  // auto: the CPU; cuda: its one-line error
+    SIEVE_CHECK(env.local_rank < gpus, "rank ", env.rank, " is process ", env.local_rank, " on its host, which has ",
+                gpus, " GPU(s): start at most one process per GPU, or give --device cpu");
+    return Device::cuda(env.local_rank);
+  }
+  return parse_device(name);
+}
 
 std::vector<std::string> split(const std::string& text, char sep) {
   std::vector<std::string> out;
@@ -137,6 +155,7 @@ struct CommandLine {
   TrainOptions o;
   float tau_th = 0, lr = 0, weight_decay = 0;  // 0: not given (their defaults depend on other flags)
   bool quiet = false, no_tf32 = false;
+  double bucket_mb = 25;
   std::optional<CheckpointState> resumed;  // --resume's checkpoint, read once
   CommandLine() {
     o.time_budget_s = 60;
@@ -303,7 +322,18 @@ void register_options(CLI::App& app, CommandLine& cl) {
   app.add_option("--example-budget", o.example_budget,
                      "stop after N backpropagated examples per sampler (an equal-data budget, e.g. 10 epochs = 10 N)")
           ->check(CLI::NonNegativeNumber);
-  app.add_option("--device", device_name, "auto|cpu|cuda|cuda:N")->capture_default_str();
+  app.add_option("--device", device_name,
+                 "auto|cpu|cuda|cuda:N (under mpirun, auto and cuda take the GPU of the process's local rank)")
+      ->capture_default_str();
+  app.add_option("--selection", o.selection_mode,
+                 "under mpirun -np P: global (one selection of P b examples, split over the processes: as one "
+                 "process with batch P b and pre-sample P B) or local (each process selects b of its own shard)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"global", "local"}));
+  app.add_option("--bucket-mb", cl.bucket_mb,
+                 "under mpirun: MiB per gradient bucket reduced while the backward pass runs (the first 1 MiB)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--seed", o.seed, "seed of initialisation, sampling and the evaluation subset")->capture_default_str();
   app.add_option("--eval-every", o.eval_every, "evaluate every N steps (default: ten times per run)");
   app.add_option("--train-eval-size", o.train_eval_size,
@@ -383,6 +413,7 @@ void resolve_defaults(const CLI::App& app, CommandLine& cl, Device device) {
   SIEVE_CHECK(!o.augment || parse_sequence_view(o.sequence) == SequenceView::None,
               "--augment crops and flips images; it does not apply to --sequence ", o.sequence);
   o.tf32 = !cl.no_tf32;
+  o.buckets.bucket_bytes = static_cast<int64_t>(cl.bucket_mb * (1 << 20));
   SIEVE_CHECK(!o.reset_head || !o.init_from.empty(), "--reset-head needs --init-from CHECKPOINT");
   SIEVE_CHECK(o.init_from.empty() || o.resume.empty(), "--init-from starts a new run and --resume continues one: "
               "give one of them");
@@ -441,13 +472,19 @@ int run(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (g_env.rank == 0) return app.exit(e);
+    std::ostringstream ignored;  // every rank parses the same command line: one of them speaks
+    return app.exit(e, ignored, ignored);
   }
-  const Device device = parse_device(cl.device_name);
+  const Device device = rank_device(cl.device_name, g_env);
   resolve_defaults(app, cl, device);
+  g_comm = make_communicator(g_env, device);
+  Communicator& comm = *g_comm;
   const TrainOptions& o = cl.o;
-  const bool quiet = cl.quiet;
-  const std::string& log_path = cl.log_path;
+  // Rank 0 prints, logs and writes the dumps (the trainer writes its checkpoints, Note [data-parallel checkpoints]).
+  const bool quiet = cl.quiet || !comm.is_root();
+  const bool root = comm.is_root();
+  const std::string log_path = root ? cl.log_path : std::string();
   const std::vector<std::string> names = split(cl.samplers, ',');
   SIEVE_CHECK(!names.empty(), "--sampler: no sampler given");
   SIEVE_CHECK(names.size() == 1 || (o.checkpoint.empty() && o.resume.empty()),
@@ -458,7 +495,7 @@ int run(int argc, char** argv) {
   parse_sequence_view(o.sequence);
 
   // Refused now rather than after the runs: the dump is written (to a temporary file, then renamed) in its folder.
-  if (!o.dump_selection.empty()) check_writable_folder("--dump-selection", o.dump_selection);
+  if (!o.dump_selection.empty() && root) check_writable_folder("--dump-selection", o.dump_selection);
   std::ofstream log;
   if (!log_path.empty()) {
     log.open(log_path);
@@ -470,7 +507,11 @@ int run(int argc, char** argv) {
   data.test = data.test.to(device);
   if (!quiet) {
     std::cout << "data: " << data.train.name << ", " << data.train.size() << " training and " << data.test.size()
-              << " test examples, on " << to_string(device) << "\n";
+              << " test examples, on " << to_string(device);
+    if (comm.size() > 1)
+      std::cout << "; " << comm.size() << " processes (" << comm.backend() << "), --selection " << o.selection_mode
+                << ", " << o.selection.batch * comm.size() << " examples per step";
+    std::cout << "\n";
   }
 
   std::vector<EvalRecord> finals;
@@ -479,7 +520,7 @@ int run(int argc, char** argv) {
     run_options.sampler = name;
     if (!o.dump_selection.empty() && names.size() > 1)
       run_options.dump_selection = dump_path_for(o.dump_selection, make_selector(name, o.selection)->name());
-    Trainer trainer(run_options, data, device);
+    Trainer trainer(run_options, data, device, g_comm);
     if (!o.init_from.empty()) trainer.init_from(o.init_from, o.reset_head);
     if (!o.resume.empty()) {
       trainer.resume(*cl.resumed, o.resume);
@@ -502,10 +543,10 @@ int run(int argc, char** argv) {
           if (!quiet) print_diagnostics(sampler_name, step, d);
         }));
     // One line for the diverged run, and the next sampler runs (Note [divergence]).
-    if (finals.back().diverged)
+    if (finals.back().diverged && root)
       std::fprintf(stderr, "sieve-train: error: %s\n", divergence_message(finals.back()).c_str());
   }
-  print_summary(finals, o);
+  if (root) print_summary(finals, o);
   const bool diverged = std::any_of(finals.begin(), finals.end(), [](const EvalRecord& r) { return r.diverged; });
   return diverged ? kExitDiverged : 0;
 }
@@ -516,12 +557,20 @@ int main(int argc, char** argv) {
   // A file-size limit (ulimit -f) then fails a write with EFBIG, which the checkpoint and log writers report in one
   // line, leaving the previous checkpoint intact (Note [atomic save]); by default SIGXFSZ would kill the process.
   std::signal(SIGXFSZ, SIG_IGN);
+  std::string message;
   try {
+    g_env = DistributedEnvironment::detect();
     return run(argc, argv);
-  } catch (const sieve::Error& e) {
-    std::fprintf(stderr, "sieve-train: error: %s\n", e.what());
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "sieve-train: error: %s\n", e.what());
+  } catch (const std::exception& e) {  // sieve::Error among them
+    message = e.what();
   }
+  if (g_env.size > 1) {
+    // One rank failed: it says why, naming itself, and ends every rank (the others may wait in a collective).
+    std::fprintf(stderr, "sieve-train: error: rank %d: %s\n", g_env.rank, message.c_str());
+    std::fflush(stderr);
+    if (g_comm) g_comm->abort(1);
+    return 1;
+  }
+  std::fprintf(stderr, "sieve-train: error: %s\n", message.c_str());
   return 1;
 }

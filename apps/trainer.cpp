@@ -18,6 +18,7 @@
 #include "optim/clip.h"
 #include "optim/optimizer_state.h"
 #include "sampling/selectors.h"
+#include "data/dataset.h"
 
 namespace sieve {
 namespace {
@@ -56,6 +57,24 @@ std::unique_ptr<Optimizer> make_optimizer(const TrainOptions& o, std::vector<Ten
     return std::make_unique<Adam>(std::move(parameters), adam);
   }
   SIEVE_FAIL("unknown optimizer \"", o.optimizer, "\"; expected sgd, adam or adamw");
+}
+
+// Rows [begin, begin + count) of rank `rank` when n rows are split over `world` ranks as evenly as possible, the
+// first n % world ranks taking one more (Note [data-parallel selection]).
+struct Part {
+  int64_t begin = 0;
+  int64_t count = 0;
+};
+Part part_of(int64_t n, int rank, int world) {
+  const int64_t base = n / world, extra = n % world;
+  return {rank * base + std::min<int64_t>(rank, extra), base + (rank < extra ? 1 : 0)};
+}
+
+Dataset rows_of(const Dataset& d, Part p) {
+  Dataset out = d;
+  out.images = d.images.rows(p.begin, p.begin + p.count);
+  out.labels = d.labels.rows(p.begin, p.begin + p.count);
+  return out;
 }
 
 }  // namespace
@@ -104,8 +123,22 @@ std::string divergence_message(const EvalRecord& r) {
          describe_value(r.diverged_loss);
 }
 
-Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device device)
-    : options_(options), data_(data), device_(device) {
+Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device device,
+                 std::shared_ptr<Communicator> comm)
+    : options_(options), data_(data), device_(device), comm_(comm ? std::move(comm) : local_communicator()) {
+  rank_ = comm_->rank();
+  world_ = comm_->size();
+  // Any communicator but the local one takes the data-parallel path, at one process too: a single GPU with NCCL
+  // runs the very code a multi-GPU run does.
+  distributed_ = comm_->backend() != "local";
+  SIEVE_CHECK(options.selection_mode == "global" || options.selection_mode == "local",
+              "--selection must be global or local, found '", options.selection_mode, "'");
+  local_selection_ = options.selection_mode == "local" && distributed_;
+  SIEVE_CHECK(!local_selection_ || options.dump_selection.empty(),
+              "--dump-selection is not supported with --selection local in a run of several processes (each rank "
+              "selects on its own shard); use --selection global");
+  SIEVE_CHECK(comm_->backend() == "local" || comm_->device() == device, "Trainer: training on ", to_string(device),
+              " with a ", comm_->backend(), " communicator of ", to_string(comm_->device()));
   SIEVE_CHECK(options.iterations > 0 || options.time_budget_s > 0 || options.example_budget > 0,
               "give a length for the run: --iterations N, --time-budget SECONDS or --example-budget N");
   SIEVE_CHECK(options.iterations >= 0 && options.time_budget_s >= 0 && options.example_budget >= 0,
@@ -151,8 +184,17 @@ Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device dev
   const Shape sample{data_.train.channels(), data_.train.height(), data_.train.width()};
   model_ = make_model(options.model, sample, data_.train.num_classes, init, device);
 
+  // With global selection one selector of batch P b and pre-sample P B runs on every rank from the same seed; with
+  // local selection each rank's selector has b and B and a seed of its own, rank 0 keeping the single-process one
+  // (Note [data-parallel selection]).
   SelectorOptions selection = options.selection;
   selection.seed = root.fork(kRunSelectorStream).seed();
+  if (local_selection_) {
+    if (rank_ > 0) selection.seed = Generator(selection.seed).fork(static_cast<uint64_t>(rank_)).seed();
+  } else {
+    selection.batch *= world_;
+    selection.presample *= world_;
+  }
   selector_ = make_selector(options.sampler, selection);
 
   optimizer_ = make_optimizer(options, model_->parameters());
@@ -182,6 +224,8 @@ Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device dev
   // match it and is left for when it is measured to matter.)
   score_precision_ = parse_matmul_precision(options.score_precision);
   context_.logits = [this](const Tensor& indices) { return scoring_logits(indices); };
+  if (distributed_ && !local_selection_)
+    context_.logits = [this](const Tensor& indices) { return global_logits(indices); };
   // --dump-selection: how often, and at what weight, each example was trained (a kernel each per step).
   if (!options.dump_selection.empty()) {
     trained_counts_ = Tensor::zeros({data_.train.size()}, DType::I32, device);
@@ -192,25 +236,125 @@ Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device dev
   // training step's zero_grad/backward is unaffected. Its count is CREST's stat crest_gradient_evals.
   context_.parameters = model_->parameters();
   context_.loss_gradient = [this](const Tensor& indices, const Tensor& weights) {
-    for (Tensor& p : context_.parameters) p.zero_grad();
-    LossGradient r;
-    try {
-      EvalModeScope eval_mode(*model_);
-      Tensor logits = model_->forward(gather_batch(data_.train, indices));
-      Tensor loss = weighted_mean(cross_entropy(logits, gather_labels(data_.train, indices)), weights);
-      loss.backward();
-      r.loss = loss.detach();
-    } catch (...) {
-      for (Tensor& p : context_.parameters) p.zero_grad();
-      throw;
-    }
-    for (Tensor& p : context_.parameters) {
-      const Tensor g = p.grad();
-      r.gradients.push_back(g.defined() ? g : Tensor::zeros(p.shape(), DType::F32, p.device()));
-      p.zero_grad();
-    }
-    return r;
+    return distributed_ && !local_selection_ ? global_loss_gradient(indices, weights) : loss_gradient(indices, weights);
   };
+
+  if (distributed_) {
+    // Every rank starts from rank 0's model (initialised from the same seed anyway, as DDP makes sure).
+    for (Tensor& p : context_.parameters) comm_->broadcast(p, 0);
+    sync_buffers();
+    averager_ = std::make_unique<GradientAverager>(optimizer_->parameters(), comm_, options.buckets);
+  }
+  if (local_selection_) {
+    // This rank's shard of the training set: examples rank, rank + P, rank + 2P, ..., ⌈N / P⌉ of them on every rank
+    // (the last wrapping around to the first examples, as PyTorch's DistributedSampler pads), so that everything a
+    // selector derives from its data set's size (epochs, CREST's schedules) agrees across ranks. The selector sees
+    // only these, numbered 0..⌈N / P⌉ - 1, and the trainer maps its choices back to the data set.
+    const int64_t n = data_.train.size(), per_rank = (n + world_ - 1) / world_;
+    std::vector<int32_t> shard;
+    for (int64_t k = 0; k < per_rank; ++k) shard.push_back(static_cast<int32_t>((rank_ + k * world_) % n));
+    shard_ = Tensor::from_vector(shard, {static_cast<int64_t>(shard.size())}, device);
+    context_.labels = index_select(data_.train.labels, shard_);
+    context_.dataset_size = shard_.numel();
+    context_.logits = [this](const Tensor& indices) { return scoring_logits(index_select(shard_, indices)); };
+    context_.loss_gradient = [this](const Tensor& indices, const Tensor& weights) {
+      return loss_gradient(index_select(shard_, indices), weights);
+    };
+    context_.mean_over_ranks = [this](double value) {
+      std::vector<double> v{value};
+      comm_->all_reduce(v, ReduceOp::Avg);
+      return v[0];
+    };
+  }
+}
+
+LossGradient Trainer::loss_gradient(const Tensor& indices, const Tensor& weights) {
+  for (Tensor& p : context_.parameters) p.zero_grad();
+  LossGradient r;
+  try {
+    EvalModeScope eval_mode(*model_);
+    Tensor logits = model_->forward(gather_batch(data_.train, indices));
+    Tensor loss = weighted_mean(cross_entropy(logits, gather_labels(data_.train, indices)), weights);
+    loss.backward();
+    r.loss = loss.detach();
+  } catch (...) {
+    for (Tensor& p : context_.parameters) p.zero_grad();
+    throw;
+  }
+  for (Tensor& p : context_.parameters) {
+    const Tensor g = p.grad();
+    r.gradients.push_back(g.defined() ? g : Tensor::zeros(p.shape(), DType::F32, p.device()));
+    p.zero_grad();
+  }
+  return r;
+}
+
+// Note [data-parallel selection]: a run of P processes trains each step on P b examples, b on each rank, with the
+// gradients averaged (optim/distributed.h). Which examples, is --selection's choice:
+// - global (the default): every rank runs the same selector, built for batch P b and pre-sample P B from the same
+//   seed, and trains on its part of the selection (part_of: contiguous, as even as possible; weights rescaled by
+//   P n_r / n so that the average over ranks is the single process's weighted mean). The work a selector asks of
+//   the model is split: ScoringContext::logits scores each rank's part of the candidates and all-gathers the
+//   logits, loss_gradient sums the ranks' parts, and observe() sees the whole batch's logits and losses, gathered.
+//   Every rank then holds the same bytes and makes the same choices (the selectors' kernels are deterministic), so
+//   the run is one process with batch P b and pre-sample P B, up to the order of floating-point sums: uniform's
+//   shared epoch order sharded as a distributed sampler does, importance sampling's gathered pre-sample scores,
+//   InfoBatch's gathered losses. A rank whose part is empty (a batch shorter than P) trains on one example at
+//   weight 0. Augmentation draws example j of the global batch from counter offset + j on every rank.
+// - local: each rank's selector has b, B and a seed of its own and sees only its shard of the data (examples rank,
+//   rank + P, ..., ⌈N / P⌉ on each): P independent selections on (nearly) disjoint shards with averaged gradients.
+//   Importance sampling's τ and CREST's model check and curvature are averaged across ranks
+//   (ScoringContext::rank_mean), so all switch, check and select again at the same steps; nothing else is
+//   communicated. Augmentation reserves b counters per rank each step. What differs from one process: each rank's
+//   pre-sample, coresets and pruning see N / P examples, and examples are never compared across shards.
+Tensor Trainer::global_logits(const Tensor& indices) {
+  const int64_t n = indices.numel();
+  const Part part = part_of(n, rank_, world_);
+  const int64_t chunk = (n + world_ - 1) / world_;
+  Tensor mine = Tensor::zeros({chunk, data_.train.num_classes}, DType::F32, device_);
+  if (part.count > 0) mine.rows(0, part.count).copy_(scoring_logits(indices.rows(part.begin, part.begin + part.count)));
+  scored_ += n - part.count;  // every rank counts the whole pre-sample, as one process would
+  return gather_rows(mine, n);
+}
+
+Tensor Trainer::gather_rows(const Tensor& part, int64_t n) {
+  const Tensor all = comm_->all_gather(part);  // rank r's rows at [r chunk, r chunk + count_r)
+  const int64_t chunk = part.size(0);
+  if (n == chunk * world_) return all;
+  std::vector<int32_t> rows;
+  for (int r = 0; r < world_; ++r) {
+    const Part p = part_of(n, r, world_);
+    for (int64_t i = 0; i < p.count; ++i) rows.push_back(static_cast<int32_t>(r * chunk + i));
+  }
+  return index_select(all, Tensor::from_vector(rows, {n}, device_));
+}
+
+LossGradient Trainer::global_loss_gradient(const Tensor& indices, const Tensor& weights) {
+  const int64_t n = indices.numel();
+  const Part part = part_of(n, rank_, world_);
+  // Each rank's weighted mean over its part, scaled so that the ranks' average is Σ w_i ℓ_i / n; a rank without a
+  // part contributes one example at weight 0.
+  LossGradient r =
+      part.count > 0
+          ? loss_gradient(indices.rows(part.begin, part.begin + part.count),
+                          scale(weights.rows(part.begin, part.begin + part.count),
+                                static_cast<float>(world_ * part.count) / static_cast<float>(n)))
+          : loss_gradient(indices.rows(0, 1), Tensor::zeros({1}, DType::F32, device_));
+  comm_->all_reduce(r.loss, ReduceOp::Avg);
+  for (Tensor& g : r.gradients) comm_->all_reduce(g, ReduceOp::Avg);
+  return r;
+}
+
+void Trainer::sync_buffers() {
+  if (!distributed_) return;
+  for (auto& [name, buffer] : model_->named_buffers()) comm_->broadcast(buffer, 0);
+}
+
+double Trainer::agreed_time(double seconds) {
+  if (!distributed_ || options_.time_budget_s <= 0) return seconds;
+  std::vector<double> v{seconds};
+  comm_->broadcast(v, 0);
+  return v[0];
 }
 
 Trainer::~Trainer() = default;
@@ -219,7 +363,7 @@ Progress Trainer::progress() const { return Progress{steps_, planned_steps(), tr
 
 int64_t Trainer::planned_steps() const {
   if (options_.iterations > 0) return options_.iterations;
-  const int64_t b = options_.selection.batch;
+  const int64_t b = global_batch();
   return options_.example_budget > 0 ? (options_.example_budget + b - 1) / b : 0;
 }
 
@@ -247,39 +391,100 @@ void Trainer::step() {
   // The selector's share of the step, by the host clock: selectors that read device values (importance sampling,
   // CREST, selective backprop) wait inside it, the others only queue work (Note [fair clock]).
   const auto select_start = Clock::now();
-  const Selection batch = selector_->select(context_);
+  const Selection selection = selector_->select(context_);
   selection_s_ += std::chrono::duration<double>(Clock::now() - select_start).count();
-  if (trained_counts_.defined()) {
-    count_indices(batch.indices, trained_counts_);
-    scatter_losses(batch.indices, batch.weights, last_weights_);
+  // This rank's examples (data set indices) and weights, and where they start in the step's augmentation counters
+  // (Note [data-parallel selection]); in one process, the whole selection.
+  Selection batch = selection;
+  int64_t trained = selection.indices.numel(), augment_offset = 0, augment_span = selection.indices.numel();
+  if (local_selection_) {
+    batch.indices = index_select(shard_, selection.indices);
+    augment_offset = rank_ * options_.selection.batch;
+    augment_span = world_ * options_.selection.batch;
+  } else if (distributed_) {
+    const int64_t n = selection.indices.numel();
+    const Part part = part_of(n, rank_, world_);
+    augment_offset = part.begin;
+    if (part.count == 0) {
+      batch = {selection.indices.rows(0, 1), Tensor::zeros({1}, DType::F32, device_)};
+    } else {
+      batch.indices = selection.indices.rows(part.begin, part.begin + part.count);
+      batch.weights = selection.weights.rows(part.begin, part.begin + part.count);
+      if (world_ * part.count != n)
+        batch.weights = scale(batch.weights, static_cast<float>(world_ * part.count) / static_cast<float>(n));
+    }
   }
-  Tensor x = options_.augment ? gather_batch(data_.train, batch.indices, Augment{true, 4}, augment_gen_)
-                              : gather_batch(data_.train, batch.indices);
+  if (trained_counts_.defined()) {  // the whole selection: the same tables on every rank
+    count_indices(selection.indices, trained_counts_);
+    scatter_losses(selection.indices, selection.weights, last_weights_);
+  }
+  Tensor x;
+  if (options_.augment) {
+    Generator view(augment_gen_.seed(), augment_gen_.offset() + static_cast<uint64_t>(augment_offset));
+    x = gather_batch(data_.train, batch.indices, Augment{true, 4}, view);
+    augment_gen_.advance(static_cast<uint64_t>(augment_span));
+  } else {
+    x = gather_batch(data_.train, batch.indices);
+  }
   Tensor y = gather_labels(data_.train, batch.indices);
   Tensor logits = model_->forward(x);
   Tensor losses = cross_entropy(logits, y);
   Tensor loss = weighted_mean(losses, batch.weights);
   record_first_nonfinite(loss.detach(), steps_ + 1, diverged_step_, diverged_loss_);  // Note [divergence]
   const auto observe_start = Clock::now();
-  selector_->observe(batch, logits.detach(), y, losses.detach());
+  if (distributed_ && !local_selection_) {
+    // The selector sees the whole step: every rank's logits and losses, gathered (Note [data-parallel selection]).
+    const int64_t n = selection.indices.numel();
+    const int64_t chunk = (n + world_ - 1) / world_;
+    const Part part = part_of(n, rank_, world_);
+    Tensor my_logits = Tensor::zeros({chunk, logits.size(1)}, DType::F32, device_);
+    Tensor my_losses = Tensor::zeros({chunk}, DType::F32, device_);
+    if (part.count > 0) {
+      my_logits.rows(0, part.count).copy_(logits.detach());
+      my_losses.rows(0, part.count).copy_(losses.detach());
+    }
+    selector_->observe(selection, gather_rows(my_logits, n), gather_labels(data_.train, selection.indices),
+                       gather_rows(my_losses, n));
+  } else {
+    selector_->observe(selection, logits.detach(), y, losses.detach());
+  }
   selection_s_ += std::chrono::duration<double>(Clock::now() - observe_start).count();
   optimizer_->zero_grad();
+  if (averager_) averager_->prepare();
   loss.backward();
+  if (averager_) averager_->finish();  // the gradients are the ranks' average from here
   // The norm stays on the device: nothing here waits for the GPU.
   if (options_.clip_grad_norm > 0) clip_grad_norm(optimizer_->parameters(), options_.clip_grad_norm);
   optimizer_->set_lr(schedule_->lr(progress()));
   optimizer_->step();
   steps_++;
-  examples_ += batch.indices.numel();
+  if (local_selection_) {  // every rank counts the examples of all (local batches may differ in length)
+    std::vector<double> count{static_cast<double>(trained)};
+    comm_->all_reduce(count, ReduceOp::Sum);
+    trained = static_cast<int64_t>(count[0]);
+  }
+  examples_ += trained;
 }
 
 double Trainer::evaluate_loss(const Dataset& d, double* accuracy) {
-  const ClassifierEvaluation e = evaluate_classifier(*model_, d);
-  if (accuracy) *accuracy = e.accuracy;
-  return e.loss;
+  if (!distributed_) {
+    const ClassifierEvaluation e = evaluate_classifier(*model_, d);
+    if (accuracy) *accuracy = e.accuracy;
+    return e.loss;
+  }
+  // Each rank evaluates its part of the set; sums and counts are reduced.
+  const Part part = part_of(d.size(), rank_, world_);
+  ClassifierEvaluation e;
+  if (part.count > 0) e = evaluate_classifier(*model_, rows_of(d, part));
+  const double n = static_cast<double>(e.examples);
+  std::vector<double> sums{e.loss * n, std::round(e.accuracy * n), n};
+  comm_->all_reduce(sums, ReduceOp::Sum);
+  if (accuracy) *accuracy = sums[1] / sums[2];
+  return sums[0] / sums[2];
 }
 
 EvalRecord Trainer::evaluate() {
+  sync_buffers();  // rank 0's batch-norm statistics: one model is evaluated, and checkpointed
   EvalModeScope eval_mode(*model_);
   EvalRecord r;
   r.sampler = selector_->name();
@@ -296,6 +501,11 @@ EvalRecord Trainer::evaluate() {
   r.lr = optimizer_->lr();
   r.examples = examples_;
   r.scored = scored_;
+  if (local_selection_) {  // each rank scores its own pre-samples
+    std::vector<double> scored{static_cast<double>(scored_)};
+    comm_->all_reduce(scored, ReduceOp::Sum);
+    r.scored = static_cast<int64_t>(scored[0]);
+  }
   r.selection_s = selection_s_;
   r.epochs = static_cast<double>(examples_) / static_cast<double>(data_.train.size());
   return r;
@@ -306,18 +516,38 @@ EvalRecord Trainer::evaluate() {
 // recorded too, and a resume refuses a checkpoint of another model, sampler, optimizer or sequence view
 // (checkpoints written before the optimizer and the view were recorded are SGD runs on images).
 void Trainer::save_checkpoint(const std::string& path) {
-  CheckpointState state;
-  add_module_state(state, *model_);
-  add_optimizer_state(state, *optimizer_);
-  selector_->save_state(state, "selector.");
-  state.set_string("model", options_.model);
-  state.set_string("sampler", selector_->name());
-  state.set_string("optimizer", options_.optimizer);
-  state.set_string("sequence", describe_sequence(options_));
-  description_.save(state);  // Note [data description]
-  StateArchive ar = StateArchive::writer(state);
-  archive_state(ar, path);
-  ::sieve::save_checkpoint(path, state);
+  sync_buffers();
+  // Note [data-parallel checkpoints]: every rank holds the same model, optimizer and (with global selection)
+  // selector, so rank 0 writes them; with local selection each other rank's selector goes to rank 0 as bytes and
+  // into the file under "rank<r>.selector.". All ranks wait until the file is complete, so a rank that fails next
+  // cannot end the run during the write (and the write is atomic anyway, Note [atomic save]).
+  CheckpointState rank_state;
+  if (local_selection_ && rank_ > 0) selector_->save_state(rank_state, "rank" + std::to_string(rank_) + ".selector.");
+  const std::vector<std::string> parts =
+      local_selection_ ? comm_->gather(encode_state(rank_state), 0) : std::vector<std::string>{};
+  if (comm_->is_root()) {
+    CheckpointState state;
+    add_module_state(state, *model_);
+    add_optimizer_state(state, *optimizer_);
+    selector_->save_state(state, "selector.");
+    state.set_string("model", options_.model);
+    state.set_string("sampler", selector_->name());
+    state.set_string("optimizer", options_.optimizer);
+    state.set_string("sequence", describe_sequence(options_));
+    state.set_int("distributed.processes", world_);
+    state.set_string("distributed.selection", local_selection_ ? "local" : "global");
+    state.set_int("distributed.batch", options_.selection.batch);
+    description_.save(state);  // Note [data description]
+    StateArchive ar = StateArchive::writer(state);
+    archive_state(ar, path);
+    for (size_t r = 1; r < parts.size(); ++r) {
+      CheckpointState other = decode_state(parts[r]);
+      state.add_tensors(other.tensors);
+      state.metadata.insert(other.metadata.begin(), other.metadata.end());
+    }
+    ::sieve::save_checkpoint(path, state);
+  }
+  comm_->barrier();
 }
 
 void Trainer::resume(const std::string& path) { resume(load_checkpoint(path), path); }
@@ -338,9 +568,29 @@ void Trainer::resume(const CheckpointState& state, const std::string& path) {
     saved.check_matches(description_, path);
     SIEVE_CHECK(saved.pixel_order == description_.pixel_order, path, ": a checkpoint of another pixel order");
   }
+  // A checkpoint of global selection continues on any number of processes whose batches add up to the same global
+  // batch (its selector was built for it); one of local selection only on as many processes as wrote it, each rank
+  // taking its own selector back (Note [data-parallel checkpoints]).
+  const int64_t processes = state.has("distributed.processes") ? state.get_int("distributed.processes") : 1;
+  const std::string selection = state.has("distributed.selection") ? state.get_string("distributed.selection")
+                                                                     : "global";
+  const bool saved_local = selection == "local" && processes > 1;
+  if (saved_local || local_selection_) {
+    SIEVE_CHECK(saved_local == local_selection_ && processes == world_, path, ": a checkpoint of ", processes,
+                " process(es) with --selection ", selection, "; resume it with ", processes,
+                " process(es) and --selection ", selection, " (this run: ", world_, ", --selection ",
+                options_.selection_mode, ")");
+  } else if (state.has("distributed.batch")) {
+    const int64_t saved = processes * state.get_int("distributed.batch");
+    SIEVE_CHECK(saved == global_batch(), path, ": a checkpoint of global batch ", saved, " (", processes,
+                " process(es) x --batch ", state.get_int("distributed.batch"), "), this run's is ", global_batch(),
+                " (", world_, " x ", options_.selection.batch, "); choose --batch so that processes x batch = ",
+                saved);
+  }
   load_module_state(state, *model_);
   optimizer_->load_state(optimizer_state(state));
-  selector_->load_state(state, "selector.");
+  selector_->load_state(state, local_selection_ && rank_ > 0 ? "rank" + std::to_string(rank_) + ".selector."
+                                                              : std::string("selector."));
   StateArchive ar = StateArchive::reader(state);
   archive_state(ar, path);
 }
@@ -381,7 +631,7 @@ void Trainer::archive_state(StateArchive& ar, const std::string& path) {
 // gradient dropped afterwards, and its scoring pass is not counted as scored: the run trains exactly as without it.
 ScoreDiagnostics Trainer::diagnose_scores() {
   const int64_t scored = scored_;
-  const Tensor indices = randint({options_.selection.presample}, data_.train.size(), diagnostics_gen_, device_);
+  const Tensor indices = randint({options_.selection.presample}, context_.dataset_size, diagnostics_gen_, device_);
   ScoreDiagnostics d = ::sieve::diagnose_scores(context_, indices);
   scored_ = scored;
   return d;
@@ -442,7 +692,7 @@ EvalRecord Trainer::run(const std::function<void(const EvalRecord&)>& on_record,
     try {
       while (!done && !eval_due && !checkpoint_due && !diagnostics_due) {
         step();
-        training_s_ = clock.after_step();
+        training_s_ = agreed_time(clock.after_step());
         done = (options_.iterations > 0 && steps_ >= options_.iterations) ||
                (by_time && training_s_ >= options_.time_budget_s) ||
                (options_.example_budget > 0 && examples_ >= options_.example_budget);
@@ -452,11 +702,13 @@ EvalRecord Trainer::run(const std::function<void(const EvalRecord&)>& on_record,
         if (steps_ % check_every == 0 && divergence()) break;
       }
     } catch (const Error&) {
-      if (!divergence()) throw;
-      training_s_ = clock.synchronized();
+      // Every rank of a global selection throws together (the same selector on the same values) and may agree on
+      // the divergence; a local one's error ends the run (sieve-train aborts every rank).
+      if (local_selection_ || !divergence()) throw;
+      training_s_ = agreed_time(clock.synchronized());
       return finish_diverged();
     }
-    training_s_ = clock.synchronized();
+    training_s_ = agreed_time(clock.synchronized());
     if (divergence()) return finish_diverged();
     if (diagnostics_due && on_diagnostics) on_diagnostics(steps_, training_s_, diagnose_scores());
     if (checkpoint_due || (done && !options_.checkpoint.empty())) save_checkpoint(options_.checkpoint);
@@ -475,6 +727,19 @@ std::optional<std::pair<int64_t, float>> Trainer::divergence() {
   // Read in place on the CPU, where it is read after every step; copied from a GPU, which waits for the device.
   const int64_t step = device_.is_cpu() ? *diverged_step_.data<int64_t>()
                                         : diverged_step_.to(Device::cpu()).to_vector<int64_t>()[0];
+  if (distributed_) {
+    // Every rank's first bad step and loss, in its own slots of a sum (a NaN stays NaN): the earliest one counts.
+    std::vector<double> all(2 * static_cast<size_t>(world_), 0.0);
+    all[2 * rank_] = static_cast<double>(step);
+    all[2 * rank_ + 1] = step >= 0 ? static_cast<double>(diverged_loss_.item()) : 0.0;
+    comm_->all_reduce(all, ReduceOp::Sum);
+    for (int r = 0; r < world_; ++r) {
+      const auto s = static_cast<int64_t>(all[2 * r]);
+      if (s >= 0 && (!divergence_ || s < divergence_->first))
+        divergence_ = std::make_pair(s, static_cast<float>(all[2 * r + 1]));
+    }
+    return divergence_;
+  }
   if (step >= 0) divergence_ = std::make_pair(step, diverged_loss_.item());
   return divergence_;
 }
@@ -511,6 +776,7 @@ double StepClock::synchronized() {
 void Trainer::write_selection_dump(const std::string& path) {
   SIEVE_CHECK(trained_counts_.defined(), "write_selection_dump: the trainer was built without --dump-selection, so "
               "it kept no per-example counts");
+  if (!comm_->is_root()) return;  // every rank holds the same tables (Note [data-parallel selection])
   const std::vector<int32_t> counts = trained_counts_.to(Device::cpu()).to_vector<int32_t>();
   const std::vector<float> weights = last_weights_.to(Device::cpu()).to_vector<float>();
   const std::vector<int32_t> labels = data_.train.labels.to(Device::cpu()).to_vector<int32_t>();

@@ -10,12 +10,14 @@
 #include <vector>
 
 #include "core/device.h"
+#include "core/distributed.h"
 #include "core/ops/precision.h"
 #include "core/random.h"
 #include "data/dataset.h"
 #include "data/description.h"
 #include "layers/module.h"
 #include "optim/adam.h"
+#include "optim/distributed.h"
 #include "optim/optimizer.h"
 #include "optim/schedule.h"
 #include "optim/sgd.h"
@@ -64,6 +66,10 @@ struct TrainOptions {
   // Every N steps (0: never), score diagnostics on a fresh uniform pre-sample of selection.presample examples
   // (sampling/score_diagnostics.h), outside the training clock (Note [score diagnostics] in apps/trainer.cpp).
   int64_t diagnose_scores_every = 0;
+  // Data parallelism (a Communicator of more than one process): "global" or "local" selection, Note [data-parallel
+  // selection] in apps/trainer.cpp; selection.batch and selection.presample are then each process's b and B.
+  std::string selection_mode = "global";
+  BucketOptions buckets;  // gradient buckets (Note [gradient buckets] in optim/distributed.h)
 };
 
 // One evaluation, as written to the JSON log.
@@ -123,13 +129,17 @@ class StepClock {
 class Trainer {
  public:
   // `data` already on `device` (the Trainer keeps shallow copies; with options.sequence it builds the view of
-  // both splits once, on the device). Throws sieve::Error on invalid options.
-  Trainer(const TrainOptions& options, const DataSplits& data, Device device);
+  // both splits once, on the device). Throws sieve::Error on invalid options. With a communicator of several
+  // processes (core/distributed.h) the trainer is one rank of a data-parallel run: every rank constructs it with
+  // the same options and data, and calls the same methods in the same order (each may run collectives).
+  Trainer(const TrainOptions& options, const DataSplits& data, Device device,
+          std::shared_ptr<Communicator> comm = nullptr);
   // Where the diagnostics of options.diagnose_scores_every go, with the step after which they were taken.
   using DiagnosticsSink = std::function<void(int64_t step, double time_s, const ScoreDiagnostics&)>;
   ~Trainer();
 
-  // One training step: select, gather, forward, weighted loss, backward, gradient clipping, optimizer update.
+  // One training step: select, gather, forward, weighted loss, backward (gradients averaged across the ranks of a
+  // data-parallel run), gradient clipping, optimizer update.
   void step();
   // The selectors' scoring pass (ScoringContext::logits): logits [n, classes] of training examples `indices` (int32 on
   // the device) in evaluation mode, without gradients, at options.score_precision; counted as scored.
@@ -154,6 +164,7 @@ class Trainer {
   const DataSplits& data() const { return data_; }
   int64_t steps() const { return steps_; }
   // Everything needed to continue exactly: model, optimizer, selector, generators, counters, training time.
+  // In a data-parallel run every rank calls it and rank 0 writes the file (Note [data-parallel checkpoints]).
   void save_checkpoint(const std::string& path);
   void resume(const std::string& path);
   // The same from a checkpoint already read from `path` (named in messages).
@@ -161,6 +172,9 @@ class Trainer {
   // Copies a checkpoint's weights into the model; with reset_head the final classifier keeps its fresh values.
   void init_from(const std::string& path, bool reset_head);
   double training_seconds() const { return training_s_; }
+  Communicator& communicator() { return *comm_; }
+  // The examples one step trains on across all ranks: b times the number of processes.
+  int64_t global_batch() const { return options_.selection.batch * world_; }
   // The first step whose training loss was not finite, and that loss, once it happened (reads the device's flag,
   // Note [divergence flag] in core/ops/nonfinite.h; waits for the queued steps on a GPU).
   std::optional<std::pair<int64_t, float>> divergence();
@@ -176,6 +190,13 @@ class Trainer {
   // The run's length in steps where it is set by --iterations or --example-budget (b examples a step); 0 otherwise.
   int64_t planned_steps() const;
   double evaluate_loss(const Dataset& d, double* accuracy);
+  // Data parallelism (Note [data-parallel selection]).
+  Tensor global_logits(const Tensor& indices);  // scored in parts by the ranks, gathered
+  LossGradient global_loss_gradient(const Tensor& indices, const Tensor& weights);
+  LossGradient loss_gradient(const Tensor& indices, const Tensor& weights);  // on this rank alone
+  Tensor gather_rows(const Tensor& part, int64_t n);  // every rank's part of n rows, in rank order
+  void sync_buffers();                                // every module buffer from rank 0
+  double agreed_time(double seconds);                 // rank 0's clock, with a time budget
   EvalRecord diverged_record();  // the final record of a diverged run
   // The trainer's own part of a checkpoint, listed once for save_checkpoint and resume (`path` for messages).
   void archive_state(StateArchive& ar, const std::string& path);
@@ -204,6 +225,13 @@ class Trainer {
   Tensor diverged_step_;   // int64 [1] on the device: the first step with a non-finite loss, -1 while there is none
   Tensor diverged_loss_;   // float32 [1] on the device: that loss
   std::optional<std::pair<int64_t, float>> divergence_;  // read from the two above once set
+  std::shared_ptr<Communicator> comm_;  // never null: local_communicator() in one process
+  int rank_ = 0;
+  int world_ = 1;
+  bool distributed_ = false;      // a communicator other than the local one, even of one process
+  bool local_selection_ = false;  // --selection local on such a communicator
+  Tensor shard_;  // with local selection: int32 [N_r], this rank's training examples (i = rank mod processes)
+  std::unique_ptr<GradientAverager> averager_;  // with more than one process
 };
 
 }  // namespace sieve

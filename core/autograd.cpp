@@ -57,6 +57,7 @@ void Tensor::backward(const Tensor& grad_output) const {
     Tensor g = self.grad();
     accumulate(g, seed);
     self.set_grad(g);
+    if (meta_->grad_ready) meta_->grad_ready();  // Note [gradient hooks]
     return;
   }
 
@@ -76,12 +77,33 @@ void Tensor::backward(const Tensor& grad_output) const {
     }
   }
 
+  // A leaf's gradient is complete after the node processed last among those taking it as an input, the one earliest
+  // in `order` (Note [gradient hooks]).
+  std::vector<std::vector<AutogradMeta*>> ready_after;
+  {
+    std::unordered_set<AutogradMeta*> seen;
+    for (size_t k = 0; k < order.size(); ++k)
+      for (const Tensor& input : order[k]->inputs) {
+        AutogradMeta* meta = input.meta_.get();
+        if (!meta || !meta->grad_ready || meta->grad_fn || !seen.insert(meta).second) continue;
+        if (ready_after.empty()) ready_after.resize(order.size());
+        ready_after[k].push_back(meta);
+      }
+  }
+  auto run_hooks = [&](size_t k) {
+    if (ready_after.empty()) return;
+    for (AutogradMeta* meta : ready_after[k]) meta->grad_ready();
+  };
+
   std::unordered_map<Node*, Tensor> grads;
   grads[grad_fn().get()] = seed;
-  for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    Node* node = *it;
+  for (size_t k = order.size(); k-- > 0;) {
+    Node* node = order[k];
     auto found = grads.find(node);
-    if (found == grads.end()) continue;
+    if (found == grads.end()) {
+      run_hooks(k);
+      continue;
+    }
     Tensor g = found->second;
     grads.erase(found);
     std::vector<Tensor> input_grads = node->backward(g);
@@ -99,7 +121,13 @@ void Tensor::backward(const Tensor& grad_output) const {
         input.set_grad(slot);
       }
     }
+    run_hooks(k);
   }
+}
+
+void Tensor::set_grad_ready_hook(std::function<void()> hook) {
+  SIEVE_CHECK(!grad_fn(), "set_grad_ready_hook: ", description(), " is not a leaf");
+  meta().grad_ready = std::move(hook);
 }
 
 }  // namespace sieve

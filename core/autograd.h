@@ -33,7 +33,14 @@ struct AutogradMeta {
   bool requires_grad = false;
   Tensor grad;
   std::shared_ptr<Node> grad_fn;
+  std::function<void()> grad_ready;  // Note [gradient hooks]
 };
+
+// Note [gradient hooks]: a leaf's hook (Tensor::set_grad_ready_hook) runs during every backward pass whose graph
+// takes the leaf as an input, right after the last node that takes it has added its part: the leaf's gradient for
+// this pass is then complete (on a GPU: queued). Hooks run in the order the pass completes the leaves, which is the
+// same in every process running the same graph; a leaf outside the graph gets no call. Data-parallel training
+// starts reducing a bucket of gradients from here while the rest of the backward pass runs (optim/distributed.h).
 
 // Whether ops record history on this thread (true unless a NoGradGuard is alive).
 bool grad_enabled();

@@ -1,6 +1,7 @@
 #include "core/checkpoint.h"
 
 #include <charconv>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -208,6 +209,44 @@ CheckpointState load_checkpoint(const std::string& path) {
   SIEVE_CHECK(found == kCheckpointVersion, path, " is a sieve checkpoint of version ", found,
               "; this build reads version ", kCheckpointVersion);
   return CheckpointState{std::move(file.tensors), std::move(file.metadata)};
+}
+
+// Note [state bytes]: CBOR of {"metadata": {...}, "tensors": [{"name", "dtype" (the safetensors name), "shape",
+// "data" (bytes)}]}: nlohmann's binary encoding, compact for tensors and free of any file.
+std::string encode_state(const CheckpointState& state) {
+  nlohmann::json tensors = nlohmann::json::array();
+  for (const auto& [name, tensor] : state.tensors) {
+    const Tensor host = tensor.to(Device::cpu());
+    const auto* bytes = static_cast<const uint8_t*>(host.raw_data());
+    tensors.push_back({{"name", name},
+                       {"dtype", static_cast<int>(host.dtype())},
+                       {"shape", host.shape()},
+                       {"data", nlohmann::json::binary(std::vector<uint8_t>(bytes, bytes + host.nbytes()))}});
+  }
+  const std::vector<uint8_t> cbor = nlohmann::json::to_cbor({{"metadata", state.metadata}, {"tensors", tensors}});
+  return std::string(cbor.begin(), cbor.end());
+}
+
+CheckpointState decode_state(const std::string& bytes) {
+  const nlohmann::json j = nlohmann::json::from_cbor(bytes, /*strict=*/true, /*allow_exceptions=*/false);
+  SIEVE_CHECK(!j.is_discarded() && j.is_object() && j.contains("metadata") && j.contains("tensors"),
+              "decode_state: not the bytes of encode_state");
+  CheckpointState state;
+  try {
+    state.metadata = j.at("metadata").get<std::map<std::string, std::string>>();
+    for (const nlohmann::json& t : j.at("tensors")) {
+      const int dtype = t.at("dtype").get<int>();
+      SIEVE_CHECK(dtype >= 0 && dtype <= static_cast<int>(DType::U8), "decode_state: unknown dtype ", dtype);
+      Tensor tensor = Tensor::empty(t.at("shape").get<Shape>(), static_cast<DType>(dtype));
+      const auto& data = t.at("data").get_binary();
+      SIEVE_CHECK(data.size() == tensor.nbytes(), "decode_state: ", data.size(), " bytes for ", tensor.description());
+      if (!data.empty()) std::memcpy(tensor.raw_data(), data.data(), data.size());
+      state.tensors.emplace_back(t.at("name").get<std::string>(), tensor);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    SIEVE_FAIL("decode_state: malformed state: ", e.what());
+  }
+  return state;
 }
 
 }  // namespace sieve

@@ -132,4 +132,9 @@ void save_checkpoint(const std::string& path, const CheckpointState& state);
 // Reads a checkpoint written by save_checkpoint (tensors on the CPU); refuses any other safetensors file.
 CheckpointState load_checkpoint(const std::string& path);
 
+// A state as bytes and back (Note [state bytes] in core/checkpoint.cpp), tensors on the CPU: what one rank of a
+// data-parallel run sends to the rank writing the checkpoint.
+std::string encode_state(const CheckpointState& state);
+CheckpointState decode_state(const std::string& bytes);
+
 }  // namespace sieve

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <string>
@@ -118,6 +119,9 @@ class Tensor {
   Tensor detach() const;             // same storage, no autograd history
   void backward() const;                           // of a one-element tensor
   void backward(const Tensor& grad_output) const;  // grad_output has this tensor's shape
+  // Runs `hook` in each backward pass once this leaf's gradient is complete (Note [gradient hooks] in
+  // core/autograd.h); an empty function removes it. Throws for a tensor that is not a leaf.
+  void set_grad_ready_hook(std::function<void()> hook);
 
   std::string description() const;  // e.g. "float32[128, 10] on cuda:0"
   bool same_storage(const Tensor& o) const { return storage_ == o.storage_; }

@@ -254,7 +254,8 @@ void CrestSelector::select_coresets(const ScoringContext& ctx) {
   gradient_evals_ += 2 * static_cast<int64_t>(batches.size());
 
   // Line 16: T1 and P from the curvature, relative to the first selection's.
-  const double curvature = model_.hessian_norm();
+  // With --selection local the ranks' mean, so that all adapt T1 and P alike and check at the same steps.
+  const double curvature = ctx.rank_mean(model_.hessian_norm());
   if (selections_ == 0) {
     initial_curvature_ = curvature;
   } else if (curvature > 0 && std::isfinite(curvature) && initial_curvature_ > 0) {
@@ -276,7 +277,9 @@ bool CrestSelector::model_is_valid(const ScoringContext& ctx) {
     const Tensor logits = ctx.logits(random_sets_).detach();
     loss = mean(cross_entropy(logits, index_select(ctx.labels, random_sets_))).item();
   }
-  const double predicted = model_.predict(ctx.parameters);
+  // With --selection local every rank checks its own coresets' model; the means decide for all (ctx.rank_mean).
+  loss = ctx.rank_mean(loss);
+  const double predicted = ctx.rank_mean(model_.predict(ctx.parameters));
   const double diff = std::abs(loss - predicted);
   ++checks_;
   last_rel_error_ = loss > 0 ? diff / loss : (diff > 0 ? INFINITY : 0.0);

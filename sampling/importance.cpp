@@ -77,11 +77,12 @@ void ImportanceSampler::check_scores_finite() {
               " are not finite (NaN or infinite): has the model diverged?");
 }
 
-void ImportanceSampler::fold_tau() {
+void ImportanceSampler::fold_tau(const ScoringContext& ctx) {
   if (!tau_pending_) return;
   check_scores_finite();
   const float a = options_.tau_ema;
-  tau_ = a * tau_ + (1.f - a) * tau_new_.get();  // line 16
+  const auto tau_new = static_cast<float>(ctx.rank_mean(tau_new_.get()));  // the same on every rank
+  tau_ = a * tau_ + (1.f - a) * tau_new;  // line 16
   tau_pending_ = false;
 }
 
@@ -94,7 +95,7 @@ Tensor ImportanceSampler::smoothed(const Tensor& scores) const {
 Selection ImportanceSampler::select(const ScoringContext& ctx) {
   check_dataset_size(ctx, "importance sampler");
   if (options_.source == ScoreSource::History) return select_from_history(ctx);
-  fold_tau();
+  fold_tau(ctx);
   importance_on_ = tau_ > tau_th_;  // line 5
   ++steps_;
   const bool exact = options_.score == ScoreKind::GradientNorm;  // Note [exact-norm sampler]
@@ -155,7 +156,7 @@ void ImportanceSampler::refresh_distribution(const ScoringContext& ctx) {
     if (s >= 0.f && std::isfinite(s)) largest = std::max(largest, s);
   if (largest < 0.f) {  // nothing trained yet: stay uniform
     distribution_ = prefix_ = Tensor();
-    tau_ = 0.f;
+    tau_ = static_cast<float>(ctx.rank_mean(0.0));
     return;
   }
   // Unseen (and non-finite) entries take the largest recorded score.
@@ -172,7 +173,7 @@ void ImportanceSampler::refresh_distribution(const ScoringContext& ctx) {
     sum_sq += static_cast<double>(d) * d;
     prefix[i] = static_cast<float>(running);
   }
-  tau_ = tau_from_sums(running, sum_sq, static_cast<int64_t>(table.size()));
+  tau_ = static_cast<float>(ctx.rank_mean(tau_from_sums(running, sum_sq, static_cast<int64_t>(table.size()))));
   const int64_t n = static_cast<int64_t>(table.size());
   distribution_ = Tensor::from_vector(distribution, {n}, ctx.device);
   prefix_ = Tensor::from_vector(prefix, {n}, ctx.device);

@@ -104,7 +104,7 @@ class ImportanceSampler : public Selector {
 
  private:
   void capture_tau(const Tensor& scores);  // queues τ_new of these scores for the next select()
-  void fold_tau();                         // τ <- a_τ τ + (1 - a_τ) τ_new, if one is pending
+  void fold_tau(const ScoringContext& ctx);  // τ <- a_τ τ + (1 - a_τ) τ_new (its mean over ranks), if pending
   void check_scores_finite();              // Note [non-finite scores]: throws when τ_new is not finite
   Tensor smoothed(const Tensor& scores) const;  // s + presample_smoothing (Note [presample smoothing])
   Selection select_from_history(const ScoringContext& ctx);

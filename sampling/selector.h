@@ -28,6 +28,12 @@ struct ScoringContext {
   // --time-budget and examples / --example-budget among the budgets set. The training loop updates it before each
   // select(); InfoBatch anneals to the full data set by it.
   double progress = 0;
+  // In a data-parallel run with --selection local (Note [data-parallel selection] in apps/trainer.cpp), the mean over
+  // the ranks of a host value that every rank computes at the same point: importance sampling's τ, CREST's check of
+  // its quadratic model, so that all ranks switch together. Unset in one process and with --selection global, where
+  // every rank computes the same value already; use rank_mean().
+  std::function<double(double)> mean_over_ranks;
+  double rank_mean(double value) const { return mean_over_ranks ? mean_over_ranks(value) : value; }
 
   // What CREST (sampling/crest.h) needs from the engine; other selectors leave them alone.
   // The model's parameters (float32, on the training device), in a fixed order.

@@ -232,5 +232,30 @@ TEST(SgdState, LoadStateChecksEveryEntryFirst) {
   EXPECT_TRUE(opt.state().empty());
 }
 
+// What a rank sends to the rank writing a data-parallel checkpoint (Note [state bytes]): every dtype, an empty
+// tensor and metadata come back as they were; bytes that are not a state are refused in one line.
+TEST(Checkpoint, StateBytesRoundTrip) {
+  CheckpointState state;
+  state.tensors = {{"rank1.selector.scores", testing::random_tensor({3, 5}, 21)},
+                   {"rank1.selector.counts", Tensor::from_vector<int32_t>({4, -2, 7}, {3})},
+                   {"rank1.selector.order", Tensor::from_vector<int64_t>({int64_t{1} << 40, 5}, {2})},
+                   {"rank1.selector.bytes", Tensor::from_vector<uint8_t>({0, 255}, {2})},
+                   {"rank1.selector.empty", Tensor::zeros({0}, DType::F32)}};
+  state.set_double("rank1.selector.tau", 1.25);
+  state.set_generator("rank1.selector.rng", Generator(9, 33));
+  const CheckpointState back = decode_state(encode_state(state));
+  EXPECT_EQ(back.metadata, state.metadata);
+  ASSERT_EQ(back.tensors.size(), state.tensors.size());
+  for (size_t i = 0; i < state.tensors.size(); ++i) {
+    const auto& [name, t] = state.tensors[i];
+    EXPECT_EQ(back.tensors[i].first, name);
+    const Tensor& u = back.tensors[i].second;
+    EXPECT_EQ(u.dtype(), t.dtype()) << name;
+    EXPECT_EQ(u.shape(), t.shape()) << name;
+    EXPECT_EQ(0, std::memcmp(u.raw_data(), t.raw_data(), t.nbytes())) << name;
+  }
+  EXPECT_TRUE(testing::throws_error([] { decode_state("not a state"); }, "decode_state"));
+}
+
 }  // namespace
 }  // namespace sieve

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <optional>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -197,6 +198,31 @@ inline void write_file(const std::string& path, const Bytes& bytes) {
   std::ofstream out(path, std::ios::binary);
   out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
   ASSERT_TRUE(out.good()) << path;
+}
+
+// `classes` classes of 8x8 RGB images, channels-last float32 in [0, 1] and deflated, as np.savez_compressed writes
+// Keras-style arrays: noise, with class k's quadrant brighter in channel k mod 3, so that a small MLP learns it.
+inline void write_synthetic(const std::string& path, int classes, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> noise(0.f, 0.5f);
+  std::vector<Member> members;
+  for (const auto& [split, n] : {std::pair<std::string, int64_t>{"train", 240}, {"test", 80}}) {
+    std::vector<float> x(static_cast<size_t>(n * 8 * 8 * 3));
+    std::vector<int64_t> y(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+      const int k = static_cast<int>(rng() % static_cast<uint32_t>(classes));
+      y[static_cast<size_t>(i)] = k;
+      for (int h = 0; h < 8; ++h)
+        for (int w = 0; w < 8; ++w)
+          for (int c = 0; c < 3; ++c) {
+            const bool lit = c == k % 3 && (h / 4) * 2 + (w / 4) == k % 4;
+            x[static_cast<size_t>(((i * 8 + h) * 8 + w) * 3 + c)] = noise(rng) + (lit ? 0.5f : 0.f);
+          }
+    }
+    members.emplace_back("x_" + split + ".npy", npy("<f4", {n, 8, 8, 3}, x), uint16_t{8});
+    members.emplace_back("y_" + split + ".npy", npy("<i8", {n}, y), uint16_t{8});
+  }
+  write_file(path, zip(members));
 }
 
 }  // namespace sieve::npz_test
