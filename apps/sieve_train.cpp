@@ -508,8 +508,9 @@ int run(int argc, char** argv) {
   if (!quiet) {
     std::cout << "data: " << data.train.name << ", " << data.train.size() << " training and " << data.test.size()
               << " test examples, on " << to_string(device);
-    if (comm.size() > 1)
-      std::cout << "; " << comm.size() << " processes (" << comm.backend() << "), --selection " << o.selection_mode
+    if (comm.backend() != "local")
+      std::cout << "; " << comm.size() << " process" << (comm.size() > 1 ? "es" : "") << " (" << comm.backend()
+                << "), --selection " << o.selection_mode
                 << ", " << o.selection.batch * comm.size() << " examples per step";
     std::cout << "\n";
   }

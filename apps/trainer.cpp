@@ -525,6 +525,7 @@ void Trainer::save_checkpoint(const std::string& path) {
   if (local_selection_ && rank_ > 0) selector_->save_state(rank_state, "rank" + std::to_string(rank_) + ".selector.");
   const std::vector<std::string> parts =
       local_selection_ ? comm_->gather(encode_state(rank_state), 0) : std::vector<std::string>{};
+  comm_->barrier();  // every rank has reached the checkpoint
   if (comm_->is_root()) {
     CheckpointState state;
     add_module_state(state, *model_);
