@@ -236,7 +236,8 @@ Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device dev
   // training step's zero_grad/backward is unaffected. Its count is CREST's stat crest_gradient_evals.
   context_.parameters = model_->parameters();
   context_.loss_gradient = [this](const Tensor& indices, const Tensor& weights) {
-    return distributed_ && !local_selection_ ? global_loss_gradient(indices, weights) : loss_gradient(indices, weights);
+    return distributed_ && !local_selection_ ? global_loss_gradient(indices, weights)
+                                             : loss_gradient(indices, weights);
   };
 
   if (distributed_) {
@@ -312,7 +313,8 @@ Tensor Trainer::global_logits(const Tensor& indices) {
   const Part part = part_of(n, rank_, world_);
   const int64_t chunk = (n + world_ - 1) / world_;
   Tensor mine = Tensor::zeros({chunk, data_.train.num_classes}, DType::F32, device_);
-  if (part.count > 0) mine.rows(0, part.count).copy_(scoring_logits(indices.rows(part.begin, part.begin + part.count)));
+  if (part.count > 0)
+    mine.rows(0, part.count).copy_(scoring_logits(indices.rows(part.begin, part.begin + part.count)));
   scored_ += n - part.count;  // every rank counts the whole pre-sample, as one process would
   return gather_rows(mine, n);
 }

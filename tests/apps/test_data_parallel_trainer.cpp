@@ -10,34 +10,20 @@
 
 #include "apps/trainer.h"
 #include "core/distributed.h"
+#include "tests/optim/stand_in_communicator.h"
 #include "tests/test_util.h"
 
 namespace sieve {
 namespace {
 
-// A world of one with real data movement: gathers copy, reductions of one rank leave values as they are.
-class Loopback : public Communicator {
+// A world of one with real data movement (gathers copy), counting the bucket reductions.
+class Loopback : public testing::StandInCommunicator {
  public:
-  int rank() const override { return 0; }
-  int size() const override { return 1; }
   std::string backend() const override { return "loopback"; }
-  Device device() const override { return Device::cpu(); }
-  void all_reduce(Tensor&, ReduceOp) override {}
-  void broadcast(Tensor&, int) override {}
-  Tensor all_gather(const Tensor& t) override { return t.clone(); }
   std::unique_ptr<PendingReduce> all_reduce_async(Tensor&, ReduceOp) override {
-    struct Done : PendingReduce {
-      void wait() override {}
-    };
     ++async_reduces;
-    return std::make_unique<Done>();
+    return done();
   }
-  void all_reduce(std::vector<double>&, ReduceOp) override {}
-  void broadcast(std::vector<double>&, int) override {}
-  void broadcast(std::string&, int) override {}
-  std::vector<std::string> gather(const std::string& bytes, int) override { return {bytes}; }
-  void barrier() override {}
-  [[noreturn]] void abort(int status) override { std::exit(status); }
   int async_reduces = 0;
 };
 

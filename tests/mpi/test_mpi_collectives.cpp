@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/distributed.h"
+#include "core/distributed_backends.h"
 #include "core/random.h"
 #include "tests/mpi/world.h"
 #include "tests/test_util.h"
@@ -80,16 +81,6 @@ std::vector<T> expected_reduce(DType dtype, const Shape& shape, uint64_t purpose
   return ::testing::AssertionFailure() << "not a collective dtype";
 }
 
-const char* name_of(ReduceOp op) {
-  switch (op) {
-    case ReduceOp::Sum: return "Sum";
-    case ReduceOp::Avg: return "Avg";
-    case ReduceOp::Max: return "Max";
-    case ReduceOp::Min: return "Min";
-  }
-  return "?";
-}
-
 TEST(MpiCollectives, WorldIsTheLaunchersRun) {
   const DistributedEnvironment env = DistributedEnvironment::detect();
   EXPECT_TRUE(env.launched);
@@ -115,7 +106,7 @@ TEST(MpiCollectives, AllReduceEveryOpAndDtype) {
       if (op == ReduceOp::Avg && dtype != DType::F32) continue;
       Tensor t = input(dtype, shape, purpose, world().rank());
       world().all_reduce(t, op);
-      EXPECT_TRUE(reduced_as_expected(t, shape, purpose, op)) << to_string(dtype) << " " << name_of(op);
+      EXPECT_TRUE(reduced_as_expected(t, shape, purpose, op)) << to_string(dtype) << " " << detail::to_string(op);
     }
   }
 }
@@ -226,7 +217,8 @@ TEST(MpiCollectives, HostValues) {
       for (double& e : expected) e /= size;
     ASSERT_EQ(results[k].size(), expected.size());
     for (size_t i = 0; i < expected.size(); ++i)
-      EXPECT_NEAR(results[k][i], expected[i], 1e-9 * (1 + std::abs(expected[i]))) << name_of(op) << " element " << i;
+      EXPECT_NEAR(results[k][i], expected[i], 1e-9 * (1 + std::abs(expected[i])))
+          << detail::to_string(op) << " element " << i;
     ++k;
   }
   EXPECT_EQ(broadcast, values_of(size - 1));

@@ -3,13 +3,13 @@
 // rank whose gradients are known, and records when each bucket was handed over.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <vector>
 
 #include "core/distributed.h"
 #include "core/ops.h"
 #include "layers/models.h"
 #include "optim/distributed.h"
+#include "tests/optim/stand_in_communicator.h"
 #include "tests/test_util.h"
 
 namespace sieve {
@@ -57,32 +57,18 @@ TEST(GradientHooks, RunInTheOrderTheBackwardPassCompletesTheLeaves) {
 
 // A world of two in which the other rank's gradients are all `peer`: an average gives (g + peer) / 2. Records each
 // all_reduce_async call: the bucket's size and whether the backward pass was still running.
-class TwoRankStandIn : public Communicator {
+class TwoRankStandIn : public testing::StandInCommunicator {
  public:
   explicit TwoRankStandIn(float peer) : peer_(peer) {}
-  int rank() const override { return 0; }
   int size() const override { return 2; }
-  std::string backend() const override { return "stand-in"; }
-  Device device() const override { return Device::cpu(); }
   void all_reduce(Tensor&, ReduceOp) override { ADD_FAILURE() << "unexpected all_reduce"; }
-  void broadcast(Tensor&, int) override {}
-  Tensor all_gather(const Tensor& t) override { return t; }
   std::unique_ptr<PendingReduce> all_reduce_async(Tensor& t, ReduceOp op) override {
     EXPECT_EQ(op, ReduceOp::Avg);
     launches.push_back({t.numel(), in_backward});
-    struct Done : PendingReduce {
-      void wait() override {}
-    };
     Tensor peer = Tensor::full(t.shape(), peer_, DType::F32, t.device());
     t.copy_(scale(add(t, peer), 0.5f));
-    return std::make_unique<Done>();
+    return done();
   }
-  void all_reduce(std::vector<double>&, ReduceOp) override {}
-  void broadcast(std::vector<double>&, int) override {}
-  void broadcast(std::string&, int) override {}
-  std::vector<std::string> gather(const std::string& bytes, int) override { return {bytes}; }
-  void barrier() override {}
-  [[noreturn]] void abort(int status) override { std::abort(); }
 
   struct Launch {
     int64_t elements;
