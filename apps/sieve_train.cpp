@@ -1,9 +1,12 @@
 // sieve-train: trains a model with one or more selection methods at equal budget and compares them.
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <signal.h>
 
 #include <algorithm>
 #include <cmath>
 #include <csignal>
+#include <filesystem>
 #include <cstdio>
 #include <fstream>
 #include <iomanip>
@@ -28,6 +31,52 @@ using namespace sieve;
 
 // The exit status when any run diverged (Note [divergence]); 1 is any other error.
 constexpr int kExitDiverged = 3;
+
+// Note [interrupts]: clusters stop jobs with SIGTERM (or SIGUSR1 shortly before), people with Ctrl-C (SIGINT). The
+// handler only records the signal; the training loop asks after every step (Trainer::set_interrupt, a read of this
+// flag: no synchronisation with the device), so the step under way completes, never an update half done. The run
+// then writes its checkpoint (--checkpoint, or --run-dir's), appends a record marked "interrupted" with the signal's
+// name and no losses (evaluating could outlast a preemption's grace period), says in one line where the checkpoint
+// is, and exits with 128 + the signal's number, as a shell reports a process the signal killed; a multi-sampler
+// invocation runs no further sampler. A second SIGINT ends the process at once. `--resume auto` continues from the
+// checkpoint when it exists and starts afresh otherwise, so a requeued job runs the same command; its log is
+// continued from the checkpoint's step.
+volatile std::sig_atomic_t g_signal = 0;
+
+extern "C" void on_stop_signal(int signal) {
+  if (g_signal != 0 && signal == SIGINT) {  // the second Ctrl-C: now
+    std::signal(SIGINT, SIG_DFL);
+    std::raise(SIGINT);
+    return;
+  }
+  g_signal = signal;
+}
+
+void install_stop_handlers() {
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  for (int signal : {SIGTERM, SIGINT, SIGUSR1}) sigaction(signal, &action, nullptr);
+}
+
+// Drops the records of a log after `step` (evaluations of a stopped run past its checkpoint), keeping the others as
+// they were; lines that are not JSON records are kept.
+void keep_records_until(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  std::vector<std::string> kept;
+  for (std::string line; std::getline(in, line);) {
+    const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_discarded() && j.is_object() && j.contains("step") && j["step"].is_number_integer() &&
+        j["step"].get<int64_t>() > step)
+      continue;
+    kept.push_back(line);
+  }
+  in.close();
+  write_text_file(path, "log", [&](std::ostream& out) {
+    for (const std::string& line : kept) out << line << "\n";
+  });
+}
 
 // This process's place in a data-parallel run (Note [launch by mpirun] in core/distributed.h) and, once made, its
 // communicator: main() ends every rank with it when one rank fails.
@@ -95,17 +144,17 @@ void print_diagnostics(const std::string& sampler, int64_t step, const ScoreDiag
   std::cout << os.str() << std::endl;
 }
 
-void print_summary(const std::vector<EvalRecord>& results, const TrainOptions& o) {
+void print_summary(std::ostream& out, const std::vector<EvalRecord>& results, const TrainOptions& o) {
   // Columns wide enough for the longest sampler name ("selective-backprop-stale"), so that none run together.
   int width = 14;
   for (const auto& r : results) width = std::max(width, static_cast<int>(r.sampler.size()) + 2);
-  std::cout << "\n" << std::left << std::setw(26) << "final results";
-  for (const auto& r : results) std::cout << std::right << std::setw(width) << r.sampler;
-  std::cout << "\n";
+  out << "\n" << std::left << std::setw(26) << "final results";
+  for (const auto& r : results) out << std::right << std::setw(width) << r.sampler;
+  out << "\n";
   auto row = [&](const char* name, auto&& value) {
-    std::cout << std::left << std::setw(26) << name;
-    for (const auto& r : results) std::cout << std::right << std::setw(width) << value(r);
-    std::cout << "\n";
+    out << std::left << std::setw(26) << name;
+    for (const auto& r : results) out << std::right << std::setw(width) << value(r);
+    out << "\n";
   };
   auto fixed = [](double v, int p) {
     std::ostringstream os;
@@ -137,12 +186,12 @@ void print_summary(const std::vector<EvalRecord>& results, const TrainOptions& o
     const EvalRecord& base = results.front();
     for (size_t i = 1; i < results.size(); ++i) {
       if (results[i].diverged || base.diverged) {
-        std::cout << "\n" << results[i].sampler << " vs " << base.sampler << ": not compared, "
+        out << "\n" << results[i].sampler << " vs " << base.sampler << ": not compared, "
                   << (base.diverged ? base.sampler : results[i].sampler) << " diverged\n";
         continue;
       }
       const double rel = (results[i].train_loss - base.train_loss) / base.train_loss;
-      std::cout << "\n" << results[i].sampler << " vs " << base.sampler << ": training loss " << fixed(100 * std::abs(rel), 1)
+      out << "\n" << results[i].sampler << " vs " << base.sampler << ": training loss " << fixed(100 * std::abs(rel), 1)
                 << "% " << (rel < 0 ? "lower" : "higher") << ", test error " << fixed(100 * (1 - results[i].test_accuracy), 2)
                 << "% vs " << fixed(100 * (1 - base.test_accuracy), 2) << "%, at equal " << budget << "\n";
     }
@@ -156,6 +205,8 @@ struct CommandLine {
   float tau_th = 0, lr = 0, weight_decay = 0;  // 0: not given (their defaults depend on other flags)
   bool quiet = false, no_tf32 = false;
   double bucket_mb = 25;
+  std::string run_dir;
+  bool resuming_auto = false;  // --resume auto found a checkpoint to continue
   std::optional<CheckpointState> resumed;  // --resume's checkpoint, read once
   CommandLine() {
     o.time_budget_s = 60;
@@ -352,7 +403,16 @@ void register_options(CLI::App& app, CommandLine& cl) {
                  "pruned/dropped) as CSV; with several samplers FILE gets each sampler's name before its extension");
   app.add_option("--resume", o.resume,
                  "continue the run saved in this checkpoint; model, sampler, optimizer and sequence view are "
-                 "taken from it unless given");
+                 "taken from it unless given. auto: continue from --checkpoint FILE (or the newest checkpoint of "
+                 "--run-dir) when it exists, else start afresh: the same command for the first start and every "
+                 "requeue");
+  app.add_option("--run-dir", cl.run_dir,
+                 "one folder per run: options.json (every option, resolved), log.jsonl, checkpoints/step-N"
+                 ".safetensors and summary.txt; one --sampler")
+      ->check(CLI::NonexistentPath | CLI::ExistingDirectory);
+  app.add_option("--keep-checkpoints", o.keep_checkpoints, "with --run-dir: keep the newest K checkpoints")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--init-from", o.init_from, "start from this checkpoint's weights (fine-tuning)");
   app.add_flag("--reset-head", o.reset_head, "with --init-from: a new classifier for this data set's classes");
 }
@@ -364,7 +424,28 @@ void resolve_defaults(const CLI::App& app, CommandLine& cl, Device device) {
   std::string& samplers = cl.samplers;
   const float tau_th = cl.tau_th, lr = cl.lr, weight_decay = cl.weight_decay;
   auto given = [&](const char* flag) { return app.get_option(flag)->count() > 0; };
-  if (!o.resume.empty()) {
+  if (!cl.run_dir.empty()) {  // Note [run folders]
+    SIEVE_CHECK(!given("--log") && !given("--checkpoint"), "--run-dir DIR writes its log and checkpoints in DIR: "
+                "give no --log or --checkpoint with it");
+    SIEVE_CHECK(split(samplers, ',').size() == 1, "--run-dir holds one run: give one --sampler");
+    cl.log_path = cl.run_dir + "/log.jsonl";
+    o.checkpoint_dir = cl.run_dir + "/checkpoints";
+  }
+  if (o.resume == "auto") {  // Note [interrupts]: the same command starts a run and continues it
+    std::string latest;
+    if (!cl.run_dir.empty()) {
+      const auto saved = list_step_checkpoints(o.checkpoint_dir);
+      if (!saved.empty()) latest = saved.back().second.string();
+    } else {
+      SIEVE_CHECK(!o.checkpoint.empty(), "--resume auto continues from --checkpoint FILE or --run-dir DIR: give one");
+      if (std::filesystem::exists(o.checkpoint)) latest = o.checkpoint;
+    }
+    o.resume = latest;
+    cl.resuming_auto = !latest.empty();
+    // The command is the one that wrote the checkpoint: its options (defaults included) must match the checkpoint's,
+    // nothing is taken from it.
+    if (cl.resuming_auto) cl.resumed.emplace(load_checkpoint(o.resume));
+  } else if (!o.resume.empty()) {
     // A resume continues a run: what the checkpoint names (Note [checkpoint contents]) is taken from it unless given,
     // and a value given that differs is refused when the checkpoint is loaded.
     const CheckpointState& saved = cl.resumed.emplace(load_checkpoint(o.resume));
@@ -417,7 +498,8 @@ void resolve_defaults(const CLI::App& app, CommandLine& cl, Device device) {
   SIEVE_CHECK(!o.reset_head || !o.init_from.empty(), "--reset-head needs --init-from CHECKPOINT");
   SIEVE_CHECK(o.init_from.empty() || o.resume.empty(), "--init-from starts a new run and --resume continues one: "
               "give one of them");
-  SIEVE_CHECK(o.checkpoint_every == 0 || !o.checkpoint.empty(), "--checkpoint-every needs --checkpoint FILE");
+  SIEVE_CHECK(o.checkpoint_every == 0 || !o.checkpoint.empty() || !cl.run_dir.empty(),
+              "--checkpoint-every needs --checkpoint FILE or --run-dir DIR");
 
   // Note [lstm defaults], continued: on a CPU, evaluating 10 000 sequences of 784 steps takes minutes; recurrent
   // models are evaluated on 1 000 training and 1 000 test examples there unless the sizes are given.
@@ -461,6 +543,46 @@ void print_banner(const CommandLine& cl, const std::vector<std::string>& names, 
   std::cout << " per sampler\n";
 }
 
+// Note [run folders]: `--run-dir DIR` keeps one run in one folder: options.json (below: every option as resolved,
+// defaults included, with sieve's version and commit), log.jsonl, checkpoints/step-N.safetensors (the newest
+// --keep-checkpoints of them; `--resume auto` takes the newest) and summary.txt (the final table). apps/compare-samplers
+// gives each sampler, budget and seed such a folder and skips the folders whose log holds a final record.
+nlohmann::json options_json(const CommandLine& cl, const std::vector<std::string>& names, const Communicator& comm) {
+  const TrainOptions& o = cl.o;
+  const SelectorOptions& s = o.selection;
+  const CrestOptions& c = s.crest;
+  nlohmann::json j = {
+      {"sieve_version", SIEVE_VERSION}, {"sieve_commit", SIEVE_COMMIT}, {"data", cl.data_spec},
+      {"device", cl.device_name}, {"processes", comm.size()}, {"selection", o.selection_mode},
+      {"bucket_mb", cl.bucket_mb}, {"model", o.model}, {"sampler", names}, {"seed", o.seed},
+      {"batch", s.batch}, {"presample", s.presample}, {"tau_th", s.tau_th ? nlohmann::json(*s.tau_th) : nullptr},
+      {"tau_ema", s.tau_ema}, {"srs_ratio", s.subset_ratio}, {"selection_pressure", s.selection_pressure},
+      {"resort_every", s.resort_every}, {"recompute_every", s.recompute_every}, {"score_source", s.score_source},
+      {"score_smoothing", s.score_smoothing}, {"presample_smoothing", s.presample_smoothing},
+      {"history_refresh", s.history_refresh}, {"prune_ratio", s.prune_ratio}, {"anneal", s.anneal},
+      {"sb_history", s.sb_history}, {"sb_beta", s.sb_beta}, {"sb_stale", s.sb_stale},
+      {"crest", {{"subsets", c.subsets}, {"subset_size", c.subset_size}, {"check_interval", c.check_interval},
+                 {"tau", c.tau}, {"interval_mul", c.interval_mul}, {"subsets_mul", c.subsets_mul},
+                 {"beta1", c.beta1}, {"beta2", c.beta2}, {"train_frac", c.train_frac},
+                 {"warmup_epochs", c.warmup_epochs}, {"drop_learned", c.drop_learned}, {"drop_rule", c.drop_rule},
+                 {"drop_alpha", c.drop_alpha}, {"drop_window", c.drop_window}, {"drop_interval", c.drop_interval},
+                 {"min_active", c.min_active}}},
+      {"optimizer", o.optimizer}, {"lr", o.optimizer == "sgd" ? o.sgd.lr : o.adam.lr},
+      {"momentum", o.sgd.momentum}, {"nesterov", o.sgd.nesterov},
+      {"weight_decay", o.optimizer == "sgd" ? o.sgd.weight_decay : o.adam.weight_decay},
+      {"adam_beta1", o.adam.beta1}, {"adam_beta2", o.adam.beta2}, {"adam_eps", o.adam.eps},
+      {"clip_grad_norm", o.clip_grad_norm}, {"lr_schedule", o.schedule}, {"lr_milestones", o.milestones},
+      {"lr_gamma", o.gamma}, {"iterations", o.iterations}, {"time_budget_s", o.time_budget_s},
+      {"example_budget", o.example_budget}, {"eval_every", o.eval_every}, {"train_eval_size", o.train_eval_size},
+      {"test_eval_size", o.test_eval_size}, {"augment", o.augment}, {"tf32", o.tf32},
+      {"mixed_precision", o.mixed_precision.empty() ? "none" : o.mixed_precision},
+      {"score_precision", o.score_precision.empty() ? "f32" : o.score_precision}, {"sequence", o.sequence},
+      {"permute", o.permute}, {"checkpoint_every", o.checkpoint_every}, {"keep_checkpoints", o.keep_checkpoints},
+      {"resume", o.resume}, {"init_from", o.init_from}, {"reset_head", o.reset_head},
+      {"diagnose_scores", o.diagnose_scores_every}, {"dump_selection", o.dump_selection}};
+  return j;
+}
+
 int run(int argc, char** argv) {
   CLI::App app{
       "sieve-train: train a network choosing which samples each step computes on.\n"
@@ -469,6 +591,7 @@ int run(int argc, char** argv) {
       "prints both results side by side."};
   CommandLine cl;
   register_options(app, cl);
+  install_stop_handlers();  // Note [interrupts]
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -496,9 +619,18 @@ int run(int argc, char** argv) {
 
   // Refused now rather than after the runs: the dump is written (to a temporary file, then renamed) in its folder.
   if (!o.dump_selection.empty() && root) check_writable_folder("--dump-selection", o.dump_selection);
+  if (!cl.run_dir.empty() && root) {  // Note [run folders]
+    std::filesystem::create_directories(o.checkpoint_dir);
+    write_text_file(cl.run_dir + "/options.json", "options",
+                    [&](std::ostream& out) { out << options_json(cl, names, comm).dump(2) << "\n"; });
+  }
   std::ofstream log;
   if (!log_path.empty()) {
-    log.open(log_path);
+    // A resumed run continues its log: the records after the checkpoint's step (evaluated before the run was
+    // stopped, but no longer part of it) are dropped, and the new ones appended.
+    const bool resumed = cl.resumed.has_value() && std::filesystem::exists(log_path);
+    if (resumed) keep_records_until(log_path, cl.resumed->get_int("step"));
+    log.open(log_path, resumed ? std::ios::app : std::ios::trunc);
     SIEVE_CHECK(log.good(), log_path, ": cannot open for writing");
   }
 
@@ -522,6 +654,7 @@ int run(int argc, char** argv) {
     if (!o.dump_selection.empty() && names.size() > 1)
       run_options.dump_selection = dump_path_for(o.dump_selection, make_selector(name, o.selection)->name());
     Trainer trainer(run_options, data, device, g_comm);
+    trainer.set_interrupt([] { return static_cast<int>(g_signal); });
     if (!o.init_from.empty()) trainer.init_from(o.init_from, o.reset_head);
     if (!o.resume.empty()) {
       trainer.resume(*cl.resumed, o.resume);
@@ -546,8 +679,21 @@ int run(int argc, char** argv) {
     // One line for the diverged run, and the next sampler runs (Note [divergence]).
     if (finals.back().diverged && root)
       std::fprintf(stderr, "sieve-train: error: %s\n", divergence_message(finals.back()).c_str());
+    if (finals.back().interrupted) {  // Note [interrupts]: no further sampler
+      const EvalRecord& r = finals.back();
+      const std::string saved = trainer.checkpoint_path();
+      if (root)
+        std::fprintf(stderr, "sieve-train: %s after step %lld: %s\n", r.signal.c_str(),
+                     static_cast<long long>(r.step),
+                     saved.empty() ? "no checkpoint written (give --checkpoint FILE or --run-dir DIR)"
+                                   : ("checkpoint " + saved + "; continue with --resume " +
+                                      (cl.run_dir.empty() ? saved : std::string("auto"))).c_str());
+      return 128 + r.signal_number;
+    }
   }
-  if (root) print_summary(finals, o);
+  if (root) print_summary(std::cout, finals, o);
+  if (root && !cl.run_dir.empty())
+    write_text_file(cl.run_dir + "/summary.txt", "summary", [&](std::ostream& out) { print_summary(out, finals, o); });
   const bool diverged = std::any_of(finals.begin(), finals.end(), [](const EvalRecord& r) { return r.diverged; });
   return diverged ? kExitDiverged : 0;
 }

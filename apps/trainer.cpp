@@ -1,7 +1,10 @@
 #include "apps/trainer.h"
 
+#include <algorithm>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <limits>
 #include <nlohmann/json.hpp>
 
@@ -104,6 +107,10 @@ std::string to_json_line(const EvalRecord& r) {
     j["diverged"] = true;
     j["diverged_step"] = r.diverged_step;
     j["diverged_loss"] = describe_value(r.diverged_loss);
+  }
+  if (r.interrupted) {
+    j["interrupted"] = true;
+    j["signal"] = r.signal;
   }
   return j.dump();
 }
@@ -488,12 +495,18 @@ double Trainer::evaluate_loss(const Dataset& d, double* accuracy) {
 EvalRecord Trainer::evaluate() {
   sync_buffers();  // rank 0's batch-norm statistics: one model is evaluated, and checkpointed
   EvalModeScope eval_mode(*model_);
+  EvalRecord r = record();
+  r.train_loss = evaluate_loss(train_subset_, nullptr);
+  r.test_loss = evaluate_loss(test_eval_, &r.test_accuracy);
+  return r;
+}
+
+EvalRecord Trainer::record() {
   EvalRecord r;
   r.sampler = selector_->name();
   r.step = steps_;
   r.time_s = training_s_;
-  r.train_loss = evaluate_loss(train_subset_, nullptr);
-  r.test_loss = evaluate_loss(test_eval_, &r.test_accuracy);
+  r.train_loss = r.test_loss = r.test_accuracy = std::numeric_limits<double>::quiet_NaN();
   r.selector_stats = selector_->stats();
   for (const auto& [key, value] : r.selector_stats) {
     if (key == "tau") r.tau = value;
@@ -675,7 +688,8 @@ EvalRecord Trainer::run(const std::function<void(const EvalRecord&)>& on_record,
                               : by_time            ? 0
                                                    : std::max<int64_t>(1, planned_steps() / 10);
   const double every_s = by_time && options_.eval_every == 0 ? options_.time_budget_s / 10 : 0;
-  const int64_t checkpoint_every = options_.checkpoint.empty() ? 0 : options_.checkpoint_every;
+  const bool checkpointing = !options_.checkpoint.empty() || !options_.checkpoint_dir.empty();
+  const int64_t checkpoint_every = checkpointing ? options_.checkpoint_every : 0;
   const int64_t check_every = device_.is_cpu() ? 1 : kDivergenceCheckEvery;
   double next_eval_s = every_s;
   while (every_s > 0 && next_eval_s <= training_s_) next_eval_s += every_s;  // a resumed run
@@ -692,8 +706,9 @@ EvalRecord Trainer::run(const std::function<void(const EvalRecord&)>& on_record,
     // checkpoint, which are not counted (Note [fair clock] for what each check counts).
     clock.start(training_s_);
     bool done = false, eval_due = false, checkpoint_due = false, diagnostics_due = false;
+    int signal = 0;
     try {
-      while (!done && !eval_due && !checkpoint_due && !diagnostics_due) {
+      while (!done && !eval_due && !checkpoint_due && !diagnostics_due && signal == 0) {
         step();
         training_s_ = agreed_time(clock.after_step());
         done = (options_.iterations > 0 && steps_ >= options_.iterations) ||
@@ -703,6 +718,7 @@ EvalRecord Trainer::run(const std::function<void(const EvalRecord&)>& on_record,
         checkpoint_due = checkpoint_every > 0 && steps_ % checkpoint_every == 0;
         diagnostics_due = options_.diagnose_scores_every > 0 && steps_ % options_.diagnose_scores_every == 0;
         if (steps_ % check_every == 0 && divergence()) break;
+        signal = agreed_signal();
       }
     } catch (const Error&) {
       // Every rank of a global selection throws together (the same selector on the same values) and may agree on
@@ -713,8 +729,17 @@ EvalRecord Trainer::run(const std::function<void(const EvalRecord&)>& on_record,
     }
     training_s_ = agreed_time(clock.synchronized());
     if (divergence()) return finish_diverged();
+    if (signal != 0) {  // Note [interrupts]: the step is complete; save it and stop, without evaluating
+      if (checkpointing) save_and_rotate();
+      EvalRecord r = record();
+      r.interrupted = true;
+      r.signal = signal_name(signal);
+      r.signal_number = signal;
+      on_record(r);
+      return r;
+    }
     if (diagnostics_due && on_diagnostics) on_diagnostics(steps_, training_s_, diagnose_scores());
-    if (checkpoint_due || (done && !options_.checkpoint.empty())) save_checkpoint(options_.checkpoint);
+    if (checkpoint_due || (done && checkpointing)) save_and_rotate();
     if (!eval_due && !done) continue;
     while (every_s > 0 && next_eval_s <= training_s_) next_eval_s += every_s;
     EvalRecord r = evaluate();
@@ -722,6 +747,59 @@ EvalRecord Trainer::run(const std::function<void(const EvalRecord&)>& on_record,
     if (done && !options_.dump_selection.empty()) write_selection_dump(options_.dump_selection);
     on_record(r);
     if (done) return r;
+  }
+}
+
+int Trainer::agreed_signal() {
+  if (!interrupt_) return 0;
+  const int signal = interrupt_();
+  if (!distributed_) return signal;
+  // A signal reaches the ranks at different moments (or only some of them): all stop after the step in which the
+  // first of them saw one.
+  std::vector<double> v{static_cast<double>(signal)};
+  comm_->all_reduce(v, ReduceOp::Max);
+  return static_cast<int>(v[0]);
+}
+
+std::string Trainer::checkpoint_path() const {
+  if (options_.checkpoint_dir.empty()) return options_.checkpoint;
+  return options_.checkpoint_dir + "/step-" + std::to_string(steps_) + ".safetensors";
+}
+
+void Trainer::save_and_rotate() {
+  save_checkpoint(checkpoint_path());
+  if (options_.checkpoint_dir.empty() || !comm_->is_root()) return;
+  // The newest keep_checkpoints files of the folder stay; a failed save above threw before anything was removed.
+  std::vector<std::pair<int64_t, std::filesystem::path>> saved = list_step_checkpoints(options_.checkpoint_dir);
+  for (size_t i = 0; i + static_cast<size_t>(options_.keep_checkpoints) < saved.size(); ++i)
+    std::filesystem::remove(saved[i].second);
+}
+
+std::vector<std::pair<int64_t, std::filesystem::path>> list_step_checkpoints(const std::string& folder) {
+  std::vector<std::pair<int64_t, std::filesystem::path>> out;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(folder, error)) {
+    const std::string name = entry.path().filename().string();
+    constexpr std::string_view prefix = "step-", suffix = ".safetensors";
+    if (name.size() <= prefix.size() + suffix.size() || name.rfind(prefix, 0) != 0 ||
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0)
+      continue;
+    const std::string digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+    if (digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    out.emplace_back(std::stoll(digits), entry.path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string signal_name(int signal) {
+  switch (signal) {
+    case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
+    case SIGUSR1: return "SIGUSR1";
+    case SIGUSR2: return "SIGUSR2";
+    case SIGHUP: return "SIGHUP";
+    default: return "signal " + std::to_string(signal);
   }
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -60,6 +61,10 @@ struct TrainOptions {
   std::string dump_selection;  // at the end of the run, write per-example selection statistics here (CSV)
   std::string checkpoint;      // write a checkpoint here every `checkpoint_every` steps and at the end
   int64_t checkpoint_every = 0;
+  // With a run folder (sieve-train --run-dir): checkpoints go to checkpoint_dir/step-N.safetensors instead, and only
+  // the newest keep_checkpoints of them are kept (Note [run folders] in apps/sieve_train.cpp).
+  std::string checkpoint_dir;
+  int64_t keep_checkpoints = 2;
   std::string resume;          // continue the run saved in this checkpoint
   std::string init_from;       // start from this checkpoint's weights (a new run: fresh optimizer and selector)
   bool reset_head = false;     // with init_from: keep the new model's freshly initialised classifier
@@ -95,12 +100,21 @@ struct EvalRecord {
   bool diverged = false;
   int64_t diverged_step = 0;
   double diverged_loss = 0;
+  // The run stopped on a signal (Note [interrupts]) after step `step`: not final, no losses (written as null); the
+  // checkpoint, if any, holds that step.
+  bool interrupted = false;
+  std::string signal;  // "SIGTERM", "SIGINT", "SIGUSR1"
+  int signal_number = 0;
 };
 std::string to_json_line(const EvalRecord& r);
 // "nan", "inf" or "-inf" for a non-finite value, else the number as the JSON log writes it.
 std::string describe_value(double v);
 // "<sampler> diverged at step N: training loss is nan", the one line sieve-train prints for a diverged record.
 std::string divergence_message(const EvalRecord& r);
+// "SIGTERM", "SIGINT", "SIGUSR1", ... for a signal number (the interrupted record's "signal").
+std::string signal_name(int signal);
+// The step-N.safetensors checkpoints of a run folder's checkpoint folder, by step, oldest first; none if it is absent.
+std::vector<std::pair<int64_t, std::filesystem::path>> list_step_checkpoints(const std::string& folder);
 // The log's record of --diagnose-scores: {"sampler", "step", "time_s", "score_diagnostics": {...}} (the fields of
 // to_json(ScoreDiagnostics)); it has no "final" and no losses, and readers of evaluations skip it by its key.
 std::string diagnostics_json_line(const std::string& sampler, int64_t step, double time_s, const ScoreDiagnostics& d);
@@ -152,6 +166,13 @@ class Trainer {
   // `diverged` set, and no checkpoint is written after the bad step.
   EvalRecord run(const std::function<void(const EvalRecord&)>& on_record,
                  const DiagnosticsSink& on_diagnostics = nullptr);
+  // Where run() asks, after every step, whether to stop: a function returning 0 to go on or the number of the
+  // signal that asks it to stop (Note [interrupts]). It must be cheap and never wait (sieve-train reads a flag that
+  // its signal handler sets). The run then ends after that step with a record marked `interrupted`, having written
+  // its checkpoint when one is configured. Every rank of a data-parallel run stops after the same step.
+  void set_interrupt(std::function<int()> pending_signal) { interrupt_ = std::move(pending_signal); }
+  // The checkpoint the next save writes: options.checkpoint, or with options.checkpoint_dir the file of this step.
+  std::string checkpoint_path() const;
   // Score diagnostics (sampling/score_diagnostics.h) on a fresh uniform pre-sample of selection.presample examples at
   // the current parameters; leaves the training state (model, selector, generators, counters) untouched.
   ScoreDiagnostics diagnose_scores();
@@ -198,6 +219,9 @@ class Trainer {
   void sync_buffers();                                // every module buffer from rank 0
   double agreed_time(double seconds);                 // rank 0's clock, with a time budget
   EvalRecord diverged_record();  // the final record of a diverged run
+  EvalRecord record();           // a record of the counters and the selector's stats, without evaluating
+  int agreed_signal();           // interrupt_'s answer, the same on every rank
+  void save_and_rotate();        // the run's checkpoint (checkpoint_path), older ones beyond keep_checkpoints removed
   // The trainer's own part of a checkpoint, listed once for save_checkpoint and resume (`path` for messages).
   void archive_state(StateArchive& ar, const std::string& path);
 
@@ -232,6 +256,7 @@ class Trainer {
   bool local_selection_ = false;  // --selection local on such a communicator
   Tensor shard_;  // with local selection: int32 [N_r], this rank's training examples (i = rank mod processes)
   std::unique_ptr<GradientAverager> averager_;  // with more than one process
+  std::function<int()> interrupt_;
 };
 
 }  // namespace sieve
