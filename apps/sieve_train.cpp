@@ -4,10 +4,12 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <csignal>
 #include <filesystem>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -551,28 +553,34 @@ nlohmann::json options_json(const CommandLine& cl, const std::vector<std::string
   const TrainOptions& o = cl.o;
   const SelectorOptions& s = o.selection;
   const CrestOptions& c = s.crest;
+  // A float as the shortest decimal that reads back as it (0.9, not 0.8999999761581421).
+  auto f = [](float v) {
+    char text[32];
+    const auto end = std::to_chars(text, text + sizeof text, v).ptr;
+    return std::strtod(std::string(text, end).c_str(), nullptr);
+  };
   nlohmann::json j = {
       {"sieve_version", SIEVE_VERSION}, {"sieve_commit", SIEVE_COMMIT}, {"data", cl.data_spec},
       {"device", cl.device_name}, {"processes", comm.size()}, {"selection", o.selection_mode},
       {"bucket_mb", cl.bucket_mb}, {"model", o.model}, {"sampler", names}, {"seed", o.seed},
-      {"batch", s.batch}, {"presample", s.presample}, {"tau_th", s.tau_th ? nlohmann::json(*s.tau_th) : nullptr},
-      {"tau_ema", s.tau_ema}, {"srs_ratio", s.subset_ratio}, {"selection_pressure", s.selection_pressure},
+      {"batch", s.batch}, {"presample", s.presample}, {"tau_th", s.tau_th ? nlohmann::json(f(*s.tau_th)) : nullptr},
+      {"tau_ema", f(s.tau_ema)}, {"srs_ratio", s.subset_ratio}, {"selection_pressure", s.selection_pressure},
       {"resort_every", s.resort_every}, {"recompute_every", s.recompute_every}, {"score_source", s.score_source},
-      {"score_smoothing", s.score_smoothing}, {"presample_smoothing", s.presample_smoothing},
+      {"score_smoothing", f(s.score_smoothing)}, {"presample_smoothing", f(s.presample_smoothing)},
       {"history_refresh", s.history_refresh}, {"prune_ratio", s.prune_ratio}, {"anneal", s.anneal},
-      {"sb_history", s.sb_history}, {"sb_beta", s.sb_beta}, {"sb_stale", s.sb_stale},
+      {"sb_history", s.sb_history}, {"sb_beta", f(s.sb_beta)}, {"sb_stale", s.sb_stale},
       {"crest", {{"subsets", c.subsets}, {"subset_size", c.subset_size}, {"check_interval", c.check_interval},
-                 {"tau", c.tau}, {"interval_mul", c.interval_mul}, {"subsets_mul", c.subsets_mul},
-                 {"beta1", c.beta1}, {"beta2", c.beta2}, {"train_frac", c.train_frac},
-                 {"warmup_epochs", c.warmup_epochs}, {"drop_learned", c.drop_learned}, {"drop_rule", c.drop_rule},
-                 {"drop_alpha", c.drop_alpha}, {"drop_window", c.drop_window}, {"drop_interval", c.drop_interval},
+                 {"tau", f(c.tau)}, {"interval_mul", f(c.interval_mul)}, {"subsets_mul", f(c.subsets_mul)},
+                 {"beta1", f(c.beta1)}, {"beta2", f(c.beta2)}, {"train_frac", f(c.train_frac)},
+                 {"warmup_epochs", f(c.warmup_epochs)}, {"drop_learned", c.drop_learned}, {"drop_rule", c.drop_rule},
+                 {"drop_alpha", f(c.drop_alpha)}, {"drop_window", c.drop_window}, {"drop_interval", c.drop_interval},
                  {"min_active", c.min_active}}},
-      {"optimizer", o.optimizer}, {"lr", o.optimizer == "sgd" ? o.sgd.lr : o.adam.lr},
-      {"momentum", o.sgd.momentum}, {"nesterov", o.sgd.nesterov},
-      {"weight_decay", o.optimizer == "sgd" ? o.sgd.weight_decay : o.adam.weight_decay},
-      {"adam_beta1", o.adam.beta1}, {"adam_beta2", o.adam.beta2}, {"adam_eps", o.adam.eps},
-      {"clip_grad_norm", o.clip_grad_norm}, {"lr_schedule", o.schedule}, {"lr_milestones", o.milestones},
-      {"lr_gamma", o.gamma}, {"iterations", o.iterations}, {"time_budget_s", o.time_budget_s},
+      {"optimizer", o.optimizer}, {"lr", f(o.optimizer == "sgd" ? o.sgd.lr : o.adam.lr)},
+      {"momentum", f(o.sgd.momentum)}, {"nesterov", o.sgd.nesterov},
+      {"weight_decay", f(o.optimizer == "sgd" ? o.sgd.weight_decay : o.adam.weight_decay)},
+      {"adam_beta1", f(o.adam.beta1)}, {"adam_beta2", f(o.adam.beta2)}, {"adam_eps", f(o.adam.eps)},
+      {"clip_grad_norm", f(o.clip_grad_norm)}, {"lr_schedule", o.schedule}, {"lr_milestones", o.milestones},
+      {"lr_gamma", f(o.gamma)}, {"iterations", o.iterations}, {"time_budget_s", o.time_budget_s},
       {"example_budget", o.example_budget}, {"eval_every", o.eval_every}, {"train_eval_size", o.train_eval_size},
       {"test_eval_size", o.test_eval_size}, {"augment", o.augment}, {"tf32", o.tf32},
       {"mixed_precision", o.mixed_precision.empty() ? "none" : o.mixed_precision},
