@@ -97,7 +97,8 @@ double matmul_flops_per_s(const Options& o, std::string* what) {
   const double s = time_median(o.device, o.repeats, o.warmup, [&] { matmul(a, b); });
   // core's matmul calls cublasSgemm in the handle's default math mode, which never uses TF32 tensor cores.
   *what = "sgemm " + std::to_string(n) + "^3 through matmul, FP32" +
-          (o.device.is_cuda() ? " (cuBLAS default math: TF32 off)" : " (OpenBLAS)");
+          (o.device.is_cuda() ? " (cuBLAS default math: TF32 off)"
+                              : " (OpenBLAS, " + cpu_blas_kernels() + " kernels)");
   return 2.0 * n * n * n / s;
 }
 

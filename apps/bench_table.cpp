@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "apps/bench.h"
+#include "core/ops/linear.h"
 #include "core/cuda_check.h"
 #include "core/error.h"
 
@@ -106,8 +107,9 @@ void Table::print_preamble() const {
             << " runs after " << o_.warmup << " warm-up runs\n"
             << "reference: copy bandwidth (read + write): " << format("%.1f GB/s", copy_bytes_per_s_ / 1e9)
             << ", measured\n"
-            << "reference: " << matmul_what_ << ": " << flop_rate(matmul_flops_per_s_)
-            << ", measured\n\n"
+            << "reference: " << matmul_what_ << ": " << flop_rate(matmul_flops_per_s_) << ", measured\n";
+  if (o_.device.is_cpu() && !cpu_blas_advice().empty()) std::cout << "note: " << cpu_blas_advice() << "\n";
+  std::cout << "\n"
             << std::left << std::setw(kNameWidth) << "case" << ' ' << std::setw(kSizeWidth) << "size" << std::right
             << ' ' << std::setw(kTimeWidth) << "time (us)" << ' ' << std::setw(kAchievedWidth) << "achieved" << ' '
             << std::setw(kShareWidth) << "% ref" << ' ' << std::setw(kRateWidth) << "rate" << "\n";

@@ -22,6 +22,7 @@
 #include "core/device.h"
 #include "core/distributed.h"
 #include "core/error.h"
+#include "core/ops/linear.h"
 #include "data/description.h"
 #include "data/sequence.h"
 #include "layers/models.h"
@@ -543,6 +544,8 @@ void print_banner(const CommandLine& cl, const std::vector<std::string>& names, 
   if (o.example_budget > 0)
     std::cout << (o.time_budget_s > 0 || o.iterations > 0 ? " or " : "") << o.example_budget << " examples";
   std::cout << " per sampler\n";
+  if (trainer.data().train.device().is_cpu() && !cpu_blas_advice().empty())
+    std::cout << "note: " << cpu_blas_advice() << "\n";
 }
 
 // Note [run folders]: `--run-dir DIR` keeps one run in one folder: options.json (below: every option as resolved,

@@ -1,6 +1,8 @@
 // Matrix products (OpenBLAS on the CPU, cuBLAS on the GPU) and the bias add of affine layers.
 #pragma once
 
+#include <string>
+
 #include <cstdint>
 
 #include "core/tensor.h"
@@ -10,6 +12,15 @@ namespace sieve {
 // op(a) @ op(b) for 2-d float32 tensors, op = transpose when the flag is set. matmul and linear (forward and
 // backward) multiply in the precision of matmul_precision() (core/ops/precision.h, Note [bf16 products]).
 Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
+
+// Note [openblas kernels]: OpenBLAS picks its kernels by the CPU model when the library loads. Debian's 0.3.21 does
+// not know every recent model and falls back to its oldest x86-64 kernels (Prescott, SSE3) on CPUs with AVX-512,
+// as on the development machine, where sgemm then ran at 36 GFLOP/s instead of 208 with OPENBLAS_CORETYPE=SkylakeX
+// (sieve-bench). The choice cannot be changed once loaded; these say what was chosen and what to set.
+// The kernels OpenBLAS uses ("SkylakeX", "Haswell", "Prescott", ...), or "" when the BLAS is not OpenBLAS's.
+std::string cpu_blas_kernels();
+// One line of advice when the kernels are older than the CPU (OPENBLAS_CORETYPE to set), else "".
+std::string cpu_blas_advice();
 // x [n, c] + bias [c] broadcast over rows.
 Tensor add_bias(const Tensor& x, const Tensor& bias);
 // x [n, in] @ weight[out, in]^T + bias [out]: one GEMM with the bias folded in (bias may be undefined).

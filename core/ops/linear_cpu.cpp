@@ -1,6 +1,8 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "core/ops/linear.h"
@@ -44,3 +46,28 @@ void column_sums(const float* x, float* out, int64_t rows, int64_t cols, float b
 }
 
 }  // namespace sieve::cpu
+
+// Note [openblas kernels]. A weak declaration: a BLAS other than OpenBLAS leaves it null.
+extern "C" char* openblas_get_corename(void) __attribute__((weak));
+
+namespace sieve {
+
+std::string cpu_blas_kernels() { return openblas_get_corename ? std::string(openblas_get_corename()) : ""; }
+
+std::string cpu_blas_advice() {
+  const std::string kernels = cpu_blas_kernels();
+  if (kernels.empty() || std::getenv("OPENBLAS_CORETYPE")) return "";
+  const bool old = kernels == "Prescott" || kernels == "Core2" || kernels == "Nehalem" || kernels == "Sandybridge" ||
+                   kernels == "Katmai" || kernels == "Coppermine" || kernels == "Northwood" || kernels == "Banias";
+  if (!old) return "";
+  if (__builtin_cpu_supports("avx512f"))
+    return "OpenBLAS chose its " + kernels + " kernels on a CPU with AVX-512: export OPENBLAS_CORETYPE=SkylakeX "
+           "for matrix products several times faster (Note [openblas kernels])";
+  if (__builtin_cpu_supports("avx2"))
+    return "OpenBLAS chose its " + kernels + " kernels on a CPU with AVX2: export OPENBLAS_CORETYPE=Haswell for "
+           "faster matrix products (Note [openblas kernels])";
+  return "";
+}
+
+}  // namespace sieve
+

@@ -1,5 +1,6 @@
-// The CPU LSTM: per time step one OpenBLAS sgemm for the input product and one for the recurrent product, then
-// the cell update; backpropagation through time over the saved gate activations and cell states.
+// The CPU LSTM: the input product of many steps in one pass of OpenBLAS sgemms, then per time step one sgemm for
+// the recurrent product and the cell update (vectorised activations, Note [lstm activations] in
+// core/ops/lstm_math.h); backpropagation through time over the saved gate activations and cell states.
 #include <cblas.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "core/ops/lstm.h"
+#include "core/ops/lstm_math.h"
 
 namespace sieve::cpu {
 namespace {
@@ -24,7 +26,8 @@ Seq batch_major(const float* p, const LstmShape& s, int64_t width) {
 }
 Seq time_major(float* p, const LstmShape& s, int64_t width) { return {p, s.batch * width, width}; }
 
-float sigmoid(float z) { return 1.f / (1.f + std::exp(-z)); }
+// Steps whose input product one pass computes when no reserve holds all of them (scoring and evaluation passes).
+constexpr int64_t kProjectionChunk = 64;
 
 // C[m, n] = alpha op(A) op(B) + beta C, row-major with explicit leading dimensions.
 void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
@@ -47,28 +50,46 @@ struct ReserveLayout {
 };
 
 // One layer forward over all steps. When `save`, gates and cells hold all T steps ([T, B, 4H], [T, B, H]) and
-// keep the activated gates; otherwise gates is one step's [B, 4H] and cells two alternating [B, H] buffers.
+// keep the activated gates; otherwise gates holds kProjectionChunk steps' [B, 4H] and cells two alternating [B, H]
+// buffers.
 void layer_fwd(const LstmShape& s, int64_t k, Seq in, const float* const* p, float* gates, float* cells, Seq out,
                bool save) {
-  const int64_t B = s.batch, H = s.hidden, in_k = s.layer_input(k);
+  const int64_t B = s.batch, H = s.hidden, T = s.steps, in_k = s.layer_input(k);
   const float *w_ih = p[0], *w_hh = p[1], *b_ih = p[2], *b_hh = p[3];
-  for (int64_t t = 0; t < s.steps; ++t) {
-    float* G = save ? gates + t * B * 4 * H : gates;  // [B, 4H]
-    float* c = cells + (save ? t : t % 2) * B * H;
-    const float* c_prev = t == 0 ? nullptr : cells + (save ? t - 1 : (t - 1) % 2) * B * H;
+  const int64_t chunk = save ? T : std::min(T, kProjectionChunk);
+  const std::vector<float> zeros(H, 0.f);  // the cell state before the first step
+  for (int64_t t0 = 0; t0 < T; t0 += chunk) {
+    const int64_t steps = std::min(chunk, T - t0);
+    float* P = save ? gates + t0 * B * 4 * H : gates;  // [steps, B, 4H]
+    for (int64_t r = 0; r < steps * B; ++r)
+      for (int64_t j = 0; j < 4 * H; ++j) P[r * 4 * H + j] = b_ih[j] + b_hh[j];
+    // x_t W_ih^T for `steps` steps at once: one sgemm per example, whose steps are rows in.step apart, written to
+    // where each step's gates are (rows B 4H apart), instead of one thin product per step.
     for (int64_t b = 0; b < B; ++b)
-      for (int64_t j = 0; j < 4 * H; ++j) G[b * 4 * H + j] = b_ih[j] + b_hh[j];
-    gemm(false, true, B, 4 * H, in_k, in.at(t), in.row, w_ih, in_k, 1.f, G, 4 * H);   // += x_t W_ih^T
-    if (t > 0) gemm(false, true, B, 4 * H, H, out.at(t - 1), out.row, w_hh, H, 1.f, G, 4 * H);  // += h W_hh^T
-    float* h = out.at(t);
-    for (int64_t b = 0; b < B; ++b) {
-      float* z = G + b * 4 * H;
-      for (int64_t j = 0; j < H; ++j) {
-        const float i = sigmoid(z[j]), f = sigmoid(z[H + j]), g = std::tanh(z[2 * H + j]), o = sigmoid(z[3 * H + j]);
-        const float cell = (c_prev ? f * c_prev[b * H + j] : 0.f) + i * g;
-        c[b * H + j] = cell;
-        h[b * out.row + j] = o * std::tanh(cell);
-        z[j] = i, z[H + j] = f, z[2 * H + j] = g, z[3 * H + j] = o;
+      gemm(false, true, steps, 4 * H, in_k, in.at(t0) + b * in.row, in.step, w_ih, in_k, 1.f, P + b * 4 * H,
+           B * 4 * H);
+    for (int64_t t = t0; t < t0 + steps; ++t) {
+      float* G = P + (t - t0) * B * 4 * H;  // [B, 4H]
+      float* c = cells + (save ? t : t % 2) * B * H;
+      const float* c_prev = t == 0 ? nullptr : cells + (save ? t - 1 : (t - 1) % 2) * B * H;
+      if (t > 0) gemm(false, true, B, 4 * H, H, out.at(t - 1), out.row, w_hh, H, 1.f, G, 4 * H);  // += h W_hh^T
+      float* h = out.at(t);
+      for (int64_t b = 0; b < B; ++b) {
+        float* __restrict zi = G + b * 4 * H;
+        float* __restrict zf = zi + H;
+        float* __restrict zg = zi + 2 * H;
+        float* __restrict zo = zi + 3 * H;
+        float* __restrict cb = c + b * H;
+        float* __restrict hb = h + b * out.row;
+        const float* __restrict cp = c_prev ? c_prev + b * H : zeros.data();
+        for (int64_t j = 0; j < H; ++j) {  // vectorised (Note [lstm activations])
+          const float i = lstm_sigmoid(zi[j]), f = lstm_sigmoid(zf[j]), g = lstm_tanh(zg[j]),
+                      o = lstm_sigmoid(zo[j]);
+          const float cell = f * cp[j] + i * g;
+          cb[j] = cell;
+          hb[j] = o * lstm_tanh(cell);
+          zi[j] = i, zf[j] = f, zg[j] = g, zo[j] = o;
+        }
       }
     }
   }
@@ -92,7 +113,7 @@ void layer_bwd(const LstmShape& s, int64_t k, Seq in, Seq out, const float* cons
       float* d = D + b * 4 * H;
       for (int64_t j = 0; j < H; ++j) {
         const float i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j];
-        const float tc = std::tanh(c[b * H + j]);
+        const float tc = lstm_tanh(c[b * H + j]);
         // dL/dh_t: from this step's output and (t < T-1) through the recurrence into step t+1.
         const float dht = dy[b * dout.row + j] + (t < T - 1 ? dh[b * H + j] : 0.f);
         const float dct = dc[b * H + j] + dht * o * (1.f - tc * tc);
@@ -128,16 +149,17 @@ void lstm_fwd(const LstmShape& s, const float* x, const float* const* params, fl
   const bool save = reserve != nullptr;
   const ReserveLayout r{s};
   float* base = static_cast<float*>(reserve);
-  // Without a reserve: one step of gates, two cell buffers and two alternating hidden sequences.
-  std::vector<float> scratch(save ? 0 : B * 4 * H + 2 * B * H + (s.layers > 1 ? 2 * T * B * H : 0));
+  // Without a reserve: kProjectionChunk steps of gates, two cell buffers and two alternating hidden sequences.
+  const int64_t G = std::min(T, kProjectionChunk) * B * 4 * H;  // the projected steps' gates
+  std::vector<float> scratch(save ? 0 : G + 2 * B * H + (s.layers > 1 ? 2 * T * B * H : 0));
   Seq in = batch_major(x, s, s.input);
   for (int64_t k = 0; k < s.layers; ++k) {
     float* gates = save ? r.gates(base, k) : scratch.data();
-    float* cells = save ? r.cells(base, k) : scratch.data() + B * 4 * H;
+    float* cells = save ? r.cells(base, k) : scratch.data() + G;
     const bool last = k == s.layers - 1;
     float* hidden = last   ? nullptr
                     : save ? r.hidden(base, k)
-                           : scratch.data() + B * 4 * H + 2 * B * H + (k % 2) * T * B * H;
+                           : scratch.data() + G + 2 * B * H + (k % 2) * T * B * H;
     const Seq out = last ? batch_major(y, s, H) : time_major(hidden, s, H);
     layer_fwd(s, k, in, params + 4 * k, gates, cells, out, save);
     in = out;
