@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "apps/bench.h"
+#include "apps/blas_kernels.h"
 #include "apps/trainer.h"
 #include "core/ops.h"
 #include "data/batch.h"
@@ -193,6 +194,7 @@ void run_benchmarks(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  use_better_blas_kernels(argv);  // Note [openblas kernels] in core/ops/linear.h
   CLI::App app{"sieve-bench: time sieve's kernels, convolutions and training steps in isolation (CUDA events on a "
                "GPU, the steady clock on the CPU; median after warm-up) and report them against the device's "
                "measured copy bandwidth and sgemm rate."};

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "apps/blas_kernels.h"
 #include "apps/evaluation.h"
 #include "apps/text_file.h"
 #include "core/checkpoint.h"
@@ -153,6 +154,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  use_better_blas_kernels(argv);  // Note [openblas kernels] in core/ops/linear.h
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {

@@ -16,6 +16,7 @@
 #include <optional>
 #include <sstream>
 
+#include "apps/blas_kernels.h"
 #include "apps/text_file.h"
 #include "apps/trainer.h"
 #include "core/checkpoint.h"
@@ -714,6 +715,7 @@ int run(int argc, char** argv) {
 int main(int argc, char** argv) {
   // A file-size limit (ulimit -f) then fails a write with EFBIG, which the checkpoint and log writers report in one
   // line, leaving the previous checkpoint intact (Note [atomic save]); by default SIGXFSZ would kill the process.
+  use_better_blas_kernels(argv);  // Note [openblas kernels]
   std::signal(SIGXFSZ, SIG_IGN);
   std::string message;
   try {

@@ -16,10 +16,15 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans
 // Note [openblas kernels]: OpenBLAS picks its kernels by the CPU model when the library loads. Debian's 0.3.21 does
 // not know every recent model and falls back to its oldest x86-64 kernels (Prescott, SSE3) on CPUs with AVX-512,
 // as on the development machine, where sgemm then ran at 36 GFLOP/s instead of 208 with OPENBLAS_CORETYPE=SkylakeX
-// (sieve-bench). The choice cannot be changed once loaded; these say what was chosen and what to set.
+// (sieve-bench). The choice cannot be changed once loaded: sieve's programs start themselves again with
+// OPENBLAS_CORETYPE set (apps/blas_kernels.h) unless it is set already; a program of one's own can set it, as the
+// advice says.
 // The kernels OpenBLAS uses ("SkylakeX", "Haswell", "Prescott", ...), or "" when the BLAS is not OpenBLAS's.
 std::string cpu_blas_kernels();
-// One line of advice when the kernels are older than the CPU (OPENBLAS_CORETYPE to set), else "".
+// The OPENBLAS_CORETYPE that suits this CPU when the kernels in use are older than it ("SkylakeX" with AVX-512,
+// "Haswell" with AVX2), else "" (also when OPENBLAS_CORETYPE is set: the user's choice stands).
+std::string cpu_blas_better_kernels();
+// One line of advice when cpu_blas_better_kernels() names some, else "".
 std::string cpu_blas_advice();
 // x [n, c] + bias [c] broadcast over rows.
 Tensor add_bias(const Tensor& x, const Tensor& bias);

@@ -54,19 +54,23 @@ namespace sieve {
 
 std::string cpu_blas_kernels() { return openblas_get_corename ? std::string(openblas_get_corename()) : ""; }
 
-std::string cpu_blas_advice() {
+std::string cpu_blas_better_kernels() {
   const std::string kernels = cpu_blas_kernels();
   if (kernels.empty() || std::getenv("OPENBLAS_CORETYPE")) return "";
   const bool old = kernels == "Prescott" || kernels == "Core2" || kernels == "Nehalem" || kernels == "Sandybridge" ||
                    kernels == "Katmai" || kernels == "Coppermine" || kernels == "Northwood" || kernels == "Banias";
   if (!old) return "";
-  if (__builtin_cpu_supports("avx512f"))
-    return "OpenBLAS chose its " + kernels + " kernels on a CPU with AVX-512: export OPENBLAS_CORETYPE=SkylakeX "
-           "for matrix products several times faster (Note [openblas kernels])";
-  if (__builtin_cpu_supports("avx2"))
-    return "OpenBLAS chose its " + kernels + " kernels on a CPU with AVX2: export OPENBLAS_CORETYPE=Haswell for "
-           "faster matrix products (Note [openblas kernels])";
+  if (__builtin_cpu_supports("avx512f")) return "SkylakeX";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
   return "";
+}
+
+std::string cpu_blas_advice() {
+  const std::string better = cpu_blas_better_kernels();
+  if (better.empty()) return "";
+  return "OpenBLAS chose its " + cpu_blas_kernels() + " kernels on a CPU that runs its " + better +
+         " ones: export OPENBLAS_CORETYPE=" + better + " for matrix products several times faster (Note [openblas "
+         "kernels])";
 }
 
 }  // namespace sieve
