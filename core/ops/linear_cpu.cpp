@@ -69,8 +69,8 @@ std::string cpu_blas_advice() {
   const std::string better = cpu_blas_better_kernels();
   if (better.empty()) return "";
   return "OpenBLAS chose its " + cpu_blas_kernels() + " kernels on a CPU that runs its " + better +
-         " ones: export OPENBLAS_CORETYPE=" + better + " for matrix products several times faster (Note [openblas "
-         "kernels])";
+         " ones: export OPENBLAS_CORETYPE=" + better +
+         " for matrix products several times faster (Note [openblas kernels])";
 }
 
 }  // namespace sieve
