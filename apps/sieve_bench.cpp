@@ -113,9 +113,10 @@ bool importance_on(Trainer& trainer) {
 // One step of Trainer (select, gather, forward, backward, update), as sieve-train runs it, b images a step.
 void train_step_case(Table& t, const Options& o, const DataSplits& data, const std::string& model,
                      const std::string& sampler, int64_t b, int64_t B, int repeats, int warmup,
-                     const std::string& mixed_precision = "") {
+                     const std::string& mixed_precision = "", bool cudnn_benchmark = false) {
   const bool uniform = sampler == "uniform";
-  const std::string name = "train_step " + sampler + (mixed_precision.empty() ? "" : " " + mixed_precision);
+  const std::string name = "train_step " + sampler + (mixed_precision.empty() ? "" : " " + mixed_precision) +
+                           (cudnn_benchmark ? " cudnn-benchmark" : "");
   const std::string size = model + " b " + std::to_string(b) + (uniform ? "" : " B " + std::to_string(B));
   if (!t.wants(name, size)) return;
   TrainOptions opt;
@@ -129,7 +130,11 @@ void train_step_case(Table& t, const Options& o, const DataSplits& data, const s
   opt.schedule = "constant";
   opt.iterations = int64_t{1} << 30;
   opt.mixed_precision = mixed_precision;
+  opt.cudnn_benchmark = cudnn_benchmark;
   const MatmulPrecisionScope restore(matmul_precision());  // the Trainer sets the process-wide precision
+  struct RestoreBenchmark {  // and the convolutions' algorithm choice
+    ~RestoreBenchmark() { set_conv_benchmark(false); }
+  } restore_benchmark;
   Trainer trainer(opt, data, o.device);
   trainer.step();
   if (!uniform) {
@@ -162,6 +167,9 @@ void training_step_cases(Table& t, const Options& o, const DataSplits& mnist, co
   for (const std::string sampler : {"uniform", "upper-bound"})
     train_step_case(t, o, cifar, "wrn-28-2", sampler, b, B, repeats, warmup);
   if (cpu) return;  // bf16 products emulated on the CPU are no faster (Note [bf16 products])
+  // --cudnn-benchmark against the heuristics' algorithms above (the plans are timed in the untimed first step).
+  for (const std::string sampler : {"uniform", "upper-bound"})
+    train_step_case(t, o, cifar, "wrn-28-2", sampler, b, B, repeats, warmup, "", true);
   train_step_case(t, o, mnist, "cnn", "uniform", 128, 256, 0, -1, "bf16");
   for (const std::string sampler : {"uniform", "upper-bound"})
     train_step_case(t, o, cifar, "wrn-28-2", sampler, b, B, repeats, warmup, "bf16");

@@ -235,6 +235,9 @@ void register_options(CLI::App& app, CommandLine& cl) {
       ->capture_default_str();
   app.add_flag("--augment", o.augment, "random crop (4-pixel padding) and horizontal flip of training images");
   app.add_flag("--no-tf32", no_tf32, "full float32 convolutions on the GPU (TF32 tensor cores are on by default)");
+  app.add_flag("--cudnn-benchmark", o.cudnn_benchmark,
+               "GPU: time cuDNN's convolution algorithms once per shape and use the fastest (PyTorch's "
+               "cudnn.benchmark; may be non-deterministic) instead of its heuristics' choice");
   app.add_option("--mixed-precision", o.mixed_precision,
                  "none|bf16: bf16 multiplies inputs of convolutions and matrix products rounded to bfloat16, "
                  "accumulating in float32; weights, gradients and optimizer state stay float32 (default none)")
@@ -586,7 +589,7 @@ nlohmann::json options_json(const CommandLine& cl, const std::vector<std::string
       {"clip_grad_norm", f(o.clip_grad_norm)}, {"lr_schedule", o.schedule}, {"lr_milestones", o.milestones},
       {"lr_gamma", f(o.gamma)}, {"iterations", o.iterations}, {"time_budget_s", o.time_budget_s},
       {"example_budget", o.example_budget}, {"eval_every", o.eval_every}, {"train_eval_size", o.train_eval_size},
-      {"test_eval_size", o.test_eval_size}, {"augment", o.augment}, {"tf32", o.tf32},
+      {"test_eval_size", o.test_eval_size}, {"augment", o.augment}, {"tf32", o.tf32}, {"cudnn_benchmark", o.cudnn_benchmark},
       {"mixed_precision", o.mixed_precision.empty() ? "none" : o.mixed_precision},
       {"score_precision", o.score_precision.empty() ? "f32" : o.score_precision}, {"sequence", o.sequence},
       {"permute", o.permute}, {"checkpoint_every", o.checkpoint_every}, {"keep_checkpoints", o.keep_checkpoints},

@@ -54,6 +54,7 @@ struct TrainOptions {
   uint64_t seed = 0;
   bool augment = false;        // random crop (4-pixel padding) and horizontal flip of training batches
   bool tf32 = true;            // TF32 tensor cores for convolutions (core/ops/conv2d.h, Note [conv tf32])
+  bool cudnn_benchmark = false;  // convolution algorithms timed by cuDNN once per shape (set_conv_benchmark)
   std::string mixed_precision;  // "" or "none": float32 products; "bf16" (core/ops/precision.h, Note [bf16 products])
   // "" or "f32": selectors' no-gradient scoring passes at the training precision; "bf16": those passes multiply in
   // bf16 (Note [bf16 products]; tensor cores on the GPU, emulated and no faster on the CPU). Training is unaffected.

@@ -47,6 +47,15 @@ class AllowTf32Scope {
   bool saved_;
 };
 
+// Whether cuDNN's algorithm for each convolution is the fastest of its candidates, timed once per shape by
+// cudnnFind*Algorithm (as PyTorch's torch.backends.cudnn.benchmark), or its heuristics' choice (the default, Note
+// [conv algorithm choice] in core/ops/conv2d_cudnn.cpp). Benchmarked plans cost tens of milliseconds per shape and
+// direction when first met, may pick non-deterministic algorithms, and may differ between runs by timing noise.
+// A process-wide setting read when a shape's plan is built; plans of both kinds are cached apart. No effect on
+// the CPU.
+void set_conv_benchmark(bool on);
+bool conv_benchmark();
+
 // The plain description the backends take (Note [views, not Tensors]).
 struct Conv2dShape {
   int64_t n = 0, c = 0, h = 0, w = 0;  // input x [n, c, h, w]

@@ -74,7 +74,8 @@ cudnnConvolutionDescriptor_t conv_desc(const Conv2dShape& s, cudnnMathType_t mat
 // switch to Find is confined to this function. Measured on an H100 (apps/results/h100-gpu-check/NOTES.md): 8 of
 // the 30 WRN-28-2 passes ran faster with TF32 off than with the TF32 choice (backward-filter 64->64 3x3: 153 us
 // against 337 us), and PyTorch's benchmarked WRN-28-2 step was 19% faster than sieve's in one call (22% slower in
-// another): the lead for a benchmarked choice, as an option, when a GPU is there to measure it. From the ranked list we take the first supported result whose
+// another): hence the benchmarked choice as an option, set_conv_benchmark (sieve-train --cudnn-benchmark). From the
+// heuristics' ranked list we take the first supported result whose
 // math type the TF32 setting allows (Note [conv tf32]; bf16 plans allow tensor cores), preferring deterministic
 // algorithms (no atomics: a rerun gives bit-identical gradients) over faster non-deterministic ones. If none
 // qualifies, algorithm 0 of the direction, which supports every float32 NCHW convolution, runs with the
@@ -94,7 +95,21 @@ const Perf* choose(const Perf* results, int count, bool tensor_ops) {
   return first_allowed;
 }
 
-std::unique_ptr<Plan> make_plan(cudnnHandle_t h, const Conv2dShape& s, bool tf32) {
+// With set_conv_benchmark: cuDNN times every candidate (cudnnFind*Algorithm, which allocates its own trial
+// memory) and ranks them by time; the fastest whose math type the TF32 setting allows is taken, deterministic or
+// not, as PyTorch's benchmark mode does.
+template <typename Perf>
+const Perf* fastest(const Perf* results, int count, bool tensor_ops) {
+  for (int i = 0; i < count; ++i) {
+    const Perf& r = results[i];
+    if (r.status != CUDNN_STATUS_SUCCESS || r.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;
+    if (!tensor_ops && r.mathType != CUDNN_FMA_MATH) continue;
+    return &r;
+  }
+  return nullptr;
+}
+
+std::unique_ptr<Plan> make_plan(cudnnHandle_t h, const Conv2dShape& s, bool tf32, bool benchmark) {
   // The legacy API indexes with int: every tensor must have fewer than 2^31 elements.
   for (int64_t count : {s.n * s.c * s.h * s.w, s.k * s.c * s.r * s.s, s.n * s.k * s.p() * s.q()})
     SIEVE_CHECK(count <= INT_MAX, "conv2d on a GPU: a tensor of ", count,
@@ -124,9 +139,13 @@ std::unique_ptr<Plan> make_plan(cudnnHandle_t h, const Conv2dShape& s, bool tf32
 
   int count = 0;
   cudnnConvolutionFwdAlgoPerf_t fwd[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-  SIEVE_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, p->x, p->w, p->fwd, p->y,
+  if (benchmark)
+    SIEVE_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(h, p->x, p->w, p->fwd, p->y,
                                                            CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, fwd));
-  if (const auto* best = choose(fwd, count, tensor_ops)) {
+  else
+    SIEVE_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, p->x, p->w, p->fwd, p->y,
+                                                             CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &count, fwd));
+  if (const auto* best = benchmark ? fastest(fwd, count, tensor_ops) : choose(fwd, count, tensor_ops)) {
     p->fwd_algo = best->algo;
     SIEVE_CUDNN_CHECK(cudnnSetConvolutionMathType(p->fwd, best->mathType));
   }
@@ -134,9 +153,13 @@ std::unique_ptr<Plan> make_plan(cudnnHandle_t h, const Conv2dShape& s, bool tf32
       cudnnGetConvolutionForwardWorkspaceSize(h, p->x, p->w, p->fwd, p->y, p->fwd_algo, &p->fwd_bytes));
 
   cudnnConvolutionBwdDataAlgoPerf_t data[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-  SIEVE_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p->w, p->y, p->bwd_data, p->x,
+  if (benchmark)
+    SIEVE_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithm(h, p->w, p->y, p->bwd_data, p->x,
                                                                 CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, data));
-  if (const auto* best = choose(data, count, tensor_ops)) {
+  else
+    SIEVE_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
+        h, p->w, p->y, p->bwd_data, p->x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, data));
+  if (const auto* best = benchmark ? fastest(data, count, tensor_ops) : choose(data, count, tensor_ops)) {
     p->bwd_data_algo = best->algo;
     SIEVE_CUDNN_CHECK(cudnnSetConvolutionMathType(p->bwd_data, best->mathType));
   }
@@ -144,9 +167,13 @@ std::unique_ptr<Plan> make_plan(cudnnHandle_t h, const Conv2dShape& s, bool tf32
                                                                  &p->bwd_data_bytes));
 
   cudnnConvolutionBwdFilterAlgoPerf_t filter[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-  SIEVE_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-      h, p->x, p->y, p->bwd_filter, p->w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, filter));
-  if (const auto* best = choose(filter, count, tensor_ops)) {
+  if (benchmark)
+    SIEVE_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithm(
+        h, p->x, p->y, p->bwd_filter, p->w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, filter));
+  else
+    SIEVE_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+        h, p->x, p->y, p->bwd_filter, p->w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, filter));
+  if (const auto* best = benchmark ? fastest(filter, count, tensor_ops) : choose(filter, count, tensor_ops)) {
     p->bwd_filter_algo = best->algo;
     SIEVE_CUDNN_CHECK(cudnnSetConvolutionMathType(p->bwd_filter, best->mathType));
   }
@@ -158,8 +185,9 @@ std::unique_ptr<Plan> make_plan(cudnnHandle_t h, const Conv2dShape& s, bool tf32
 // The plan of `s` (its shape and precision) on the current device under the current TF32 setting (Note [conv
 // plans]).
 const Plan& plan_for(cudnnHandle_t h, const Conv2dShape& s) {
-  return cached_plan<Plan>(s, allow_tf32(),
-                           [&](const PlanKey<Conv2dShape>& key) { return make_plan(h, s, key.tf32); });
+  return cached_plan<Plan>(
+      s, allow_tf32(), [&](const PlanKey<Conv2dShape>& key) { return make_plan(h, s, key.tf32, key.benchmark); },
+      conv_benchmark());
 }
 
 const float kOne = 1.f, kZero = 0.f;  // cuDNN's alpha and beta for float data and float compute (bf16 too)

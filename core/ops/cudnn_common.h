@@ -32,6 +32,7 @@ struct PlanKey {
   int device = 0;
   Shape shape;
   bool tf32 = true;
+  bool benchmark = false;  // an algorithm timed by cudnnFind* (set_conv_benchmark in core/ops/conv2d.h)
   auto operator<=>(const PlanKey&) const = default;
 };
 
@@ -39,10 +40,10 @@ struct PlanKey {
 // std::unique_ptr<Plan>) on first use and kept for the life of the process. Never destroyed: destroying descriptors
 // during static destruction may run after cuDNN is unloaded.
 template <typename Plan, typename Shape, typename Make>
-const Plan& cached_plan(const Shape& shape, bool tf32, Make&& make) {
+const Plan& cached_plan(const Shape& shape, bool tf32, Make&& make, bool benchmark = false) {
   static std::mutex mutex;
   static auto* plans = new std::map<PlanKey<Shape>, std::unique_ptr<Plan>>();
-  PlanKey<Shape> key{0, shape, tf32};
+  PlanKey<Shape> key{0, shape, tf32, benchmark};
   SIEVE_CUDA_CHECK(cudaGetDevice(&key.device));
   std::lock_guard<std::mutex> lock(mutex);
   auto it = plans->find(key);

@@ -217,6 +217,31 @@ TEST_F(Conv2dGpu, Tf32StaysCloseToFloat32) {
   EXPECT_TRUE(matches_cpu(c, Device::cuda(0)));
 }
 
+// --cudnn-benchmark: the algorithms cuDNN's timing picks compute the same convolutions (exact float32, the
+// WRN-28-2 shapes' tolerance above), whichever they are; the heuristic plans of the same shapes are cached apart.
+TEST_F(Conv2dGpu, BenchmarkedAlgorithmsMatchTheCpu) {
+  const AllowTf32Scope exact(false);
+  set_conv_benchmark(true);
+  struct Restore {
+    ~Restore() { set_conv_benchmark(false); }
+  } restore;
+  uint64_t seed = 700;
+  for (const Conv2dShape& s : {Conv2dShape{4, 16, 16, 16, 32, 3, 3, 1, 1, 1, 1},
+                               Conv2dShape{4, 16, 16, 16, 32, 1, 1, 2, 2, 0, 0},
+                               Conv2dShape{8, 32, 8, 8, 32, 3, 3, 1, 1, 1, 1}}) {
+    EXPECT_TRUE(matches_cpu(conv_case(s, seed, true, {1e-3f, 1e-4f}), Device::cuda(0)));
+    seed += 4;
+  }
+}
+
+TEST(Conv2dBenchmark, OffByDefaultAndSwitchable) {
+  EXPECT_FALSE(conv_benchmark());
+  set_conv_benchmark(true);
+  EXPECT_TRUE(conv_benchmark());
+  set_conv_benchmark(false);
+  EXPECT_FALSE(conv_benchmark());
+}
+
 TEST_F(Conv2dGpu, RepeatedCallsReuseCachedMemory) {
   // Descriptors and algorithms are built once per shape and workspaces come from the caching allocator
   // (Note [conv plans]): after the first step, steps of the same shape never reach cudaMalloc.
