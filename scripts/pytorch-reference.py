@@ -27,6 +27,7 @@ def main():
         import torch
         import torch.nn as nn
         import torch.nn.functional as F
+        from pytorch_models import WideResNet
     except ImportError:
         print("pytorch-reference: PyTorch is not installed here", file=sys.stderr)
         return 1
@@ -36,35 +37,6 @@ def main():
     dev = torch.device("cuda")
     torch.backends.cudnn.benchmark = True
     torch.backends.cudnn.allow_tf32 = True
-
-    class Block(nn.Module):
-        def __init__(self, cin, cout, stride):
-            super().__init__()
-            self.bn1, self.conv1 = nn.BatchNorm2d(cin), nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-            self.bn2, self.conv2 = nn.BatchNorm2d(cout), nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-            self.shortcut = nn.Conv2d(cin, cout, 1, stride, 0, bias=False) if cin != cout or stride != 1 else None
-
-        def forward(self, x):
-            o = F.relu(self.bn1(x))
-            y = self.conv2(F.relu(self.bn2(self.conv1(o))))
-            return y + (self.shortcut(o) if self.shortcut is not None else x)
-
-    class WideResNet(nn.Module):
-        def __init__(self, depth=28, widen=2, classes=10):
-            super().__init__()
-            n = (depth - 4) // 6
-            self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
-            blocks, width = [], 16
-            for g, w in enumerate([16 * widen, 32 * widen, 64 * widen]):
-                for i in range(n):
-                    blocks.append(Block(width, w, 2 if (i == 0 and g > 0) else 1))
-                    width = w
-            self.blocks = nn.Sequential(*blocks)
-            self.bn, self.fc = nn.BatchNorm2d(width), nn.Linear(width, classes)
-
-        def forward(self, x):
-            h = F.relu(self.bn(self.blocks(self.conv1(x))))
-            return self.fc(F.adaptive_avg_pool2d(h, 1).flatten(1))
 
     def median_ms(fn):
         for _ in range(args.warmup):
