@@ -15,7 +15,6 @@ Usage, where python3 has torch (a venv with torch from PyPI): scripts/pytorch-cp
 """
 
 import argparse
-import csv
 import statistics
 import sys
 import time
@@ -31,7 +30,7 @@ def main():
     try:
         import torch
         import torch.nn.functional as F
-        from pytorch_models import WideResNet, cnn, mlp
+        from pytorch_models import Rows, WideResNet, cnn, mlp
     except ImportError:
         print("pytorch-cpu-reference: PyTorch is not installed here (python3 -m venv v && v/bin/pip install torch, "
               "then run this script with v/bin/python)", file=sys.stderr)
@@ -50,12 +49,8 @@ def main():
             times.append((time.perf_counter() - start) * 1000)
         return statistics.median(times)
 
-    rows = []
-
-    def report(name, size, ms, items, unit):
-        rate = items / (ms / 1000)
-        rows.append({"name": name, "size": size, "median_ms": f"{ms:.4f}", "rate": f"{rate:.1f}", "unit": unit})
-        print(f"{name:40s} {size:24s} {ms:10.3f} ms {rate:12.1f} {unit}", flush=True)
+    rows = Rows()
+    report = rows.report
 
     print(f"PyTorch {torch.__version__} on the CPU, {torch.get_num_threads()} threads")
 
@@ -121,11 +116,7 @@ def main():
     report("pytorch lstm forward", "b32 T196 I1 H128", median_ms(lstm_forward), 32, "sequences/s")
     report("pytorch lstm forward+backward", "b32 T196 I1 H128", median_ms(lstm_train), 32, "sequences/s")
 
-    if args.csv:
-        with open(args.csv, "w", newline="") as f:
-            wr = csv.DictWriter(f, fieldnames=list(rows[0]))
-            wr.writeheader()
-            wr.writerows(rows)
+    rows.write_csv(args.csv)
     return 0
 
 

@@ -12,7 +12,6 @@ Usage (on a GPU machine, where python3 has torch): scripts/pytorch-reference.py 
 """
 
 import argparse
-import csv
 import statistics
 import sys
 
@@ -27,7 +26,7 @@ def main():
         import torch
         import torch.nn as nn
         import torch.nn.functional as F
-        from pytorch_models import WideResNet
+        from pytorch_models import Rows, WideResNet
     except ImportError:
         print("pytorch-reference: PyTorch is not installed here", file=sys.stderr)
         return 1
@@ -51,12 +50,8 @@ def main():
             times.append(start.elapsed_time(end))
         return statistics.median(times)
 
-    rows = []
-
-    def report(name, size, ms, items, unit):
-        rate = items / (ms / 1000)
-        rows.append({"name": name, "size": size, "median_ms": f"{ms:.4f}", "rate": f"{rate:.1f}", "unit": unit})
-        print(f"{name:44s} {size:22s} {ms:9.3f} ms {rate:12.1f} {unit}", flush=True)
+    rows = Rows()
+    report = rows.report
 
     print(f"PyTorch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}, {torch.cuda.get_device_name()}")
     g = torch.Generator(device=dev).manual_seed(0)
@@ -108,11 +103,7 @@ def main():
     report("pytorch lstm forward", "b128 T784 H128", median_ms(lstm_forward), b, "sequences/s")
     report("pytorch lstm forward+backward", "b128 T784 H128", median_ms(lstm_train), b, "sequences/s")
 
-    if args.csv:
-        with open(args.csv, "w", newline="") as f:
-            wr = csv.DictWriter(f, fieldnames=list(rows[0]))
-            wr.writeheader()
-            wr.writerows(rows)
+    rows.write_csv(args.csv)
     return 0
 
 

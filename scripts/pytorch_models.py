@@ -1,9 +1,30 @@
-"""The networks sieve's benchmarks time, written in PyTorch for the peer scripts (pytorch-reference.py on a GPU,
+"""The networks sieve's benchmarks time, and the rows of timings, for the PyTorch peer scripts (pytorch-reference.py on a GPU,
 pytorch-cpu-reference.py on the CPU): the same layers, shapes and initialisation-independent work as layers/models.cpp.
 Imported only where torch is installed."""
 
+import csv
+
 import torch.nn as nn
 import torch.nn.functional as F
+
+
+class Rows:
+    """The timed rows of a peer script: printed as they come, written to CSV at the end."""
+
+    def __init__(self):
+        self.rows = []
+
+    def report(self, name, size, ms, items, unit):
+        rate = items / (ms / 1000)
+        self.rows.append({"name": name, "size": size, "median_ms": f"{ms:.4f}", "rate": f"{rate:.1f}", "unit": unit})
+        print(f"{name:44s} {size:24s} {ms:10.3f} ms {rate:12.1f} {unit}", flush=True)
+
+    def write_csv(self, path):
+        if path and self.rows:
+            with open(path, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=list(self.rows[0]))
+                w.writeheader()
+                w.writerows(self.rows)
 
 
 class Block(nn.Module):
