@@ -26,6 +26,40 @@ Seq batch_major(const float* p, const LstmShape& s, int64_t width) {
 }
 Seq time_major(float* p, const LstmShape& s, int64_t width) { return {p, s.batch * width, width}; }
 
+// One example's cell update at one step: the pre-activations of the four gates in, activated gates, cell state and
+// hidden state out. A function of its own so that GCC takes the pointers' __restrict (it ignores it on local
+// pointers) and vectorises the loop without versioning it for aliasing (Note [lstm activations]).
+void cell_update(float* __restrict zi, float* __restrict zf, float* __restrict zg, float* __restrict zo,
+                 const float* __restrict c_prev, float* __restrict c, float* __restrict h, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    const float i = lstm_sigmoid(zi[j]), f = lstm_sigmoid(zf[j]), g = lstm_tanh(zg[j]), o = lstm_sigmoid(zo[j]);
+    const float cell = f * c_prev[j] + i * g;
+    c[j] = cell;
+    h[j] = o * lstm_tanh(cell);
+    zi[j] = i, zf[j] = f, zg[j] = g, zo[j] = o;
+  }
+}
+
+// Its gradient, for one example at one step: a the activated gates, c and c_prev the cell states, dy the gradient
+// of the step's output and dh_next that reaching h_t through step t + 1 (zeros at the last step); writes d, the
+// gradient of the gate pre-activations, and carries dc (the cell state's gradient) one step back. Vectorised as
+// cell_update is.
+void cell_backward(const float* __restrict a, const float* __restrict c, const float* __restrict c_prev,
+                   const float* __restrict dy, const float* __restrict dh_next, float* __restrict d,
+                   float* __restrict dc, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    const float i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j];
+    const float tc = lstm_tanh(c[j]);
+    const float dht = dy[j] + dh_next[j];  // dL/dh_t: this step's output and the recurrence into step t + 1
+    const float dct = dc[j] + dht * o * (1.f - tc * tc);
+    d[j] = dct * g * i * (1.f - i);
+    d[H + j] = dct * c_prev[j] * f * (1.f - f);
+    d[2 * H + j] = dct * i * (1.f - g * g);
+    d[3 * H + j] = dht * tc * o * (1.f - o);
+    dc[j] = dct * f;
+  }
+}
+
 // Steps whose input product one pass computes when no reserve holds all of them (scoring and evaluation passes).
 constexpr int64_t kProjectionChunk = 64;
 
@@ -75,21 +109,9 @@ void layer_fwd(const LstmShape& s, int64_t k, Seq in, const float* const* p, flo
       if (t > 0) gemm(false, true, B, 4 * H, H, out.at(t - 1), out.row, w_hh, H, 1.f, G, 4 * H);  // += h W_hh^T
       float* h = out.at(t);
       for (int64_t b = 0; b < B; ++b) {
-        float* __restrict zi = G + b * 4 * H;
-        float* __restrict zf = zi + H;
-        float* __restrict zg = zi + 2 * H;
-        float* __restrict zo = zi + 3 * H;
-        float* __restrict cb = c + b * H;
-        float* __restrict hb = h + b * out.row;
-        const float* __restrict cp = c_prev ? c_prev + b * H : zeros.data();
-        for (int64_t j = 0; j < H; ++j) {  // vectorised (Note [lstm activations])
-          const float i = lstm_sigmoid(zi[j]), f = lstm_sigmoid(zf[j]), g = lstm_tanh(zg[j]),
-                      o = lstm_sigmoid(zo[j]);
-          const float cell = f * cp[j] + i * g;
-          cb[j] = cell;
-          hb[j] = o * lstm_tanh(cell);
-          zi[j] = i, zf[j] = f, zg[j] = g, zo[j] = o;
-        }
+        float* z = G + b * 4 * H;
+        cell_update(z, z + H, z + 2 * H, z + 3 * H, c_prev ? c_prev + b * H : zeros.data(), c + b * H,
+                    h + b * out.row, H);
       }
     }
   }
@@ -101,6 +123,7 @@ void layer_bwd(const LstmShape& s, int64_t k, Seq in, Seq out, const float* cons
                const float* cells, Seq dout, Seq din, float* const* dp, float* dG, float* dh, float* dc) {
   const int64_t B = s.batch, H = s.hidden, T = s.steps, in_k = s.layer_input(k);
   const float *w_ih = p[0], *w_hh = p[1];
+  const std::vector<float> zeros(H, 0.f);  // the cell state before the first step; no gradient after the last
   std::fill(dc, dc + B * H, 0.f);
   for (int64_t t = T - 1; t >= 0; --t) {
     const float* A = gates + t * B * 4 * H;  // activated i, f, g, o
@@ -108,22 +131,9 @@ void layer_bwd(const LstmShape& s, int64_t k, Seq in, Seq out, const float* cons
     const float* c_prev = t == 0 ? nullptr : cells + (t - 1) * B * H;
     float* D = dG + t * B * 4 * H;  // gradient of the pre-activations
     const float* dy = dout.at(t);
-    for (int64_t b = 0; b < B; ++b) {
-      const float* a = A + b * 4 * H;
-      float* d = D + b * 4 * H;
-      for (int64_t j = 0; j < H; ++j) {
-        const float i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j];
-        const float tc = lstm_tanh(c[b * H + j]);
-        // dL/dh_t: from this step's output and (t < T-1) through the recurrence into step t+1.
-        const float dht = dy[b * dout.row + j] + (t < T - 1 ? dh[b * H + j] : 0.f);
-        const float dct = dc[b * H + j] + dht * o * (1.f - tc * tc);
-        d[j] = dct * g * i * (1.f - i);
-        d[H + j] = c_prev ? dct * c_prev[b * H + j] * f * (1.f - f) : 0.f;
-        d[2 * H + j] = dct * i * (1.f - g * g);
-        d[3 * H + j] = dht * tc * o * (1.f - o);
-        dc[b * H + j] = dct * f;
-      }
-    }
+    for (int64_t b = 0; b < B; ++b)
+      cell_backward(A + b * 4 * H, c + b * H, c_prev ? c_prev + b * H : zeros.data(), dy + b * dout.row,
+                    t < T - 1 ? dh + b * H : zeros.data(), D + b * 4 * H, dc + b * H, H);
     if (t > 0) gemm(false, false, B, H, 4 * H, D, 4 * H, w_hh, H, 0.f, dh, H);  // dh_{t-1} = dG_t W_hh
     gemm(false, false, B, in_k, 4 * H, D, 4 * H, w_ih, in_k, 0.f, din.at(t), din.row);  // dx_t = dG_t W_ih
   }
