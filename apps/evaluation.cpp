@@ -33,9 +33,7 @@ ClassifierEvaluation evaluate_classifier(Module& model, const Dataset& d, bool d
   for (int64_t begin = 0; begin < d.size(); begin += kEvalChunk) {
     const int64_t end = std::min(d.size(), begin + kEvalChunk);
     // A chunk is a view of consecutive rows, gathered by 0..n-1 so that normalisation is the training one.
-    Dataset chunk = d;
-    chunk.images = d.images.rows(begin, end);
-    chunk.labels = d.labels.rows(begin, end);
+    const Dataset chunk = d.rows(begin, end);
     const Tensor logits = model.forward(gather_batch(chunk, rows.rows(0, end - begin)));
     const Tensor losses = cross_entropy(logits, chunk.labels);
     add_(total, sum(losses));

@@ -21,7 +21,6 @@
 #include "optim/clip.h"
 #include "optim/optimizer_state.h"
 #include "sampling/selectors.h"
-#include "data/dataset.h"
 
 namespace sieve {
 namespace {
@@ -71,13 +70,6 @@ struct Part {
 Part part_of(int64_t n, int rank, int world) {
   const int64_t base = n / world, extra = n % world;
   return {rank * base + std::min<int64_t>(rank, extra), base + (rank < extra ? 1 : 0)};
-}
-
-Dataset rows_of(const Dataset& d, Part p) {
-  Dataset out = d;
-  out.images = d.images.rows(p.begin, p.begin + p.count);
-  out.labels = d.labels.rows(p.begin, p.begin + p.count);
-  return out;
 }
 
 }  // namespace
@@ -215,10 +207,8 @@ Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device dev
   const int64_t n = std::min(options.train_eval_size, data_.train.size());
   train_subset_ = data_.train.subset(randint({n}, data_.train.size(), subset, device));
   test_eval_ = data_.test;
-  if (options.test_eval_size > 0 && options.test_eval_size < data_.test.size()) {
-    test_eval_.images = data_.test.images.rows(0, options.test_eval_size);
-    test_eval_.labels = data_.test.labels.rows(0, options.test_eval_size);
-  }
+  if (options.test_eval_size > 0 && options.test_eval_size < data_.test.size())
+    test_eval_ = data_.test.rows(0, options.test_eval_size);
 
   diverged_step_ = Tensor::full({}, -1.0, DType::I64, device);
   diverged_loss_ = Tensor::full({}, 0.0, DType::F32, device);
@@ -319,17 +309,24 @@ LossGradient Trainer::loss_gradient(const Tensor& indices, const Tensor& weights
 Tensor Trainer::global_logits(const Tensor& indices) {
   const int64_t n = indices.numel();
   const Part part = part_of(n, rank_, world_);
-  const int64_t chunk = (n + world_ - 1) / world_;
-  Tensor mine = Tensor::zeros({chunk, data_.train.num_classes}, DType::F32, device_);
-  if (part.count > 0)
-    mine.rows(0, part.count).copy_(scoring_logits(indices.rows(part.begin, part.begin + part.count)));
+  const Tensor mine = part.count > 0 ? scoring_logits(indices.rows(part.begin, part.begin + part.count))
+                                     : Tensor::zeros({0, data_.train.num_classes}, DType::F32, device_);
   scored_ += n - part.count;  // every rank counts the whole pre-sample, as one process would
-  return gather_rows(mine, n);
+  return gather_parts(mine, n);
 }
 
-Tensor Trainer::gather_rows(const Tensor& part, int64_t n) {
-  const Tensor all = comm_->all_gather(part);  // rank r's rows at [r chunk, r chunk + count_r)
-  const int64_t chunk = part.size(0);
+Tensor Trainer::gather_parts(const Tensor& mine, int64_t n) {
+  // Parts are padded to ⌈n / P⌉ rows for the all-gather; a part of that many rows already goes as it is.
+  const int64_t chunk = (n + world_ - 1) / world_;
+  Tensor padded = mine;
+  if (mine.size(0) != chunk) {
+    const int64_t count = part_of(n, rank_, world_).count;
+    Shape shape = mine.shape();
+    shape[0] = chunk;
+    padded = Tensor::zeros(shape, mine.dtype(), device_);
+    if (count > 0) padded.rows(0, count).copy_(mine.rows(0, count));
+  }
+  const Tensor all = comm_->all_gather(padded);  // rank r's rows at [r chunk, r chunk + count_r)
   if (n == chunk * world_) return all;
   std::vector<int32_t> rows;
   for (int r = 0; r < world_; ++r) {
@@ -445,16 +442,8 @@ void Trainer::step() {
   if (distributed_ && !local_selection_) {
     // The selector sees the whole step: every rank's logits and losses, gathered (Note [data-parallel selection]).
     const int64_t n = selection.indices.numel();
-    const int64_t chunk = (n + world_ - 1) / world_;
-    const Part part = part_of(n, rank_, world_);
-    Tensor my_logits = Tensor::zeros({chunk, logits.size(1)}, DType::F32, device_);
-    Tensor my_losses = Tensor::zeros({chunk}, DType::F32, device_);
-    if (part.count > 0) {
-      my_logits.rows(0, part.count).copy_(logits.detach());
-      my_losses.rows(0, part.count).copy_(losses.detach());
-    }
-    selector_->observe(selection, gather_rows(my_logits, n), gather_labels(data_.train, selection.indices),
-                       gather_rows(my_losses, n));
+    selector_->observe(selection, gather_parts(logits.detach(), n), gather_labels(data_.train, selection.indices),
+                       gather_parts(losses.detach(), n));
   } else {
     selector_->observe(selection, logits.detach(), y, losses.detach());
   }
@@ -485,7 +474,7 @@ double Trainer::evaluate_loss(const Dataset& d, double* accuracy) {
   // Each rank evaluates its part of the set; sums and counts are reduced.
   const Part part = part_of(d.size(), rank_, world_);
   ClassifierEvaluation e;
-  if (part.count > 0) e = evaluate_classifier(*model_, rows_of(d, part));
+  if (part.count > 0) e = evaluate_classifier(*model_, d.rows(part.begin, part.begin + part.count));
   const double n = static_cast<double>(e.examples);
   std::vector<double> sums{e.loss * n, std::round(e.accuracy * n), n};
   comm_->all_reduce(sums, ReduceOp::Sum);

@@ -216,7 +216,9 @@ class Trainer {
   Tensor global_logits(const Tensor& indices);  // scored in parts by the ranks, gathered
   LossGradient global_loss_gradient(const Tensor& indices, const Tensor& weights);
   LossGradient loss_gradient(const Tensor& indices, const Tensor& weights);  // on this rank alone
-  Tensor gather_rows(const Tensor& part, int64_t n);  // every rank's part of n rows, in rank order
+  // Every rank's part (part_of) of n rows, gathered in rank order; `mine` begins with this rank's part (rows after
+  // it, such as the weight-0 stand-in of an empty part, are left out).
+  Tensor gather_parts(const Tensor& mine, int64_t n);
   void sync_buffers();                                // every module buffer from rank 0
   double agreed_time(double seconds);                 // rank 0's clock, with a time budget
   EvalRecord diverged_record();  // the final record of a diverged run

@@ -97,6 +97,13 @@ Dataset Dataset::subset(const Tensor& indices) const {
   return out;
 }
 
+Dataset Dataset::rows(int64_t begin, int64_t end) const {
+  Dataset out = *this;
+  out.images = images.rows(begin, end);
+  out.labels = labels.rows(begin, end);
+  return out;
+}
+
 std::string default_data_dir(const std::string& name) {
   const char* root = std::getenv("SIEVE_DATA_DIR");
   return (root && *root ? std::string(root) : std::string("/usr/share/datasets")) + "/" + name;

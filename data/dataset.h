@@ -28,6 +28,8 @@ struct Dataset {
   Dataset to(Device device) const;
   // The rows `indices` (int32 [k], on this Dataset's device), in that order; used for fixed evaluation subsets.
   Dataset subset(const Tensor& indices) const;
+  // Examples [begin, end) as a view (no copy): an evaluation's chunk, a rank's part of a split.
+  Dataset rows(int64_t begin, int64_t end) const;
 };
 
 struct DataSplits {
