@@ -28,10 +28,15 @@ TEST_P(FairClock, CountsTheDeviceWorkOfEveryStepButTheLast) {
   };
   step();
   synchronize(d);
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < 3; ++i) step();
-  synchronize(d);
-  const double per_step = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / 3;
+  // A step's device time: the fastest of five, so that a slow moment of a shared machine (a parallel ctest) does not
+  // inflate the bound the clock is held to.
+  double per_step = 1e30;
+  for (int i = 0; i < 5; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    step();
+    synchronize(d);
+    per_step = std::min(per_step, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
 
   StepClock clock(d);
   clock.start(5.0);  // continues from 5 s
