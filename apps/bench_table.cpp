@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "apps/bench.h"
+#include "core/ops/conv2d.h"
 #include "core/ops/linear.h"
 #include "core/cuda_check.h"
 #include "core/error.h"
@@ -108,6 +109,9 @@ void Table::print_preamble() const {
             << "reference: copy bandwidth (read + write): " << format("%.1f GB/s", copy_bytes_per_s_ / 1e9)
             << ", measured\n"
             << "reference: " << matmul_what_ << ": " << flop_rate(matmul_flops_per_s_) << ", measured\n";
+  if (o_.device.is_cpu())
+    std::cout << "convolutions (CPU): " << cpu_conv_backend_name(cpu_conv_backend())
+              << " outside the convolution section (Note [cpu convolutions])\n";
   if (o_.device.is_cpu() && !cpu_blas_advice().empty()) std::cout << "note: " << cpu_blas_advice() << "\n";
   std::cout << "\n"
             << std::left << std::setw(kNameWidth) << "case" << ' ' << std::setw(kSizeWidth) << "size" << std::right

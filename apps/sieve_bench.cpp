@@ -221,6 +221,12 @@ int main(int argc, char** argv) {
   app.add_flag("--no-tf32", no_tf32,
                "TF32 off (float32 FMA math) in the LSTM and the training steps' convolutions; the convolution "
                "section times both settings, and matrix products never use TF32");
+  std::string cpu_conv = cpu::onednn::available() ? "onednn" : "im2col";
+  app.add_option("--cpu-conv", cpu_conv,
+                 "the CPU's convolutions in the training steps: onednn (the default where built with it) or im2col "
+                 "(im2col + OpenBLAS, the reference); the convolution section times both")
+      ->check(CLI::IsMember({"onednn", "im2col"}))
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -230,6 +236,7 @@ int main(int argc, char** argv) {
     o.device = parse_device(device_name);
     DeviceGuard guard(o.device);
     if (no_tf32) set_allow_tf32(false);
+    set_cpu_conv_backend(cpu_conv == "onednn" ? CpuConvBackend::OneDnn : CpuConvBackend::Im2col);
     run_benchmarks(o);
     return 0;
   } catch (const std::exception& e) {

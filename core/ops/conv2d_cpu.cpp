@@ -1,4 +1,13 @@
-// CPU convolution: im2col of a group of images, then one OpenBLAS GEMM per group.
+// CPU convolution: oneDNN's (core/ops/conv2d_onednn.cpp) or im2col of a group of images, then one OpenBLAS GEMM
+// per group.
+//
+// Note [cpu convolutions]: the CPU has two implementations. oneDNN's (Debian's libdnnl, the library PyTorch's CPU
+// convolutions run on) is the default wherever sieve was built with it (Note [optional backends]): JIT-compiled
+// direct convolutions on channel-blocked copies of the tensors (Note [onednn plans]). im2col + OpenBLAS, below,
+// is the reference the tests hold oneDNN's results against, the fallback of a build without oneDNN, and the
+// implementation of bf16 products (Note [bf16 products]), which oneDNN's float32 kernels would not round as cuDNN
+// does. set_cpu_conv_backend chooses for the whole process (sieve-bench times both); the two differ by float
+// rounding only (each sums the C*R*S products in its own order).
 //
 // Note [conv im2col]: the columns of image n are col[(c, r, s), (p, q)] = x[n, c, p*stride_h - pad_h + r,
 // q*stride_w - pad_w + s] (zero outside the image), a [C*R*S, P*Q] matrix. A group of G images lays its columns
@@ -15,9 +24,11 @@
 // to its GEMM), so that its group's GEMM is wide as well. Results differ from one GEMM per image only by float
 // rounding (dW and the GEMMs' blocking sum in a different order).
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <vector>
 
+#include "core/error.h"
 #include "core/ops/conv2d.h"
 #include "core/ops/linear.h"
 #include "core/ops/precision.h"
@@ -54,7 +65,7 @@ void inside_range(int64_t offset, int64_t stride, int64_t size, int64_t out, int
 }
 
 // Columns of one image x [C, H, W] into col [C*R*S, P*Q] whose rows are ld apart (Note [conv im2col]).
-void im2col(const Conv2dShape& sh, const float* x, float* col, int64_t ld) {
+void image_to_columns(const Conv2dShape& sh, const float* x, float* col, int64_t ld) {
   const int64_t P = sh.p(), Q = sh.q();
   for (int64_t c = 0; c < sh.c; ++c)
     for (int64_t r = 0; r < sh.r; ++r)
@@ -83,7 +94,7 @@ void im2col(const Conv2dShape& sh, const float* x, float* col, int64_t ld) {
 
 // dx [C, H, W] = the sum of every column entry (rows ld apart) into the pixel it was copied from: the adjoint
 // of im2col.
-void col2im(const Conv2dShape& sh, const float* col, int64_t ld, float* dx) {
+void columns_to_image(const Conv2dShape& sh, const float* col, int64_t ld, float* dx) {
   const int64_t P = sh.p(), Q = sh.q();
   std::fill(dx, dx + sh.c * sh.h * sh.w, 0.f);
   for (int64_t c = 0; c < sh.c; ++c)
@@ -127,13 +138,15 @@ void product(const Conv2dShape& s, bool trans_a, bool trans_b, int64_t m, int64_
 
 }  // namespace
 
+namespace im2col {
+
 void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
   const int64_t PQ = s.p() * s.q(), CRS = s.c * s.r * s.s, CHW = s.c * s.h * s.w, G = group_size(s);
   float* col = workspace((CRS + s.k) * G * PQ);
   float* out = col + CRS * G * PQ;
   for (int64_t n0 = 0; n0 < s.n; n0 += G) {
     const int64_t g = std::min(G, s.n - n0), ld = g * PQ;
-    for (int64_t i = 0; i < g; ++i) im2col(s, x + (n0 + i) * CHW, col + i * PQ, ld);
+    for (int64_t i = 0; i < g; ++i) image_to_columns(s, x + (n0 + i) * CHW, col + i * PQ, ld);
     product(s, false, false, s.k, ld, CRS, w, col, 0.f, out);
     if (s.precision == MatmulPrecision::BF16) round_to_bf16(out, out, s.k * ld);
     for (int64_t i = 0; i < g; ++i)
@@ -154,7 +167,7 @@ void conv2d_bwd_data(const Conv2dShape& s, const float* dy, const float* w, floa
     const int64_t g = std::min(G, s.n - n0), ld = g * PQ;
     gather_dy(s, dy, n0, g, dy_g);
     product(s, true, false, CRS, ld, s.k, w, dy_g, 0.f, col);
-    for (int64_t i = 0; i < g; ++i) col2im(s, col + i * PQ, ld, dx + (n0 + i) * CHW);
+    for (int64_t i = 0; i < g; ++i) columns_to_image(s, col + i * PQ, ld, dx + (n0 + i) * CHW);
   }
   if (s.precision == MatmulPrecision::BF16) round_to_bf16(dx, dx, s.n * CHW);
 }
@@ -166,12 +179,31 @@ void conv2d_bwd_filter(const Conv2dShape& s, const float* x, const float* dy, fl
   if (s.n == 0) std::fill(dw, dw + s.k * CRS, 0.f);
   for (int64_t n0 = 0; n0 < s.n; n0 += G) {
     const int64_t g = std::min(G, s.n - n0), ld = g * PQ;
-    for (int64_t i = 0; i < g; ++i) im2col(s, x + (n0 + i) * CHW, col + i * PQ, ld);
+    for (int64_t i = 0; i < g; ++i) image_to_columns(s, x + (n0 + i) * CHW, col + i * PQ, ld);
     gather_dy(s, dy, n0, g, dy_g);
     // The first group overwrites dw, the others accumulate.
     product(s, false, true, s.k, CRS, ld, dy_g, col, n0 == 0 ? 0.f : 1.f, dw);
   }
   if (s.precision == MatmulPrecision::BF16) round_to_bf16(dw, dw, s.k * CRS);
+}
+
+}  // namespace im2col
+
+namespace {
+// Whether a call runs on oneDNN: its products are float32 and the process chose oneDNN.
+bool use_onednn(const Conv2dShape& s) {
+  return s.precision == MatmulPrecision::F32 && cpu_conv_backend() == CpuConvBackend::OneDnn;
+}
+}  // namespace
+
+void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
+  use_onednn(s) ? onednn::conv2d_fwd(s, x, w, bias, y) : im2col::conv2d_fwd(s, x, w, bias, y);
+}
+void conv2d_bwd_data(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
+  use_onednn(s) ? onednn::conv2d_bwd_data(s, dy, w, dx) : im2col::conv2d_bwd_data(s, dy, w, dx);
+}
+void conv2d_bwd_filter(const Conv2dShape& s, const float* x, const float* dy, float* dw) {
+  use_onednn(s) ? onednn::conv2d_bwd_filter(s, x, dy, dw) : im2col::conv2d_bwd_filter(s, x, dy, dw);
 }
 
 void conv2d_bwd_bias(const Conv2dShape& s, const float* dy, float* dbias) {
@@ -188,3 +220,21 @@ void conv2d_bwd_bias(const Conv2dShape& s, const float* dy, float* dbias) {
 }
 
 }  // namespace sieve::cpu
+
+namespace sieve {
+namespace {
+std::atomic<CpuConvBackend> g_cpu_conv_backend{cpu::onednn::available() ? CpuConvBackend::OneDnn
+                                                                         : CpuConvBackend::Im2col};
+}  // namespace
+
+void set_cpu_conv_backend(CpuConvBackend backend) {
+  SIEVE_CHECK(backend != CpuConvBackend::OneDnn || cpu::onednn::available(),
+              "conv2d: sieve was built without oneDNN (install libdnnl-dev, scripts/install-deps, then reconfigure)");
+  g_cpu_conv_backend.store(backend);
+}
+CpuConvBackend cpu_conv_backend() { return g_cpu_conv_backend.load(); }
+const char* cpu_conv_backend_name(CpuConvBackend backend) {
+  return backend == CpuConvBackend::OneDnn ? "oneDNN" : "im2col";
+}
+
+}  // namespace sieve

@@ -1,6 +1,8 @@
 // conv2d: the CPU path against direct loops in double and against finite differences, each device against the
 // CPU at Wide-ResNet shapes, readable shape errors, and the GPU's TF32 setting and memory reuse.
+#include <random>
 #include <string>
+#include <vector>
 
 #include "core/allocator.h"
 #include "core/ops.h"
@@ -71,20 +73,31 @@ std::vector<float> direct_conv2d(const Conv2dShape& s, const std::vector<float>&
   return y;
 }
 
+// The CPU backends this build has (Note [cpu convolutions]): im2col always, oneDNN where sieve was built with it.
+std::vector<CpuConvBackend> cpu_backends() {
+  std::vector<CpuConvBackend> backends{CpuConvBackend::Im2col};
+  if (cpu::onednn::available()) backends.push_back(CpuConvBackend::OneDnn);
+  return backends;
+}
+
 TEST(Conv2dCpu, ForwardMatchesDirectLoopsInDouble) {
-  uint64_t seed = 100;
-  for (const Conv2dShape& s : kSmallCases) {
-    Tensor x = random_tensor(x_shape(s), seed++), w = random_tensor(w_shape(s), seed++);
-    Tensor b = random_tensor({s.k}, seed++);
-    const auto expected = direct_conv2d(s, x.to_vector<float>(), w.to_vector<float>(), b.to_vector<float>());
-    Tensor y = conv2d(x, w, b, params_of(s));
-    ASSERT_EQ(y.shape(), y_shape(s)) << describe(s);
-    // At most C*R*S = 50 products of magnitude <= 1 per output: float32 GEMM rounding stays within
-    // ~sqrt(50) * 6e-8 * 50 = 2e-5 of the double result, 1e-5 relative for the larger sums.
-    EXPECT_TRUE(all_close(y.to_vector<float>(), expected, 2e-5f, 1e-5f)) << describe(s);
-    const auto no_bias = direct_conv2d(s, x.to_vector<float>(), w.to_vector<float>(), {});
-    EXPECT_TRUE(all_close(conv2d(x, w, Tensor(), params_of(s)).to_vector<float>(), no_bias, 2e-5f, 1e-5f))
-        << describe(s) << " without bias";
+  for (const CpuConvBackend backend : cpu_backends()) {
+    SCOPED_TRACE(cpu_conv_backend_name(backend));
+    const CpuConvBackendScope scope(backend);
+    uint64_t seed = 100;
+    for (const Conv2dShape& s : kSmallCases) {
+      Tensor x = random_tensor(x_shape(s), seed++), w = random_tensor(w_shape(s), seed++);
+      Tensor b = random_tensor({s.k}, seed++);
+      const auto expected = direct_conv2d(s, x.to_vector<float>(), w.to_vector<float>(), b.to_vector<float>());
+      Tensor y = conv2d(x, w, b, params_of(s));
+      ASSERT_EQ(y.shape(), y_shape(s)) << describe(s);
+      // At most C*R*S = 50 products of magnitude <= 1 per output: float32 GEMM rounding stays within
+      // ~sqrt(50) * 6e-8 * 50 = 2e-5 of the double result, 1e-5 relative for the larger sums.
+      EXPECT_TRUE(all_close(y.to_vector<float>(), expected, 2e-5f, 1e-5f)) << describe(s);
+      const auto no_bias = direct_conv2d(s, x.to_vector<float>(), w.to_vector<float>(), {});
+      EXPECT_TRUE(all_close(conv2d(x, w, Tensor(), params_of(s)).to_vector<float>(), no_bias, 2e-5f, 1e-5f))
+          << describe(s) << " without bias";
+    }
   }
 }
 
@@ -97,17 +110,23 @@ TEST(Conv2dCpu, GradientsMatchFiniteDifferences) {
   // conv2d is linear in each of x, w and bias separately, so central differences have no truncation error at
   // any step: a large step h = 0.5 keeps the float rounding of f (~1e-5 for sums of a few hundred O(1) terms,
   // divided by 2h = 1) far below the tolerance, which an indexing error (an O(1) difference) exceeds.
-  uint64_t seed = 200;
-  for (const Conv2dShape& s : kSmallCases) {
-    const Conv2dParams p = params_of(s);
-    Tensor x = random_tensor(x_shape(s), seed++), w = random_tensor(w_shape(s), seed++);
-    Tensor b = random_tensor({s.k}, seed++);
-    const uint64_t out_seed = seed++;
-    auto with_bias = [&](const auto& in) { return weighted_sum(conv2d(in[0], in[1], in[2], p), out_seed); };
-    auto without_bias = [&](const auto& in) { return weighted_sum(conv2d(in[0], in[1], Tensor(), p), out_seed); };
-    EXPECT_TRUE(gradient_check(with_bias, {x, w, b}, 0.5f, 1e-3f, 1e-3f)) << describe(s);
-    EXPECT_TRUE(gradient_check(without_bias, {x.clone(), w.clone()}, 0.5f, 1e-3f, 1e-3f))
-        << describe(s) << " without bias";
+  for (const CpuConvBackend backend : cpu_backends()) {
+    SCOPED_TRACE(cpu_conv_backend_name(backend));
+    const CpuConvBackendScope scope(backend);
+    uint64_t seed = 200;
+    for (const Conv2dShape& s : kSmallCases) {
+      const Conv2dParams p = params_of(s);
+      Tensor x = random_tensor(x_shape(s), seed++), w = random_tensor(w_shape(s), seed++);
+      Tensor b = random_tensor({s.k}, seed++);
+      const uint64_t out_seed = seed++;
+      auto with_bias = [&](const auto& in) { return weighted_sum(conv2d(in[0], in[1], in[2], p), out_seed); };
+      auto without_bias = [&](const auto& in) {
+        return weighted_sum(conv2d(in[0], in[1], Tensor(), p), out_seed);
+      };
+      EXPECT_TRUE(gradient_check(with_bias, {x, w, b}, 0.5f, 1e-3f, 1e-3f)) << describe(s);
+      EXPECT_TRUE(gradient_check(without_bias, {x.clone(), w.clone()}, 0.5f, 1e-3f, 1e-3f))
+          << describe(s) << " without bias";
+    }
   }
 }
 
@@ -258,10 +277,11 @@ TEST_F(Conv2dGpu, RepeatedCallsReuseCachedMemory) {
 namespace sieve {
 namespace {
 
-// The CPU backend unrolls groups of images into one matrix (8 MiB of workspace: 10 images of 16x32x32 with a 3x3
+// The im2col backend unrolls groups of images into one matrix (8 MiB of workspace: 10 images of 16x32x32 with a 3x3
 // kernel). A batch of 70 spans seven groups; every image and the summed weight gradient must equal the one-image
 // computations, which always fit in one group.
 TEST(Conv2dCpu, ManyGroupsEqualImageByImage) {
+  const CpuConvBackendScope scope(CpuConvBackend::Im2col);
   Tensor x = testing::random_tensor({70, 16, 32, 32}, 31);
   Tensor w = testing::random_tensor({32, 16, 3, 3}, 32).set_requires_grad(true);
   const Conv2dParams p{1, 1, 1, 1};
@@ -279,6 +299,73 @@ TEST(Conv2dCpu, ManyGroupsEqualImageByImage) {
     for (size_t j = 0; j < dwi.size(); ++j) dw_sum[j] += dwi[j];
   }
   EXPECT_TRUE(testing::all_close(dw_batch, dw_sum, 1e-3f, 1e-4f));
+}
+
+// oneDNN's three directions against im2col's (the reference) on random shapes: strides, paddings and kernels of
+// every kind, batches of 1 to 9, Wide-ResNet's widths; each shape twice, with new data and new pointers, so that
+// a plan that kept a pointer of its first call would fail the second.
+TEST(Conv2dCpu, OneDnnMatchesIm2colOnRandomShapes) {
+  if (!cpu::onednn::available()) GTEST_SKIP() << "built without oneDNN";
+  std::mt19937 rng(7);
+  auto pick = [&rng](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
+  std::vector<Conv2dShape> shapes = {{4, 16, 32, 32, 32, 3, 3, 1, 1, 1, 1},  // Wide-ResNet's
+                                     {3, 32, 32, 32, 64, 3, 3, 2, 2, 1, 1},
+                                     {3, 32, 32, 32, 64, 1, 1, 2, 2, 0, 0},
+                                     {2, 3, 32, 32, 16, 3, 3, 1, 1, 1, 1}};
+  for (int i = 0; i < 24; ++i) {
+    Conv2dShape s{pick(1, 9), pick(1, 20), pick(3, 14), pick(3, 14), pick(1, 20), pick(1, 5), pick(1, 5),
+                  pick(1, 3), pick(1, 3), 0, 0};
+    s.pad_h = pick(0, s.r / 2 + 1);
+    s.pad_w = pick(0, s.s / 2 + 1);
+    if (s.r > s.h + 2 * s.pad_h || s.s > s.w + 2 * s.pad_w) continue;
+    shapes.push_back(s);
+  }
+  uint64_t seed = 400;
+  for (const Conv2dShape& s : shapes)
+    for (int call = 0; call < 2; ++call) {
+      SCOPED_TRACE(describe(s) + (call ? ", second call" : ""));
+      const std::vector<float> x = random_tensor(x_shape(s), seed++).to_vector<float>();
+      const std::vector<float> w = random_tensor(w_shape(s), seed++).to_vector<float>();
+      const std::vector<float> b = random_tensor({s.k}, seed++).to_vector<float>();
+      const std::vector<float> dy = random_tensor(y_shape(s), seed++).to_vector<float>();
+      const size_t ny = dy.size();
+      std::vector<float> y(ny), y_ref(ny), dx(x.size()), dx_ref(x.size()), dw(w.size()), dw_ref(w.size());
+      cpu::onednn::conv2d_fwd(s, x.data(), w.data(), call ? nullptr : b.data(), y.data());
+      cpu::im2col::conv2d_fwd(s, x.data(), w.data(), call ? nullptr : b.data(), y_ref.data());
+      cpu::onednn::conv2d_bwd_data(s, dy.data(), w.data(), dx.data());
+      cpu::im2col::conv2d_bwd_data(s, dy.data(), w.data(), dx_ref.data());
+      cpu::onednn::conv2d_bwd_filter(s, x.data(), dy.data(), dw.data());
+      cpu::im2col::conv2d_bwd_filter(s, x.data(), dy.data(), dw_ref.data());
+      // Sums of up to C*R*S = 500 (forward, input gradient) or N*P*Q = 1764 (weight gradient) products of values
+      // in [-1, 1): both orders of summation stay within ~1e-5 relative of the exact sum.
+      EXPECT_TRUE(all_close(y, y_ref, 1e-4f, 1e-4f)) << "forward";
+      EXPECT_TRUE(all_close(dx, dx_ref, 1e-4f, 1e-4f)) << "input gradient";
+      EXPECT_TRUE(all_close(dw, dw_ref, 1e-4f, 1e-4f)) << "weight gradient";
+    }
+}
+
+TEST(Conv2dCpu, OneDnnIsTheDefaultWhereBuiltAndBf16RunsOnIm2col) {
+  EXPECT_EQ(cpu_conv_backend(), cpu::onednn::available() ? CpuConvBackend::OneDnn : CpuConvBackend::Im2col);
+  if (!cpu::onednn::available()) {
+    EXPECT_TRUE(throws_error([] { set_cpu_conv_backend(CpuConvBackend::OneDnn); }, "built without oneDNN"));
+    GTEST_SKIP() << "built without oneDNN";
+  }
+  {
+    const CpuConvBackendScope scope(CpuConvBackend::Im2col);
+    EXPECT_EQ(cpu_conv_backend(), CpuConvBackend::Im2col);
+  }
+  EXPECT_EQ(cpu_conv_backend(), CpuConvBackend::OneDnn);
+  // bf16 products are im2col's whatever the setting: the same bits as the reference called directly.
+  Conv2dShape s{2, 5, 9, 9, 6, 3, 3, 1, 1, 1, 1};
+  s.precision = MatmulPrecision::BF16;
+  const std::vector<float> x = random_tensor(x_shape(s), 500).to_vector<float>();
+  const std::vector<float> w = random_tensor(w_shape(s), 501).to_vector<float>();
+  std::vector<float> y(s.n * s.k * s.p() * s.q()), y_ref(y.size());
+  cpu::conv2d_fwd(s, x.data(), w.data(), nullptr, y.data());
+  cpu::im2col::conv2d_fwd(s, x.data(), w.data(), nullptr, y_ref.data());
+  EXPECT_EQ(y, y_ref);
+  EXPECT_TRUE(throws_error([&] { cpu::onednn::conv2d_fwd(s, x.data(), w.data(), nullptr, y.data()); },
+                           "only float32"));
 }
 
 }  // namespace
