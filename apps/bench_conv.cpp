@@ -105,16 +105,16 @@ double matmul_flops_per_s(const Options& o, std::string* what) {
 void convolution_cases(Table& t, const Options& o) {
   const std::string note = "2NKCRSPQ FLOP per pass; % ref = % of the FP32 sgemm rate";
   if (o.device.is_cpu()) {
-    // Each implementation of the CPU (Note [cpu convolutions]); the rows are named by it, the default's last.
+    // Each implementation of the CPU (Note [cpu backends]); the rows are named by it, the default's last.
     const std::string batch = "batch " + std::to_string(kCpuConvBatch) + " on the CPU; " + note;
     {
-      CpuConvBackendScope reference(CpuConvBackend::Im2col);
-      t.section("convolutions, FP32, im2col + OpenBLAS", batch);
+      CpuBackendScope reference(CpuBackend::Reference);
+      t.section("convolutions, FP32, reference: im2col + OpenBLAS", batch);
       convolution_section(t, o, "im2col");
     }
     if (cpu::onednn::available()) {
-      CpuConvBackendScope onednn(CpuConvBackend::OneDnn);
-      t.section("convolutions, FP32, oneDNN (the default)", batch);
+      CpuBackendScope onednn(CpuBackend::OneDnn);
+      t.section("convolutions, FP32, oneDNN", batch);
       convolution_section(t, o, "onednn");
     }
     return;

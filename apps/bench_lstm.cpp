@@ -17,15 +17,12 @@ namespace {
 struct LstmCase {
   int64_t batch, steps, input, hidden;
 };
-// On the CPU a quarter of the batch and of the sequence (14x14 images), so that a row takes about a second.
-constexpr LstmCase kGpuLstm{128, 784, 1, 128}, kCpuLstm{32, 196, 1, 128};
+// On the CPU also a quarter of the batch and of the sequence (14x14 images), whose row takes a fraction of a second.
+constexpr LstmCase kPixelLstm{128, 784, 1, 128}, kSmallLstm{32, 196, 1, 128};
 constexpr int kCpuLstmRepeats = 5;
 
-}  // namespace
-
-void lstm_cases(Table& t, const Options& o) {
+void lstm_case(Table& t, const Options& o, const LstmCase& c) {
   const Device dev = o.device;
-  const LstmCase c = dev.is_cuda() ? kGpuLstm : kCpuLstm;
   const std::string size = "b" + std::to_string(c.batch) + " T" + std::to_string(c.steps) + " I" +
                            std::to_string(c.input) + " H" + std::to_string(c.hidden);
   if (!t.wants("lstm forward", size) && !t.wants("lstm forward+backward", size)) return;
@@ -55,6 +52,13 @@ void lstm_cases(Table& t, const Options& o) {
           for (Tensor& p : params) p.zero_grad();
           lstm(x, params).backward(dy);
         });
+}
+
+}  // namespace
+
+void lstm_cases(Table& t, const Options& o) {
+  if (o.device.is_cpu()) lstm_case(t, o, kSmallLstm);
+  lstm_case(t, o, kPixelLstm);
 }
 
 }  // namespace sieve::bench

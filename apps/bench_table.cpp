@@ -110,8 +110,8 @@ void Table::print_preamble() const {
             << ", measured\n"
             << "reference: " << matmul_what_ << ": " << flop_rate(matmul_flops_per_s_) << ", measured\n";
   if (o_.device.is_cpu())
-    std::cout << "convolutions (CPU): " << cpu_conv_backend_name(cpu_conv_backend())
-              << " outside the convolution section (Note [cpu convolutions])\n";
+    std::cout << "convolutions and LSTM (CPU): " << cpu_backend_name(cpu_backend())
+              << " (the convolution section times both; Note [cpu backends])\n";
   if (o_.device.is_cpu() && !cpu_blas_advice().empty()) std::cout << "note: " << cpu_blas_advice() << "\n";
   std::cout << "\n"
             << std::left << std::setw(kNameWidth) << "case" << ' ' << std::setw(kSizeWidth) << "size" << std::right
@@ -124,9 +124,9 @@ void Table::section(const std::string& name, const std::string& note) {
 }
 
 void Table::section(const std::string& name, std::function<std::string()> note) {
+  if (name != section_) section_printed_ = false;  // the same section again (several sizes) keeps its heading
   section_ = name;
   note_ = std::move(note);
-  section_printed_ = false;
 }
 
 bool Table::wants(const std::string& name, const std::string& size) const {

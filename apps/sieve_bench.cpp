@@ -221,11 +221,11 @@ int main(int argc, char** argv) {
   app.add_flag("--no-tf32", no_tf32,
                "TF32 off (float32 FMA math) in the LSTM and the training steps' convolutions; the convolution "
                "section times both settings, and matrix products never use TF32");
-  std::string cpu_conv = cpu::onednn::available() ? "onednn" : "im2col";
-  app.add_option("--cpu-conv", cpu_conv,
-                 "the CPU's convolutions in the training steps: onednn (the default where built with it) or im2col "
-                 "(im2col + OpenBLAS, the reference); the convolution section times both")
-      ->check(CLI::IsMember({"onednn", "im2col"}))
+  std::string cpu_backend_choice = cpu::onednn::available() ? "onednn" : "reference";
+  app.add_option("--cpu-backend", cpu_backend_choice,
+                 "the CPU's convolutions and LSTM outside the convolution section: onednn (the default where sieve "
+                 "was built with it) or reference (sieve's own over OpenBLAS); the convolution section times both")
+      ->check(CLI::IsMember({"onednn", "reference"}))
       ->capture_default_str();
   try {
     app.parse(argc, argv);
@@ -236,7 +236,7 @@ int main(int argc, char** argv) {
     o.device = parse_device(device_name);
     DeviceGuard guard(o.device);
     if (no_tf32) set_allow_tf32(false);
-    set_cpu_conv_backend(cpu_conv == "onednn" ? CpuConvBackend::OneDnn : CpuConvBackend::Im2col);
+    set_cpu_backend(cpu_backend_choice == "onednn" ? CpuBackend::OneDnn : CpuBackend::Reference);
     run_benchmarks(o);
     return 0;
   } catch (const std::exception& e) {

@@ -7,8 +7,8 @@ timed the same way (the steady clock around each step, warm-up, median), for the
     |softmax(z) - onehot(y)|, b = 128 drawn with replacement in proportion, weights 1 / (B p), then the step on them.
   * The CNN (sieve's `cnn`) on 28x28x1, batch 128, uniform.
   * WRN-28-2 on 32x32x3, batch 16, uniform and upper-bound with B = 64 (sieve-bench's CPU sizes).
-  * LSTM, hidden 128, one layer, 196 steps of one value, batch 32: forward without gradient, and forward + backward
-    to the input and every weight from a given output gradient.
+  * LSTM, hidden 128, one layer, 196 steps of one value, batch 32, and the pixel-by-pixel shape, 784 steps, batch
+    128: forward without gradient, and forward + backward to the input and every weight from a given output gradient.
 
 Usage, where python3 has torch (a venv with torch from PyPI): scripts/pytorch-cpu-reference.py [--threads 2]
 [--repeats 10] [--csv FILE]. Where it has not, it says so and exits 1.
@@ -102,19 +102,22 @@ def main():
     report("pytorch train_step upper-bound", "wrn-28-2 b 16 B 64", ms, b, "images/s")
 
     lstm = torch.nn.LSTM(1, 128, batch_first=True)
-    seq = torch.rand(32, 196, 1) * 2 - 1
-    dy = torch.randn(32, 196, 128) * 1e-3
+    for batch, steps, repeats in ((32, 196, None), (128, 784, min(args.repeats, 5))):
+        seq = torch.rand(batch, steps, 1) * 2 - 1
+        dy = torch.randn(batch, steps, 128) * 1e-3
 
-    def lstm_forward():
-        with torch.no_grad():
-            lstm(seq)
+        def lstm_forward(seq=seq):
+            with torch.no_grad():
+                lstm(seq)
 
-    def lstm_train():
-        s = seq.clone().requires_grad_()
-        lstm(s)[0].backward(dy)
+        def lstm_train(seq=seq, dy=dy):
+            lstm.zero_grad()
+            s = seq.clone().requires_grad_()
+            lstm(s)[0].backward(dy)
 
-    report("pytorch lstm forward", "b32 T196 I1 H128", median_ms(lstm_forward), 32, "sequences/s")
-    report("pytorch lstm forward+backward", "b32 T196 I1 H128", median_ms(lstm_train), 32, "sequences/s")
+        size = f"b{batch} T{steps} I1 H128"
+        report("pytorch lstm forward", size, median_ms(lstm_forward, repeats), batch, "sequences/s")
+        report("pytorch lstm forward+backward", size, median_ms(lstm_train, repeats), batch, "sequences/s")
 
     rows.write_csv(args.csv)
     return 0

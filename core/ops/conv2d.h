@@ -1,10 +1,11 @@
-// 2-d convolution (cross-correlation, as in every DL framework) of NCHW float32 images: im2col + OpenBLAS on
-// the CPU, cuDNN on the GPU.
+// 2-d convolution (cross-correlation, as in every DL framework) of NCHW float32 images: oneDNN (or im2col +
+// OpenBLAS, the reference) on the CPU, cuDNN on the GPU.
 #pragma once
 
 #include <compare>
 #include <cstdint>
 
+#include "core/ops/cpu_backend.h"
 #include "core/ops/precision.h"
 #include "core/tensor.h"
 
@@ -69,30 +70,9 @@ struct Conv2dShape {
   auto operator<=>(const Conv2dShape&) const = default;  // a key of the cuDNN plan cache
 };
 
-// The CPU's convolution implementations (Note [cpu convolutions] in core/ops/conv2d_cpu.cpp): oneDNN's, the
-// default where sieve was built with it, and im2col + OpenBLAS, the reference, always built, and the one bf16
-// products (Note [bf16 products]) run on. A process-wide setting read at each call; setting OneDnn in a build
-// without oneDNN throws.
-enum class CpuConvBackend { OneDnn, Im2col };
-void set_cpu_conv_backend(CpuConvBackend backend);
-CpuConvBackend cpu_conv_backend();
-const char* cpu_conv_backend_name(CpuConvBackend backend);  // "oneDNN", "im2col"
-
-// set_cpu_conv_backend for a scope, as AllowTf32Scope.
-class CpuConvBackendScope {
- public:
-  explicit CpuConvBackendScope(CpuConvBackend backend) : saved_(cpu_conv_backend()) { set_cpu_conv_backend(backend); }
-  ~CpuConvBackendScope() { set_cpu_conv_backend(saved_); }
-  CpuConvBackendScope(const CpuConvBackendScope&) = delete;
-  CpuConvBackendScope& operator=(const CpuConvBackendScope&) = delete;
-
- private:
-  CpuConvBackend saved_;
-};
-
 // Every pointer is contiguous NCHW (KCRS for filters) on the backend's device; outputs are overwritten.
 namespace cpu {
-// cpu_conv_backend()'s implementation (im2col for bf16 products).
+// cpu_backend()'s implementation (core/ops/cpu_backend.h; im2col for bf16 products).
 void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const float* bias /*[k] or null*/,
                 float* y /*[n, k, p, q]*/);
 void conv2d_bwd_data(const Conv2dShape& s, const float* dy, const float* w, float* dx /*[n, c, h, w]*/);
@@ -106,7 +86,6 @@ void conv2d_bwd_filter(const Conv2dShape& s, const float* x, const float* dy, fl
 }  // namespace im2col
 
 namespace onednn {  // float32 products only; each call throws where available() is false
-bool available();  // whether sieve was built with oneDNN
 void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);
 void conv2d_bwd_data(const Conv2dShape& s, const float* dy, const float* w, float* dx);
 void conv2d_bwd_filter(const Conv2dShape& s, const float* x, const float* dy, float* dw);

@@ -1,13 +1,10 @@
-// CPU convolution: oneDNN's (core/ops/conv2d_onednn.cpp) or im2col of a group of images, then one OpenBLAS GEMM
+// CPU convolution: oneDNN's (core/ops/onednn.cpp) or im2col of a group of images, then one OpenBLAS GEMM
 // per group.
 //
-// Note [cpu convolutions]: the CPU has two implementations. oneDNN's (Debian's libdnnl, the library PyTorch's CPU
-// convolutions run on) is the default wherever sieve was built with it (Note [optional backends]): JIT-compiled
-// direct convolutions on channel-blocked copies of the tensors (Note [onednn plans]). im2col + OpenBLAS, below,
-// is the reference the tests hold oneDNN's results against, the fallback of a build without oneDNN, and the
-// implementation of bf16 products (Note [bf16 products]), which oneDNN's float32 kernels would not round as cuDNN
-// does. set_cpu_conv_backend chooses for the whole process (sieve-bench times both); the two differ by float
-// rounding only (each sums the C*R*S products in its own order).
+// The CPU's convolutions run on oneDNN by default (Note [cpu backends] in core/ops/cpu_backend.cpp; Note [onednn
+// plans] in core/ops/onednn.cpp). im2col + OpenBLAS, below, is the reference and the implementation of
+// bf16 products (Note [bf16 products]), which oneDNN's float32 kernels would not round as cuDNN does. The two
+// differ by float rounding only (each sums the C*R*S products in its own order).
 //
 // Note [conv im2col]: the columns of image n are col[(c, r, s), (p, q)] = x[n, c, p*stride_h - pad_h + r,
 // q*stride_w - pad_w + s] (zero outside the image), a [C*R*S, P*Q] matrix. A group of G images lays its columns
@@ -24,7 +21,6 @@
 // to its GEMM), so that its group's GEMM is wide as well. Results differ from one GEMM per image only by float
 // rounding (dW and the GEMMs' blocking sum in a different order).
 #include <algorithm>
-#include <atomic>
 #include <cstring>
 #include <vector>
 
@@ -192,7 +188,7 @@ void conv2d_bwd_filter(const Conv2dShape& s, const float* x, const float* dy, fl
 namespace {
 // Whether a call runs on oneDNN: its products are float32 and the process chose oneDNN.
 bool use_onednn(const Conv2dShape& s) {
-  return s.precision == MatmulPrecision::F32 && cpu_conv_backend() == CpuConvBackend::OneDnn;
+  return s.precision == MatmulPrecision::F32 && cpu_backend() == CpuBackend::OneDnn;
 }
 }  // namespace
 
@@ -220,21 +216,3 @@ void conv2d_bwd_bias(const Conv2dShape& s, const float* dy, float* dbias) {
 }
 
 }  // namespace sieve::cpu
-
-namespace sieve {
-namespace {
-std::atomic<CpuConvBackend> g_cpu_conv_backend{cpu::onednn::available() ? CpuConvBackend::OneDnn
-                                                                         : CpuConvBackend::Im2col};
-}  // namespace
-
-void set_cpu_conv_backend(CpuConvBackend backend) {
-  SIEVE_CHECK(backend != CpuConvBackend::OneDnn || cpu::onednn::available(),
-              "conv2d: sieve was built without oneDNN (install libdnnl-dev, scripts/install-deps, then reconfigure)");
-  g_cpu_conv_backend.store(backend);
-}
-CpuConvBackend cpu_conv_backend() { return g_cpu_conv_backend.load(); }
-const char* cpu_conv_backend_name(CpuConvBackend backend) {
-  return backend == CpuConvBackend::OneDnn ? "oneDNN" : "im2col";
-}
-
-}  // namespace sieve

@@ -1,5 +1,5 @@
 // Long short-term memory (Hochreiter & Schmidhuber 1997, with a forget gate): a stack of LSTM layers over
-// batch-first float32 sequences. OpenBLAS with full backpropagation through time on the CPU, cuDNN's RNN API on
+// batch-first float32 sequences. oneDNN's LSTM (or sieve's own over OpenBLAS, the reference) on the CPU, cuDNN's RNN API on
 // the GPU. Parameters follow PyTorch's nn.LSTM (names, shapes and gate order), so checkpoints open in Python.
 #pragma once
 
@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/ops/cpu_backend.h"
 #include "core/tensor.h"
 
 namespace sieve {
@@ -32,8 +33,9 @@ struct LstmShape {
 };
 
 // Note [lstm reserve]: what the backward pass needs from the forward pass lives in one opaque byte buffer that
-// the op allocates (lstm_reserve_bytes) and the backward closure keeps: on the CPU every layer's gate activations,
-// cell states and hidden states; on the GPU cuDNN's packed weight space, cuDNN's reserve space, and x and y in
+// the op allocates (lstm_reserve_bytes) and the backward closure keeps: on the CPU a header naming the backend,
+// then oneDNN's workspace per layer (Note [onednn lstm]) or the reference's gate activations, cell states and
+// hidden states; on the GPU cuDNN's packed weight space, cuDNN's reserve space, and x and y in
 // cuDNN's sequence-major layout. A forward pass given no reserve (inference) saves nothing. The backward pass may
 // overwrite the reserve (cuDNN's backward-data does), so one forward pass serves one backward pass.
 //
@@ -41,10 +43,24 @@ struct LstmShape {
 // written); params and dparams hold 4 * layers pointers in the order of lstm()'s params; dparams are
 // overwritten.
 namespace cpu {
+// cpu_backend()'s implementation (core/ops/cpu_backend.h); the reserve's first 64 bytes name the backend that
+// wrote it, and the backward pass runs on that one.
 size_t lstm_reserve_bytes(const LstmShape& s);
 void lstm_fwd(const LstmShape& s, const float* x, const float* const* params, float* y, void* reserve /*or null*/);
 void lstm_bwd(const LstmShape& s, const float* x, const float* const* params, const float* y, const float* dy,
               void* reserve, float* dx, float* const* dparams);
+namespace reference {  // per-step OpenBLAS products and vectorised cells (core/ops/lstm_cpu.cpp)
+size_t lstm_reserve_bytes(const LstmShape& s);
+void lstm_fwd(const LstmShape& s, const float* x, const float* const* params, float* y, void* reserve);
+void lstm_bwd(const LstmShape& s, const float* x, const float* const* params, const float* y, const float* dy,
+              void* reserve, float* dx, float* const* dparams);
+}  // namespace reference
+namespace onednn {  // oneDNN's LSTM primitive, layer by layer (Note [onednn lstm]); throws where not built
+size_t lstm_reserve_bytes(const LstmShape& s);
+void lstm_fwd(const LstmShape& s, const float* x, const float* const* params, float* y, void* reserve);
+void lstm_bwd(const LstmShape& s, const float* x, const float* const* params, const float* y, const float* dy,
+              void* reserve, float* dx, float* const* dparams);
+}  // namespace onednn
 // out[b, :] = seq[b, t, :] and seq[b, t, :] = in[b, :] for seq [batch, steps, width], out/in [batch, width].
 void get_step(const float* seq, int64_t batch, int64_t steps, int64_t width, int64_t t, float* out);
 void put_step(const float* in, int64_t batch, int64_t steps, int64_t width, int64_t t, float* seq);

@@ -1,4 +1,5 @@
-// The CPU LSTM: the input product of many steps in one pass of OpenBLAS sgemms, then per time step one sgemm for
+// The CPU LSTM's reference (Note [cpu backends]; oneDNN's is in core/ops/onednn.cpp), and the choice between them:
+// the input product of many steps in one pass of OpenBLAS sgemms, then per time step one sgemm for
 // the recurrent product and the cell update (vectorised activations, Note [lstm activations] in
 // core/ops/lstm_math.h); backpropagation through time over the saved gate activations and cell states.
 #include <cblas.h>
@@ -152,6 +153,8 @@ void layer_bwd(const LstmShape& s, int64_t k, Seq in, Seq out, const float* cons
 
 }  // namespace
 
+namespace reference {
+
 size_t lstm_reserve_bytes(const LstmShape& s) { return sizeof(float) * ReserveLayout{s}.floats(); }
 
 void lstm_fwd(const LstmShape& s, const float* x, const float* const* params, float* y, void* reserve) {
@@ -192,6 +195,51 @@ void lstm_bwd(const LstmShape& s, const float* x, const float* const* params, co
               dG.data(), dh.data(), dc.data());
     dout = din;
   }
+}
+
+}  // namespace reference
+
+namespace {
+// The CPU reserve's header: which backend's state follows it (Note [cpu backends]).
+constexpr size_t kReserveHeader = 64;
+
+// Note [onednn lstm batch 1]: oneDNN 2.6.3's LSTM backward pass returns a weight_hh gradient with nonzero
+// entries for one example of one step, where h_{-1} = 0 makes it exactly zero (found by
+// LstmOneDnn.MatchesTheReferenceOnRandomShapes; batches of two and longer sequences agree with the reference).
+// Training passes of a single example therefore run on the reference; inference stays on oneDNN.
+CpuBackend backend_for(const LstmShape& s, bool training) {
+  const CpuBackend chosen = cpu_backend();
+  return chosen == CpuBackend::OneDnn && training && s.batch == 1 ? CpuBackend::Reference : chosen;
+}
+}  // namespace
+
+size_t lstm_reserve_bytes(const LstmShape& s) {
+  return kReserveHeader + (backend_for(s, true) == CpuBackend::OneDnn ? onednn::lstm_reserve_bytes(s)
+                                                                       : reference::lstm_reserve_bytes(s));
+}
+
+void lstm_fwd(const LstmShape& s, const float* x, const float* const* params, float* y, void* reserve) {
+  const CpuBackend backend = backend_for(s, reserve != nullptr);
+  char* state = nullptr;
+  if (reserve) {
+    std::memcpy(reserve, &backend, sizeof backend);
+    state = static_cast<char*>(reserve) + kReserveHeader;
+  }
+  if (backend == CpuBackend::OneDnn)
+    onednn::lstm_fwd(s, x, params, y, state);
+  else
+    reference::lstm_fwd(s, x, params, y, state);
+}
+
+void lstm_bwd(const LstmShape& s, const float* x, const float* const* params, const float* y, const float* dy,
+              void* reserve, float* dx, float* const* dparams) {
+  CpuBackend backend;
+  std::memcpy(&backend, reserve, sizeof backend);
+  char* state = static_cast<char*>(reserve) + kReserveHeader;
+  if (backend == CpuBackend::OneDnn)
+    onednn::lstm_bwd(s, x, params, y, dy, state, dx, dparams);
+  else
+    reference::lstm_bwd(s, x, params, y, dy, state, dx, dparams);
 }
 
 void get_step(const float* seq, int64_t batch, int64_t steps, int64_t width, int64_t t, float* out) {

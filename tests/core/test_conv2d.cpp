@@ -73,17 +73,17 @@ std::vector<float> direct_conv2d(const Conv2dShape& s, const std::vector<float>&
   return y;
 }
 
-// The CPU backends this build has (Note [cpu convolutions]): im2col always, oneDNN where sieve was built with it.
-std::vector<CpuConvBackend> cpu_backends() {
-  std::vector<CpuConvBackend> backends{CpuConvBackend::Im2col};
-  if (cpu::onednn::available()) backends.push_back(CpuConvBackend::OneDnn);
+// The CPU backends this build has (Note [cpu backends]): the reference (im2col) always, oneDNN where sieve was built with it.
+std::vector<CpuBackend> cpu_backends_built() {
+  std::vector<CpuBackend> backends{CpuBackend::Reference};
+  if (cpu::onednn::available()) backends.push_back(CpuBackend::OneDnn);
   return backends;
 }
 
 TEST(Conv2dCpu, ForwardMatchesDirectLoopsInDouble) {
-  for (const CpuConvBackend backend : cpu_backends()) {
-    SCOPED_TRACE(cpu_conv_backend_name(backend));
-    const CpuConvBackendScope scope(backend);
+  for (const CpuBackend backend : cpu_backends_built()) {
+    SCOPED_TRACE(cpu_backend_name(backend));
+    const CpuBackendScope scope(backend);
     uint64_t seed = 100;
     for (const Conv2dShape& s : kSmallCases) {
       Tensor x = random_tensor(x_shape(s), seed++), w = random_tensor(w_shape(s), seed++);
@@ -110,9 +110,9 @@ TEST(Conv2dCpu, GradientsMatchFiniteDifferences) {
   // conv2d is linear in each of x, w and bias separately, so central differences have no truncation error at
   // any step: a large step h = 0.5 keeps the float rounding of f (~1e-5 for sums of a few hundred O(1) terms,
   // divided by 2h = 1) far below the tolerance, which an indexing error (an O(1) difference) exceeds.
-  for (const CpuConvBackend backend : cpu_backends()) {
-    SCOPED_TRACE(cpu_conv_backend_name(backend));
-    const CpuConvBackendScope scope(backend);
+  for (const CpuBackend backend : cpu_backends_built()) {
+    SCOPED_TRACE(cpu_backend_name(backend));
+    const CpuBackendScope scope(backend);
     uint64_t seed = 200;
     for (const Conv2dShape& s : kSmallCases) {
       const Conv2dParams p = params_of(s);
@@ -281,7 +281,7 @@ namespace {
 // kernel). A batch of 70 spans seven groups; every image and the summed weight gradient must equal the one-image
 // computations, which always fit in one group.
 TEST(Conv2dCpu, ManyGroupsEqualImageByImage) {
-  const CpuConvBackendScope scope(CpuConvBackend::Im2col);
+  const CpuBackendScope scope(CpuBackend::Reference);
   Tensor x = testing::random_tensor({70, 16, 32, 32}, 31);
   Tensor w = testing::random_tensor({32, 16, 3, 3}, 32).set_requires_grad(true);
   const Conv2dParams p{1, 1, 1, 1};
@@ -345,16 +345,16 @@ TEST(Conv2dCpu, OneDnnMatchesIm2colOnRandomShapes) {
 }
 
 TEST(Conv2dCpu, OneDnnIsTheDefaultWhereBuiltAndBf16RunsOnIm2col) {
-  EXPECT_EQ(cpu_conv_backend(), cpu::onednn::available() ? CpuConvBackend::OneDnn : CpuConvBackend::Im2col);
+  EXPECT_EQ(cpu_backend(), cpu::onednn::available() ? CpuBackend::OneDnn : CpuBackend::Reference);
   if (!cpu::onednn::available()) {
-    EXPECT_TRUE(throws_error([] { set_cpu_conv_backend(CpuConvBackend::OneDnn); }, "built without oneDNN"));
+    EXPECT_TRUE(throws_error([] { set_cpu_backend(CpuBackend::OneDnn); }, "built without oneDNN"));
     GTEST_SKIP() << "built without oneDNN";
   }
   {
-    const CpuConvBackendScope scope(CpuConvBackend::Im2col);
-    EXPECT_EQ(cpu_conv_backend(), CpuConvBackend::Im2col);
+    const CpuBackendScope scope(CpuBackend::Reference);
+    EXPECT_EQ(cpu_backend(), CpuBackend::Reference);
   }
-  EXPECT_EQ(cpu_conv_backend(), CpuConvBackend::OneDnn);
+  EXPECT_EQ(cpu_backend(), CpuBackend::OneDnn);
   // bf16 products are im2col's whatever the setting: the same bits as the reference called directly.
   Conv2dShape s{2, 5, 9, 9, 6, 3, 3, 1, 1, 1, 1};
   s.precision = MatmulPrecision::BF16;

@@ -377,9 +377,9 @@ const std::vector<Conv2dShape> kConvCases = {
 
 // The CPU in bf16 is exactly: float32 products of rounded inputs, each result rounded once, then the bias.
 TEST(Conv2dBf16, CpuEqualsFloat32ProductsOfRoundedInputsRoundedOnce) {
-  // bf16 products run on im2col (Note [cpu convolutions]); the float32 products of the reference must sum in the
+  // bf16 products run on im2col (Note [cpu backends]); the float32 products of the reference must sum in the
   // same order for the bits to agree.
-  const CpuConvBackendScope same_order(CpuConvBackend::Im2col);
+  const CpuBackendScope same_order(CpuBackend::Reference);
   uint64_t seed = 200;
   for (const Conv2dShape& s : kConvCases) {
     const DeviceCase c = conv_case(s, seed);

@@ -1,0 +1,32 @@
+// Which implementation the CPU runs for convolutions and LSTMs (Note [cpu backends] in core/ops/cpu_backend.cpp).
+#pragma once
+
+namespace sieve {
+
+// OneDnn: Debian's oneDNN, the default wherever sieve was built with it. Reference: sieve's own loops over
+// OpenBLAS (im2col for convolutions), always built, the implementation the tests hold oneDNN's against.
+enum class CpuBackend { OneDnn, Reference };
+
+// A process-wide setting read at each call (an LSTM's backward pass uses its forward pass's backend, whatever
+// the setting then); setting OneDnn in a build without oneDNN throws one line saying what to install.
+void set_cpu_backend(CpuBackend backend);
+CpuBackend cpu_backend();
+const char* cpu_backend_name(CpuBackend backend);  // "oneDNN", "reference"
+
+// set_cpu_backend for a scope: the setting before it comes back on every way out, exceptions included.
+class CpuBackendScope {
+ public:
+  explicit CpuBackendScope(CpuBackend backend) : saved_(cpu_backend()) { set_cpu_backend(backend); }
+  ~CpuBackendScope() { set_cpu_backend(saved_); }
+  CpuBackendScope(const CpuBackendScope&) = delete;
+  CpuBackendScope& operator=(const CpuBackendScope&) = delete;
+
+ private:
+  CpuBackend saved_;
+};
+
+namespace cpu::onednn {
+bool available();  // whether sieve was built with oneDNN (Note [optional backends])
+}  // namespace cpu::onednn
+
+}  // namespace sieve
