@@ -79,11 +79,11 @@ void conv2d_bwd_data(const Conv2dShape& s, const float* dy, const float* w, floa
 void conv2d_bwd_filter(const Conv2dShape& s, const float* x, const float* dy, float* dw /*[k, c, r, s]*/);
 void conv2d_bwd_bias(const Conv2dShape& s, const float* dy, float* dbias /*[k]*/);
 
-namespace im2col {  // the reference: any precision
+namespace reference {  // im2col + OpenBLAS (Note [conv im2col]), any precision
 void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);
 void conv2d_bwd_data(const Conv2dShape& s, const float* dy, const float* w, float* dx);
 void conv2d_bwd_filter(const Conv2dShape& s, const float* x, const float* dy, float* dw);
-}  // namespace im2col
+}  // namespace reference
 
 namespace onednn {  // float32 products only; each call throws where available() is false
 void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);

@@ -134,7 +134,7 @@ void product(const Conv2dShape& s, bool trans_a, bool trans_b, int64_t m, int64_
 
 }  // namespace
 
-namespace im2col {
+namespace reference {
 
 void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
   const int64_t PQ = s.p() * s.q(), CRS = s.c * s.r * s.s, CHW = s.c * s.h * s.w, G = group_size(s);
@@ -183,7 +183,7 @@ void conv2d_bwd_filter(const Conv2dShape& s, const float* x, const float* dy, fl
   if (s.precision == MatmulPrecision::BF16) round_to_bf16(dw, dw, s.k * CRS);
 }
 
-}  // namespace im2col
+}  // namespace reference
 
 namespace {
 // Whether a call runs on oneDNN: its products are float32 and the process chose oneDNN.
@@ -193,13 +193,13 @@ bool use_onednn(const Conv2dShape& s) {
 }  // namespace
 
 void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
-  use_onednn(s) ? onednn::conv2d_fwd(s, x, w, bias, y) : im2col::conv2d_fwd(s, x, w, bias, y);
+  use_onednn(s) ? onednn::conv2d_fwd(s, x, w, bias, y) : reference::conv2d_fwd(s, x, w, bias, y);
 }
 void conv2d_bwd_data(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
-  use_onednn(s) ? onednn::conv2d_bwd_data(s, dy, w, dx) : im2col::conv2d_bwd_data(s, dy, w, dx);
+  use_onednn(s) ? onednn::conv2d_bwd_data(s, dy, w, dx) : reference::conv2d_bwd_data(s, dy, w, dx);
 }
 void conv2d_bwd_filter(const Conv2dShape& s, const float* x, const float* dy, float* dw) {
-  use_onednn(s) ? onednn::conv2d_bwd_filter(s, x, dy, dw) : im2col::conv2d_bwd_filter(s, x, dy, dw);
+  use_onednn(s) ? onednn::conv2d_bwd_filter(s, x, dy, dw) : reference::conv2d_bwd_filter(s, x, dy, dw);
 }
 
 void conv2d_bwd_bias(const Conv2dShape& s, const float* dy, float* dbias) {

@@ -1,13 +1,13 @@
-// Note [cpu backends]: the CPU has two implementations of its convolutions and LSTMs. oneDNN's (Debian's
-// libdnnl 2.6, the library PyTorch's CPU convolutions and LSTMs run on; optional, Note [optional backends]) is the
-// default wherever sieve was built with it: JIT-compiled kernels on channel-blocked copies of the tensors for
-// convolutions (Note [onednn plans] in core/ops/onednn.cpp), its LSTM primitive layer by layer (Note
-// [onednn lstm] in core/ops/lstm_onednn.cpp). The reference is sieve's own: im2col + OpenBLAS for convolutions
-// (core/ops/conv2d_cpu.cpp), per-step OpenBLAS products and vectorised cell loops for the LSTM
-// (core/ops/lstm_cpu.cpp). The reference is always built; the tests hold oneDNN's results against it and run the
-// finite-difference checks on both; bf16 products (Note [bf16 products]) always run on it. Both are float32 and
-// differ by rounding only. oneDNN's threads are an OpenMP team (libgomp) beside OpenBLAS's own: two pools on the
-// same cores, measured no slower than either alone on the training steps (README).
+// Note [cpu backends]: the CPU has two implementations of its convolutions and LSTMs. oneDNN's (Debian's libdnnl
+// 2.6, the library PyTorch's CPU convolutions run on; optional, Note [optional backends]) is the default wherever
+// sieve was built with it: JIT-compiled kernels on channel-blocked copies of the tensors for convolutions, and its
+// LSTM primitive layer by layer (Note [onednn plans] and Note [onednn lstm] in core/ops/onednn.cpp). The
+// reference is sieve's own: im2col + OpenBLAS for convolutions (core/ops/conv2d_cpu.cpp), per-step OpenBLAS
+// products and vectorised cell loops for the LSTM (core/ops/lstm_cpu.cpp). The reference is always built; the
+// tests hold oneDNN's results against it and run the finite-difference checks on both; bf16 products
+// (Note [bf16 products]) always run on it. Both are float32 and differ by rounding only. oneDNN's threads are an
+// OpenMP team (libgomp) beside OpenBLAS's own pool on the same cores; the training steps that use both (the CNN,
+// WRN-28-2, whose linear layers stay on OpenBLAS) are still faster than on the reference alone (README).
 #include "core/ops/cpu_backend.h"
 
 #include <atomic>

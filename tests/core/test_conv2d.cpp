@@ -73,7 +73,8 @@ std::vector<float> direct_conv2d(const Conv2dShape& s, const std::vector<float>&
   return y;
 }
 
-// The CPU backends this build has (Note [cpu backends]): the reference (im2col) always, oneDNN where sieve was built with it.
+// The CPU backends this build has (Note [cpu backends]): the reference (im2col) always, oneDNN where sieve was
+// built with it.
 std::vector<CpuBackend> cpu_backends_built() {
   std::vector<CpuBackend> backends{CpuBackend::Reference};
   if (cpu::onednn::available()) backends.push_back(CpuBackend::OneDnn);
@@ -331,11 +332,11 @@ TEST(Conv2dCpu, OneDnnMatchesIm2colOnRandomShapes) {
       const size_t ny = dy.size();
       std::vector<float> y(ny), y_ref(ny), dx(x.size()), dx_ref(x.size()), dw(w.size()), dw_ref(w.size());
       cpu::onednn::conv2d_fwd(s, x.data(), w.data(), call ? nullptr : b.data(), y.data());
-      cpu::im2col::conv2d_fwd(s, x.data(), w.data(), call ? nullptr : b.data(), y_ref.data());
+      cpu::reference::conv2d_fwd(s, x.data(), w.data(), call ? nullptr : b.data(), y_ref.data());
       cpu::onednn::conv2d_bwd_data(s, dy.data(), w.data(), dx.data());
-      cpu::im2col::conv2d_bwd_data(s, dy.data(), w.data(), dx_ref.data());
+      cpu::reference::conv2d_bwd_data(s, dy.data(), w.data(), dx_ref.data());
       cpu::onednn::conv2d_bwd_filter(s, x.data(), dy.data(), dw.data());
-      cpu::im2col::conv2d_bwd_filter(s, x.data(), dy.data(), dw_ref.data());
+      cpu::reference::conv2d_bwd_filter(s, x.data(), dy.data(), dw_ref.data());
       // Sums of up to C*R*S = 500 (forward, input gradient) or N*P*Q = 1764 (weight gradient) products of values
       // in [-1, 1): both orders of summation stay within ~1e-5 relative of the exact sum.
       EXPECT_TRUE(all_close(y, y_ref, 1e-4f, 1e-4f)) << "forward";
@@ -362,7 +363,7 @@ TEST(Conv2dCpu, OneDnnIsTheDefaultWhereBuiltAndBf16RunsOnIm2col) {
   const std::vector<float> w = random_tensor(w_shape(s), 501).to_vector<float>();
   std::vector<float> y(s.n * s.k * s.p() * s.q()), y_ref(y.size());
   cpu::conv2d_fwd(s, x.data(), w.data(), nullptr, y.data());
-  cpu::im2col::conv2d_fwd(s, x.data(), w.data(), nullptr, y_ref.data());
+  cpu::reference::conv2d_fwd(s, x.data(), w.data(), nullptr, y_ref.data());
   EXPECT_EQ(y, y_ref);
   EXPECT_TRUE(throws_error([&] { cpu::onednn::conv2d_fwd(s, x.data(), w.data(), nullptr, y.data()); },
                            "only float32"));
