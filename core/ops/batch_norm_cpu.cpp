@@ -1,6 +1,7 @@
 // Plain-loop reference for batch norm; statistics accumulate in double (Note [batch-norm statistics]).
 #include "core/ops/batch_norm.h"
 #include "core/ops/batch_norm_math.h"
+#include "core/ops/cpu_parallel.h"
 
 namespace sieve::cpu {
 namespace {
@@ -31,6 +32,7 @@ struct Lanes {
 void batch_norm_stats(const float* x, int64_t n, int64_t c, int64_t hw, float momentum, float eps, float* mean,
                       float* invstd, float* running_mean, float* running_var) {
   const int64_t count = n * hw;
+  SIEVE_PARALLEL_FOR(n * c * hw >= kParallelMin)  // whole channels per thread (Note [cpu threads])
   for (int64_t ch = 0; ch < c; ++ch) {
     Lanes sum;
     for (int64_t i = 0; i < n; ++i) {
@@ -56,15 +58,16 @@ void batch_norm_invstd(const float* var, float* invstd, int64_t c, float eps) {
 
 void batch_norm_apply(const float* x, const float* mean, const float* invstd, const float* gamma, const float* beta,
                       float* y, int64_t n, int64_t c, int64_t hw) {
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t ch = 0; ch < c; ++ch) {
-      const int64_t base = (i * c + ch) * hw;
-      for (int64_t s = 0; s < hw; ++s) y[base + s] = bn_forward(x[base + s], mean[ch], invstd[ch], gamma[ch], beta[ch]);
-    }
+  SIEVE_PARALLEL_FOR(n * c * hw >= kParallelMin)  // whole planes per thread (Note [cpu threads])
+  for (int64_t plane = 0; plane < n * c; ++plane) {  // plane = image * c + channel
+    const int64_t ch = plane % c, base = plane * hw;
+    for (int64_t s = 0; s < hw; ++s) y[base + s] = bn_forward(x[base + s], mean[ch], invstd[ch], gamma[ch], beta[ch]);
+  }
 }
 
 void batch_norm_bwd_reduce(const float* grad_y, const float* x, const float* mean, const float* invstd, int64_t n,
                            int64_t c, int64_t hw, float* sum_dy, float* sum_dy_xhat) {
+  SIEVE_PARALLEL_FOR(n * c * hw >= kParallelMin)  // whole channels per thread (Note [cpu threads])
   for (int64_t ch = 0; ch < c; ++ch) {
     Lanes a, b;
     for (int64_t i = 0; i < n; ++i) {
@@ -83,13 +86,13 @@ void batch_norm_bwd_apply(const float* grad_y, const float* x, const float* mean
                           const float* gamma, const float* sum_dy, const float* sum_dy_xhat, float* grad_x, int64_t n,
                           int64_t c, int64_t hw, bool training) {
   const float inv_count = 1.f / static_cast<float>(n * hw);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t ch = 0; ch < c; ++ch) {
-      const int64_t base = (i * c + ch) * hw;
-      for (int64_t s = 0; s < hw; ++s)
-        grad_x[base + s] = bn_backward(grad_y[base + s], x[base + s], mean[ch], invstd[ch], gamma[ch], sum_dy[ch],
-                                       sum_dy_xhat[ch], inv_count, training);
-    }
+  SIEVE_PARALLEL_FOR(n * c * hw >= kParallelMin)  // whole planes per thread (Note [cpu threads])
+  for (int64_t plane = 0; plane < n * c; ++plane) {  // plane = image * c + channel
+    const int64_t ch = plane % c, base = plane * hw;
+    for (int64_t s = 0; s < hw; ++s)
+      grad_x[base + s] = bn_backward(grad_y[base + s], x[base + s], mean[ch], invstd[ch], gamma[ch], sum_dy[ch],
+                                     sum_dy_xhat[ch], inv_count, training);
+  }
 }
 
 }  // namespace sieve::cpu

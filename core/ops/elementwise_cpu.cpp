@@ -2,6 +2,7 @@
 
 #include "core/ops/elementwise.h"
 #include "core/ops/elementwise_math.h"
+#include "core/ops/cpu_parallel.h"
 
 namespace sieve::cpu {
 
@@ -21,6 +22,7 @@ void fill(TensorView t, double value) {
 }
 
 void binary(BinaryOp op, const float* a, const float* b, float* out, int64_t n) {
+  SIEVE_PARALLEL_FOR(n >= kParallelMin)  // Note [cpu threads]
   for (int64_t i = 0; i < n; ++i) out[i] = apply_binary(op, a[i], b[i]);
 }
 
@@ -29,10 +31,12 @@ void axpby(float alpha, const float* x, float beta, float* y, int64_t n) {
 }
 
 void relu_fwd(const float* x, float* y, int64_t n) {
+  SIEVE_PARALLEL_FOR(n >= kParallelMin)  // Note [cpu threads]
   for (int64_t i = 0; i < n; ++i) y[i] = relu_value(x[i]);
 }
 
 void relu_bwd(const float* y, const float* grad_y, float* grad_x, int64_t n) {
+  SIEVE_PARALLEL_FOR(n >= kParallelMin)  // Note [cpu threads]
   for (int64_t i = 0; i < n; ++i) grad_x[i] = relu_grad(y[i], grad_y[i]);
 }
 

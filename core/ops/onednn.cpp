@@ -56,8 +56,9 @@ class Workspace {
  public:
   char* get(size_t bytes) {
     if (bytes > size_) {
-      data_.reset(static_cast<char*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)));
-      SIEVE_CHECK(data_ != nullptr, "conv2d (oneDNN): out of memory for a ", bytes, "-byte workspace");
+      char* grown = static_cast<char*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+      SIEVE_CHECK(grown != nullptr, "oneDNN: out of memory for a ", bytes, "-byte workspace");
+      data_.reset(grown);  // the old block stays until the new one exists
       size_ = bytes;
     }
     return data_.get();

@@ -1,10 +1,12 @@
 // batch_norm2d: gradients against finite differences (training and evaluation), forward and running statistics
 // against double-precision references, every device against the CPU, and argument errors.
+#include <algorithm>
 #include <cmath>
 #include <string>
 
 #include "core/ops.h"
 #include "core/ops/batch_norm.h"
+#include "core/ops/cpu_parallel.h"
 #include "tests/test_util.h"
 
 namespace sieve {
@@ -90,6 +92,50 @@ TEST(BatchNormForward, TrainingMatchesDoubleReference) {
   // Float arithmetic on O(1) values: a few ulps of 1.
   EXPECT_TRUE(all_close(batch_norm2d(x, gamma, beta, rm, rv, true).to_vector<float>(),
                         reference_output(x, mean, var, gamma, beta, 1e-5), 1e-5f, 1e-5f));
+}
+
+// Note [cpu threads]: tensors of at least cpu::kParallelMin elements are split across threads. A WRN-28-2-sized
+// activation (16 x 32 x 32 x 32 = 2 * kParallelMin) against the double reference checks that every plane and
+// channel is computed once, and its gradients against double-precision formulas check the backward loops.
+TEST(BatchNormForward, LargeTensorsSplitAcrossThreadsMatchDoubleReference) {
+  Tensor x = random_tensor({16, 32, 32, 32}, 15, Device::cpu(), -1.f, 3.f);
+  ASSERT_GE(x.numel(), cpu::kParallelMin);
+  Tensor gamma = random_tensor({32}, 16, Device::cpu(), 0.5f, 1.5f), beta = random_tensor({32}, 17);
+  Tensor rm = Tensor::zeros({32}), rv = Tensor::ones({32});
+  std::vector<double> mean, var;
+  channel_stats(x, mean, var);
+  EXPECT_TRUE(all_close(batch_norm2d(x, gamma, beta, rm, rv, true).to_vector<float>(),
+                        reference_output(x, mean, var, gamma, beta, 1e-5), 1e-5f, 1e-5f));
+  for (int64_t ch = 0; ch < 32; ++ch) EXPECT_NEAR(rm.to_vector<float>()[ch], 0.1 * mean[ch], 1e-6) << ch;
+  // The backward pass of sum(y * w), in double: per channel d/d beta = sum w, d/d gamma = sum xhat w, and
+  // dx = gamma invstd / N (N w - sum w - xhat sum xhat w), N = n h w.
+  Tensor g = gamma.clone().set_requires_grad(true), b = beta.clone().set_requires_grad(true);
+  Tensor xs = x.clone().set_requires_grad(true), w = random_tensor(x.shape(), 18);
+  Tensor rm2 = Tensor::zeros({32}), rv2 = Tensor::ones({32});
+  sum(mul(batch_norm2d(xs, g, b, rm2, rv2, true), w)).backward();
+  const auto v = x.to_vector<float>(), wv = w.to_vector<float>(), dg = g.grad().to_vector<float>();
+  const auto db = b.grad().to_vector<float>(), dx = xs.grad().to_vector<float>(), gv = gamma.to_vector<float>();
+  const int64_t hw = 32 * 32, count = 16 * hw;
+  for (int64_t ch = 0; ch < 32; ++ch) {
+    const double invstd = 1.0 / std::sqrt(var[ch] + 1e-5);
+    auto at = [&](int64_t i, int64_t s) { return (i * 32 + ch) * hw + s; };
+    double sum_w = 0, sum_xhat_w = 0;
+    for (int64_t i = 0; i < 16; ++i)
+      for (int64_t s = 0; s < hw; ++s) {
+        sum_w += wv[at(i, s)];
+        sum_xhat_w += (v[at(i, s)] - mean[ch]) * invstd * wv[at(i, s)];
+      }
+    EXPECT_NEAR(dg[ch], sum_xhat_w, 1e-3 * (1 + std::abs(sum_xhat_w))) << "gamma gradient, channel " << ch;
+    EXPECT_NEAR(db[ch], sum_w, 1e-3 * (1 + std::abs(sum_w))) << "beta gradient, channel " << ch;
+    double worst = 0;
+    for (int64_t i = 0; i < 16; ++i)
+      for (int64_t s = 0; s < hw; ++s) {
+        const double xhat = (v[at(i, s)] - mean[ch]) * invstd;
+        const double want = gv[ch] * invstd / count * (count * wv[at(i, s)] - sum_w - xhat * sum_xhat_w);
+        worst = std::max(worst, std::abs(dx[at(i, s)] - want));
+      }
+    EXPECT_LT(worst, 1e-4) << "input gradient, channel " << ch;
+  }
 }
 
 TEST(BatchNormForward, RunningStatisticsFollowPyTorchAfterOneAndTwoSteps) {

@@ -1,11 +1,13 @@
 // Every core op: gradients against finite differences on the CPU, and forward and backward on each device
 // against the CPU reference (the CUDA instances run where a GPU exists and skip elsewhere).
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
 #include <utility>
 
 #include "core/ops.h"
+#include "core/ops/cpu_parallel.h"
 #include "core/ops/nonfinite.h"
 #include "core/philox.h"
 #include "tests/test_util.h"
@@ -40,6 +42,24 @@ TEST(Gradients, Elementwise) {
   EXPECT_TRUE(gradient_check([](const auto& x) { return weighted_total(sub(x[0], x[1]), 7); }, {a, b}));
   EXPECT_TRUE(gradient_check([](const auto& x) { return weighted_total(mul(x[0], x[1]), 7); }, {a, b}));
   EXPECT_TRUE(gradient_check([](const auto& x) { return weighted_total(scale(x[0], -2.5f), 7); }, {a}));
+}
+
+// Note [cpu threads]: tensors of at least cpu::kParallelMin elements are split across threads; every element of
+// an odd-sized large tensor (2 kParallelMin + 7, so the threads' ranges are uneven) is computed once and right.
+TEST(ElementwiseCpu, LargeTensorsSplitAcrossThreadsComputeEveryElement) {
+  const int64_t n = 2 * cpu::kParallelMin + 7;
+  Tensor a = random_tensor({n}, 40), b = random_tensor({n}, 41), g = random_tensor({n}, 42);
+  Tensor x = a.clone().set_requires_grad(true);
+  Tensor y = relu(x);
+  y.backward(g);
+  const auto av = a.to_vector<float>(), bv = b.to_vector<float>(), gv = g.to_vector<float>();
+  const auto yv = y.to_vector<float>(), dx = x.grad().to_vector<float>();
+  const auto sum_v = add(a, b).to_vector<float>(), prod_v = mul(a, b).to_vector<float>();
+  int64_t wrong = 0;
+  for (int64_t i = 0; i < n; ++i)
+    wrong += yv[i] != std::max(av[i], 0.f) || dx[i] != (av[i] > 0.f ? gv[i] : 0.f) || sum_v[i] != av[i] + bv[i] ||
+             prod_v[i] != av[i] * bv[i];
+  EXPECT_EQ(wrong, 0);
 }
 
 TEST(Gradients, Relu) {
