@@ -1,9 +1,9 @@
 // CPU convolution: oneDNN's (core/ops/onednn.cpp) or im2col of a group of images, then one OpenBLAS GEMM
 // per group.
 //
-// The CPU's convolutions run on oneDNN by default (Note [cpu backends] in core/ops/cpu_backend.cpp; Note [onednn
-// plans] in core/ops/onednn.cpp). im2col + OpenBLAS, below, is the reference and the implementation of
-// bf16 products (Note [bf16 products]), which oneDNN's float32 kernels would not round as cuDNN does. The two
+// The CPU's convolutions run on oneDNN by default (Note [cpu backends] in core/ops/cpu_backend.cpp;
+// Note [onednn plans] in core/ops/onednn.cpp). im2col + OpenBLAS, below, is the reference and the implementation
+// of bf16 products (Note [bf16 products]), which oneDNN's float32 kernels would not round as cuDNN does. The two
 // differ by float rounding only (each sums the C*R*S products in its own order).
 //
 // Note [conv im2col]: the columns of image n are col[(c, r, s), (p, q)] = x[n, c, p*stride_h - pad_h + r,

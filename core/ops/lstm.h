@@ -1,6 +1,7 @@
 // Long short-term memory (Hochreiter & Schmidhuber 1997, with a forget gate): a stack of LSTM layers over
-// batch-first float32 sequences. oneDNN's LSTM (or sieve's own over OpenBLAS, the reference) on the CPU, cuDNN's RNN API on
-// the GPU. Parameters follow PyTorch's nn.LSTM (names, shapes and gate order), so checkpoints open in Python.
+// batch-first float32 sequences. oneDNN's LSTM (or sieve's own over OpenBLAS, the reference) on the CPU, cuDNN's
+// RNN API on the GPU. Parameters follow PyTorch's nn.LSTM (names, shapes and gate order), so checkpoints open in
+// Python.
 #pragma once
 
 #include <compare>

@@ -205,7 +205,8 @@ constexpr size_t kReserveHeader = 64;
 
 // Note [onednn lstm batch 1]: oneDNN 2.6.3's LSTM backward pass returns a weight_hh gradient with nonzero
 // entries for one example of one step, where h_{-1} = 0 makes it exactly zero (found by
-// LstmOneDnn.MatchesTheReferenceOnRandomShapes; batches of two and longer sequences agree with the reference).
+// LstmOneDnn.MatchesTheReferenceOnRandomShapes; batches of two or more, and one example over several steps, agree
+// with the reference).
 // Training passes of a single example therefore run on the reference; inference stays on oneDNN.
 CpuBackend backend_for(const LstmShape& s, bool training) {
   const CpuBackend chosen = cpu_backend();
