@@ -67,6 +67,12 @@ CommandResult run_command(const std::string& command) {
 
 bool have_fashion_mnist() { return std::filesystem::is_directory(default_data_dir("fashion-mnist")); }
 
+std::vector<CpuBackend> cpu_backends_built() {
+  std::vector<CpuBackend> backends{CpuBackend::Reference};
+  if (cpu::onednn::available()) backends.push_back(CpuBackend::OneDnn);
+  return backends;
+}
+
 DataSplits fashion_mnist_subset(int64_t train, int64_t test, uint64_t seed) {
   DataSplits data = load_dataset(parse_data_spec("fashion-mnist"));
   Generator g(seed);

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/ops/cpu_backend.h"
 #include "core/random.h"
 #include "core/tensor.h"
 #include "data/dataset.h"
@@ -82,6 +83,9 @@ CommandResult run_command(const std::string& command);
 
 // Whether Debian's dataset-fashion-mnist (or $SIEVE_DATA_DIR/fashion-mnist) is there.
 bool have_fashion_mnist();
+
+// The CPU backends this build has (Note [cpu backends]): the reference always, oneDNN where sieve was built with it.
+std::vector<CpuBackend> cpu_backends_built();
 // Fashion-MNIST with `train` training and `test` test examples drawn at random (with a generator seeded with
 // `seed`, training examples first); 0 keeps a whole split.
 DataSplits fashion_mnist_subset(int64_t train, int64_t test, uint64_t seed);

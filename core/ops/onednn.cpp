@@ -51,12 +51,25 @@ Engine& engine() {
   return e;
 }
 
+// bytes rounded up to a whole number of 64-byte cache lines: every block in a workspace or reserve starts on one.
+size_t align64(size_t bytes) { return (bytes + 63) / 64 * 64; }
+
+// Runs oneDNN's calls, turning its exceptions into sieve's one-line errors.
+template <class F>
+void guarded(const char* what, F&& f) {
+  try {
+    f();
+  } catch (const dnnl::error& error) {
+    SIEVE_FAIL(what, " (oneDNN): ", error.what(), " (status ", static_cast<int>(error.status), ")");
+  }
+}
+
 // 64-byte aligned scratch, grown to the largest request and kept (Note [onednn plans]).
 class Workspace {
  public:
   char* get(size_t bytes) {
     if (bytes > size_) {
-      char* grown = static_cast<char*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+      char* grown = static_cast<char*>(std::aligned_alloc(64, align64(bytes)));
       SIEVE_CHECK(grown != nullptr, "oneDNN: out of memory for a ", bytes, "-byte workspace");
       data_.reset(grown);  // the old block stays until the new one exists
       size_ = bytes;
@@ -76,10 +89,12 @@ class Workspace {
 // copy in the workspace at `offset`, with the reorder between them.
 struct Operand {
   memory user, inner;
+  bool input = true;
   std::optional<dnnl::reorder> reorder;  // user -> inner for inputs, inner -> user for outputs
-  size_t offset = 0, bytes = 0;          // of the blocked copy in the workspace; bytes 0 when none
+  size_t offset = 0;                     // of the blocked copy in the workspace
 
-  Operand(const memory::desc& plain, const memory::desc& wanted, bool input, size_t* workspace_end) {
+  Operand(const memory::desc& plain, const memory::desc& wanted, bool is_input, size_t* workspace_end)
+      : input(is_input) {
     const dnnl::engine& eng = engine().engine;
     user = memory(plain, eng, DNNL_MEMORY_NONE);
     if (plain == wanted) {
@@ -89,17 +104,17 @@ struct Operand {
     inner = memory(wanted, eng, DNNL_MEMORY_NONE);
     reorder = input ? dnnl::reorder(user, inner) : dnnl::reorder(inner, user);
     offset = *workspace_end;
-    bytes = wanted.get_size();
-    *workspace_end += (bytes + 63) / 64 * 64;
+    *workspace_end += align64(wanted.get_size());
   }
 
   // Points the memories at `data` and the workspace; an input is then reordered in.
-  void bind(const void* data, char* workspace, bool input) {
+  void bind(const void* data, char* workspace) {
     user.set_data_handle(const_cast<void*>(data));
     if (!reorder) return;
     inner.set_data_handle(workspace + offset);
     if (input) reorder->execute(engine().stream, user, inner);
   }
+  // An output's blocked copy reordered out to the caller's tensor.
   void write_back() {
     if (reorder) reorder->execute(engine().stream, inner, user);
   }
@@ -107,16 +122,16 @@ struct Operand {
   void zero() { std::memset(inner.get_data_handle(), 0, inner.get_desc().get_size()); }
 };
 
-
 struct Plan {
   dnnl::primitive primitive;
   // Forward: src, weights, dst. Backward data: diff_dst, weights, diff_src. Backward filter: src, diff_dst,
   // diff_weights. The last is the output.
   std::vector<Operand> operands;
-  std::vector<int> args;  // the DNNL_ARG_* of each operand
+  memory bias_memory;  // forward plans with a bias (part of the plan's key)
+  // The primitive's arguments, built once: oneDNN's memory objects are shared handles, so pointing the plan's
+  // memories at a call's tensors points these too, and a call allocates nothing.
+  std::unordered_map<int, memory> args;
   size_t workspace_bytes = 0;
-  bool bias = false;
-  memory bias_memory;
 };
 
 memory::dims dims(std::initializer_list<int64_t> v) { return memory::dims(v.begin(), v.end()); }
@@ -141,8 +156,7 @@ Plan make_plan(const Conv2dShape& s, Direction direction, bool bias) {
   Plan plan;
   size_t end = 0;
   auto add = [&](const memory::desc& plain, const memory::desc& wanted, bool input, int arg) {
-    plan.operands.emplace_back(plain, wanted, input, &end);
-    plan.args.push_back(arg);
+    plan.args.emplace(arg, plan.operands.emplace_back(plain, wanted, input, &end).inner);
   };
   switch (direction) {
     case Direction::Forward:
@@ -150,8 +164,10 @@ Plan make_plan(const Conv2dShape& s, Direction direction, bool bias) {
       add(x_plain, forward.src_desc(), true, DNNL_ARG_SRC);
       add(w_plain, forward.weights_desc(), true, DNNL_ARG_WEIGHTS);
       add(y_plain, forward.dst_desc(), false, DNNL_ARG_DST);
-      plan.bias = bias;
-      if (bias) plan.bias_memory = memory(b_plain, eng, DNNL_MEMORY_NONE);
+      if (bias) {
+        plan.bias_memory = memory(b_plain, eng, DNNL_MEMORY_NONE);
+        plan.args.emplace(DNNL_ARG_BIAS, plan.bias_memory);
+      }
       break;
     case Direction::BackwardData: {
       const dnnl::convolution_backward_data::primitive_desc pd(
@@ -183,7 +199,7 @@ Plan make_plan(const Conv2dShape& s, Direction direction, bool bias) {
 void run(const Conv2dShape& s, Direction direction, const void* a, const void* b, void* out,
          const float* bias = nullptr) {
   SIEVE_CHECK(s.precision == MatmulPrecision::F32, "conv2d (oneDNN): only float32 products; bf16 runs on im2col");
-  try {
+  guarded("conv2d", [&] {
     thread_local std::map<std::tuple<Conv2dShape, Direction, bool>, Plan> plans;
     thread_local Workspace workspace;
     const auto key = std::make_tuple(s, direction, bias != nullptr);
@@ -191,22 +207,15 @@ void run(const Conv2dShape& s, Direction direction, const void* a, const void* b
     if (it == plans.end()) it = plans.emplace(key, make_plan(s, direction, bias != nullptr)).first;
     Plan& plan = it->second;
     char* ws = workspace.get(plan.workspace_bytes);
-    plan.operands[0].bind(a, ws, true);
-    plan.operands[1].bind(b, ws, true);
-    plan.operands[2].bind(out, ws, false);
-    std::unordered_map<int, memory> args;
-    for (size_t i = 0; i < plan.operands.size(); ++i) args.emplace(plan.args[i], plan.operands[i].inner);
-    if (plan.bias) {
-      plan.bias_memory.set_data_handle(const_cast<float*>(bias));
-      args.emplace(DNNL_ARG_BIAS, plan.bias_memory);
-    }
+    plan.operands[0].bind(a, ws);
+    plan.operands[1].bind(b, ws);
+    plan.operands[2].bind(out, ws);
+    if (bias) plan.bias_memory.set_data_handle(const_cast<float*>(bias));
     Engine& e = engine();
-    plan.primitive.execute(e.stream, args);
+    plan.primitive.execute(e.stream, plan.args);
     plan.operands[2].write_back();
     e.stream.wait();
-  } catch (const dnnl::error& error) {
-    SIEVE_FAIL("conv2d (oneDNN): ", error.what(), " (status ", static_cast<int>(error.status), ")");
-  }
+  });
 }
 
 }  // namespace
@@ -241,6 +250,7 @@ struct LstmPlan {
   memory bias, diff_bias;        // plain ldgo
   memory src, dst, diff_src, diff_dst;  // plain ntc
   memory workspace;              // Train and Backward: in the reserve
+  std::unordered_map<int, memory> args;  // built once, as Plan's
   size_t workspace_bytes = 0;    // the reserve's share of this layer
   size_t scratch_bytes = 0;      // the reordered weights in the thread's workspace
 };
@@ -283,8 +293,20 @@ LstmPlan make_lstm_plan(int64_t B, int64_t T, int64_t I, int64_t H, LstmPass pas
   }
   if (pass != LstmPass::Infer) {
     plan.workspace = memory(forward.workspace_desc(), eng, DNNL_MEMORY_NONE);
-    plan.workspace_bytes = (forward.workspace_desc().get_size() + 63) / 64 * 64;
+    plan.workspace_bytes = align64(forward.workspace_desc().get_size());
+    plan.args.emplace(DNNL_ARG_WORKSPACE, plan.workspace);
   }
+  plan.args.insert({{DNNL_ARG_SRC_LAYER, plan.src},
+                    {DNNL_ARG_WEIGHTS_LAYER, plan.weights[0].inner},
+                    {DNNL_ARG_WEIGHTS_ITER, plan.weights[1].inner},
+                    {DNNL_ARG_BIAS, plan.bias},
+                    {DNNL_ARG_DST_LAYER, plan.dst}});
+  if (pass == LstmPass::Backward)
+    plan.args.insert({{DNNL_ARG_DIFF_SRC_LAYER, plan.diff_src},
+                      {DNNL_ARG_DIFF_WEIGHTS_LAYER, plan.weights[2].inner},
+                      {DNNL_ARG_DIFF_WEIGHTS_ITER, plan.weights[3].inner},
+                      {DNNL_ARG_DIFF_BIAS, plan.diff_bias},
+                      {DNNL_ARG_DIFF_DST_LAYER, plan.diff_dst}});
   plan.scratch_bytes = end;
   return plan;
 }
@@ -308,22 +330,20 @@ struct LstmReserve {
     for (int64_t j = 0; j < k; ++j) offset += workspace(j);
     return offset;
   }
-  size_t hidden_bytes() const { return sizeof(float) * s.batch * s.steps * s.hidden; }
+  size_t hidden_bytes() const { return align64(sizeof(float) * s.batch * s.steps * s.hidden); }  // one [B, T, H]
+  size_t bias_bytes() const { return align64(sizeof(float) * 4 * s.hidden); }
+  // The largest of the layers' reordered weights, for one workspace that serves every layer.
+  size_t largest_scratch(LstmPass pass) const {
+    size_t largest = 0;
+    for (int64_t k = 0; k < s.layers; ++k)
+      largest = std::max(largest, lstm_plan(s.batch, s.steps, s.layer_input(k), s.hidden, pass).scratch_bytes);
+    return largest;
+  }
   size_t bytes() const { return workspace_offset(s.layers) + (s.layers - 1) * hidden_bytes(); }
   float* hidden(void* base, int64_t k) const {
     return reinterpret_cast<float*>(static_cast<char*>(base) + workspace_offset(s.layers) + k * hidden_bytes());
   }
 };
-
-// Runs oneDNN's calls, turning its exceptions into sieve's one-line errors.
-template <class F>
-void guarded(const char* what, F&& f) {
-  try {
-    f();
-  } catch (const dnnl::error& error) {
-    SIEVE_FAIL(what, " (oneDNN): ", error.what(), " (status ", static_cast<int>(error.status), ")");
-  }
-}
 
 }  // namespace
 
@@ -338,16 +358,13 @@ void lstm_fwd(const LstmShape& s, const float* x, const float* const* params, fl
     thread_local Workspace scratch;
     const int64_t B = s.batch, T = s.steps, H = s.hidden;
     const LstmReserve r{s};
-    const size_t seq_bytes = (r.hidden_bytes() + 63) / 64 * 64, bias_bytes = 64 * ((4 * H * sizeof(float) + 63) / 64);
+    const size_t seq_bytes = r.hidden_bytes(), bias_bytes = r.bias_bytes();
     const LstmPass pass = reserve ? LstmPass::Train : LstmPass::Infer;
     // The thread's workspace, taken once for all layers (a larger one later would move the earlier layers'
     // outputs): without a reserve two alternating [B, T, H] outputs for the layers below the last, then the
     // summed bias and the reordered weights of the layer at hand.
     const size_t outputs = reserve || s.layers == 1 ? 0 : 2 * seq_bytes;
-    size_t largest = 0;
-    for (int64_t k = 0; k < s.layers; ++k)
-      largest = std::max(largest, lstm_plan(B, T, s.layer_input(k), H, pass).scratch_bytes);
-    char* ws = scratch.get(outputs + bias_bytes + largest);
+    char* ws = scratch.get(outputs + bias_bytes + r.largest_scratch(pass));
     float* bias = reinterpret_cast<float*>(ws + outputs);
     char* weights = ws + outputs + bias_bytes;
     const float* in = x;
@@ -355,25 +372,17 @@ void lstm_fwd(const LstmShape& s, const float* x, const float* const* params, fl
       LstmPlan& plan = lstm_plan(B, T, s.layer_input(k), H, pass);
       const float* const* p = params + 4 * k;
       for (int64_t j = 0; j < 4 * H; ++j) bias[j] = p[2][j] + p[3][j];
-      plan.weights[0].bind(p[0], weights, true);
-      plan.weights[1].bind(p[1], weights, true);
+      plan.weights[0].bind(p[0], weights);
+      plan.weights[1].bind(p[1], weights);
       float* out = k == s.layers - 1 ? y
                    : reserve        ? r.hidden(reserve, k)
                                     : reinterpret_cast<float*>(ws + (k % 2) * seq_bytes);
       plan.src.set_data_handle(const_cast<float*>(in));
       plan.dst.set_data_handle(out);
       plan.bias.set_data_handle(bias);
-      std::unordered_map<int, memory> args{{DNNL_ARG_SRC_LAYER, plan.src},
-                                           {DNNL_ARG_WEIGHTS_LAYER, plan.weights[0].inner},
-                                           {DNNL_ARG_WEIGHTS_ITER, plan.weights[1].inner},
-                                           {DNNL_ARG_BIAS, plan.bias},
-                                           {DNNL_ARG_DST_LAYER, plan.dst}};
-      if (reserve) {
-        plan.workspace.set_data_handle(static_cast<char*>(reserve) + r.workspace_offset(k));
-        args.emplace(DNNL_ARG_WORKSPACE, plan.workspace);
-      }
+      if (reserve) plan.workspace.set_data_handle(static_cast<char*>(reserve) + r.workspace_offset(k));
       Engine& e = engine();
-      plan.primitive.execute(e.stream, args);
+      plan.primitive.execute(e.stream, plan.args);
       e.stream.wait();
       in = out;
     }
@@ -386,14 +395,11 @@ void lstm_bwd(const LstmShape& s, const float* x, const float* const* params, co
     thread_local Workspace scratch;
     const int64_t B = s.batch, T = s.steps, H = s.hidden;
     const LstmReserve r{s};
-    const size_t seq_bytes = (r.hidden_bytes() + 63) / 64 * 64, bias_bytes = 64 * ((4 * H * sizeof(float) + 63) / 64);
+    const size_t seq_bytes = r.hidden_bytes(), bias_bytes = r.bias_bytes();
     // The thread's workspace, taken once for all layers as in lstm_fwd: two alternating [B, T, H] gradients of
     // the lower layers' outputs, the summed bias and its gradient, the reordered weights and their gradients.
     const size_t outputs = s.layers == 1 ? 0 : 2 * seq_bytes;
-    size_t largest = 0;
-    for (int64_t k = 0; k < s.layers; ++k)
-      largest = std::max(largest, lstm_plan(B, T, s.layer_input(k), H, LstmPass::Backward).scratch_bytes);
-    char* ws = scratch.get(outputs + 2 * bias_bytes + largest);
+    char* ws = scratch.get(outputs + 2 * bias_bytes + r.largest_scratch(LstmPass::Backward));
     float* bias = reinterpret_cast<float*>(ws + outputs);
     float* dbias = reinterpret_cast<float*>(ws + outputs + bias_bytes);
     char* weights = ws + outputs + 2 * bias_bytes;
@@ -404,10 +410,10 @@ void lstm_bwd(const LstmShape& s, const float* x, const float* const* params, co
       float* const* dp = dparams + 4 * k;
       for (int64_t j = 0; j < 4 * H; ++j) bias[j] = p[2][j] + p[3][j];
       std::fill(dbias, dbias + 4 * H, 0.f);
-      plan.weights[0].bind(p[0], weights, true);
-      plan.weights[1].bind(p[1], weights, true);
-      plan.weights[2].bind(dp[0], weights, false);
-      plan.weights[3].bind(dp[1], weights, false);
+      plan.weights[0].bind(p[0], weights);
+      plan.weights[1].bind(p[1], weights);
+      plan.weights[2].bind(dp[0], weights);
+      plan.weights[3].bind(dp[1], weights);
       plan.weights[2].zero();
       plan.weights[3].zero();
       const float* in = k == 0 ? x : r.hidden(reserve, k - 1);
@@ -420,19 +426,8 @@ void lstm_bwd(const LstmShape& s, const float* x, const float* const* params, co
       plan.bias.set_data_handle(bias);
       plan.diff_bias.set_data_handle(dbias);
       plan.workspace.set_data_handle(static_cast<char*>(reserve) + r.workspace_offset(k));
-      const std::unordered_map<int, memory> args{{DNNL_ARG_SRC_LAYER, plan.src},
-                                                 {DNNL_ARG_WEIGHTS_LAYER, plan.weights[0].inner},
-                                                 {DNNL_ARG_WEIGHTS_ITER, plan.weights[1].inner},
-                                                 {DNNL_ARG_BIAS, plan.bias},
-                                                 {DNNL_ARG_DST_LAYER, plan.dst},
-                                                 {DNNL_ARG_WORKSPACE, plan.workspace},
-                                                 {DNNL_ARG_DIFF_SRC_LAYER, plan.diff_src},
-                                                 {DNNL_ARG_DIFF_WEIGHTS_LAYER, plan.weights[2].inner},
-                                                 {DNNL_ARG_DIFF_WEIGHTS_ITER, plan.weights[3].inner},
-                                                 {DNNL_ARG_DIFF_BIAS, plan.diff_bias},
-                                                 {DNNL_ARG_DIFF_DST_LAYER, plan.diff_dst}};
       Engine& e = engine();
-      plan.primitive.execute(e.stream, args);
+      plan.primitive.execute(e.stream, plan.args);
       plan.weights[2].write_back();
       plan.weights[3].write_back();
       e.stream.wait();

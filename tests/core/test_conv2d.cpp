@@ -13,6 +13,7 @@ namespace sieve {
 namespace {
 
 using testing::all_close;
+using testing::cpu_backends_built;
 using testing::DeviceCase;
 using testing::DeviceTest;
 using testing::evaluate;
@@ -71,14 +72,6 @@ std::vector<float> direct_conv2d(const Conv2dShape& s, const std::vector<float>&
           y[((n * s.k + k) * P + p) * Q + q] = static_cast<float>(total);
         }
   return y;
-}
-
-// The CPU backends this build has (Note [cpu backends]): the reference (im2col) always, oneDNN where sieve was
-// built with it.
-std::vector<CpuBackend> cpu_backends_built() {
-  std::vector<CpuBackend> backends{CpuBackend::Reference};
-  if (cpu::onednn::available()) backends.push_back(CpuBackend::OneDnn);
-  return backends;
 }
 
 TEST(Conv2dCpu, ForwardMatchesDirectLoopsInDouble) {

@@ -19,6 +19,7 @@ namespace sieve {
 namespace {
 
 using testing::all_close;
+using testing::cpu_backends_built;
 using testing::DeviceTest;
 using testing::GpuTest;
 using testing::gradient_check;
@@ -108,12 +109,6 @@ class LstmCpu : public ::testing::TestWithParam<CpuBackend> {
  protected:
   CpuBackendScope backend_{GetParam()};
 };
-
-std::vector<CpuBackend> cpu_backends_built() {
-  std::vector<CpuBackend> backends{CpuBackend::Reference};
-  if (cpu::onednn::available()) backends.push_back(CpuBackend::OneDnn);
-  return backends;
-}
 
 INSTANTIATE_TEST_SUITE_P(Backends, LstmCpu, ::testing::ValuesIn(cpu_backends_built()),
                          [](const auto& info) { return info.param == CpuBackend::OneDnn ? "oneDNN" : "Reference"; });
