@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <map>
 #include <memory>
 #include <optional>
@@ -29,6 +30,9 @@
 
 #if SIEVE_WITH_ONEDNN
 #include <oneapi/dnnl/dnnl.hpp>
+#endif
+#if defined(_OPENMP)
+#include <omp.h>
 #endif
 
 namespace sieve::cpu::onednn {
@@ -353,7 +357,10 @@ size_t lstm_reserve_bytes(const LstmShape& s) {
   return bytes;
 }
 
-void lstm_fwd(const LstmShape& s, const float* x, const float* const* params, float* y, void* reserve) {
+namespace {
+
+// One forward pass over rows [0, s.batch) of x and y on the calling thread's plans (Note [onednn plans]).
+void lstm_fwd_rows(const LstmShape& s, const float* x, const float* const* params, float* y, void* reserve) {
   guarded("lstm", [&] {
     thread_local Workspace scratch;
     const int64_t B = s.batch, T = s.steps, H = s.hidden;
@@ -387,6 +394,52 @@ void lstm_fwd(const LstmShape& s, const float* x, const float* const* params, fl
       in = out;
     }
   });
+}
+
+// Note [onednn lstm batch split]: an inference pass (no reserve) on more than one thread runs each thread's share of
+// the batch as an LSTM of its own, start to end: the examples of a batch never meet in an LSTM, so each thread runs
+// all T steps on its rows with no barrier between them, where oneDNN's own threading splits every step's small
+// products and meets its threads at every step. On 2 cores (sieve-bench, H 128) it took the forward at b 32, T 196
+// from 8.1 to 5.4-5.7 ms and at b 128, T 784 from 122 to 95-108 ms. Each thread plans and reorders the weights for
+// itself (its plans are its own, Note [onednn plans]); oneDNN runs single-threaded inside the team (nested
+// parallelism is off). An example's output may differ in the last bits from the unsplit call's where oneDNN
+// blocks the smaller batch differently; the tests hold both against the reference. Training passes stay one call:
+// their workspace and the backward's weight gradients are the whole batch's.
+constexpr int64_t kLstmMinRowsPerThread = 8;
+
+int lstm_threads(const LstmShape& s, bool inference) {
+#if defined(_OPENMP)
+  if (!inference || omp_in_parallel()) return 1;
+  const int64_t most = s.batch / kLstmMinRowsPerThread;
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), most)));
+#else
+  (void)s, (void)inference;
+  return 1;
+#endif
+}
+
+}  // namespace
+
+void lstm_fwd(const LstmShape& s, const float* x, const float* const* params, float* y, void* reserve) {
+  const int threads = lstm_threads(s, reserve == nullptr);
+  if (threads == 1) return lstm_fwd_rows(s, x, params, y, reserve);
+#if defined(_OPENMP)
+  std::vector<std::exception_ptr> failures(threads);
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num();
+    const int64_t begin = s.batch * t / threads, end = s.batch * (t + 1) / threads;
+    LstmShape rows = s;
+    rows.batch = end - begin;
+    try {
+      lstm_fwd_rows(rows, x + begin * s.steps * s.input, params, y + begin * s.steps * s.hidden, nullptr);
+    } catch (...) {
+      failures[t] = std::current_exception();
+    }
+  }
+  for (const std::exception_ptr& failure : failures)
+    if (failure) std::rethrow_exception(failure);
+#endif
 }
 
 void lstm_bwd(const LstmShape& s, const float* x, const float* const* params, const float* y, const float* dy,

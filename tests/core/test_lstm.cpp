@@ -192,14 +192,15 @@ std::vector<float> last_step_mask(int64_t B, int64_t T, int64_t H) {
 // oneDNN's forward and backward against the reference's on 13 shapes, one to three layers, each shape three times:
 // new data each time (the later backward passes find the earlier weight gradients in oneDNN's buffers: they must
 // not accumulate), the third with the gradient of the last step alone (the classifier's). Batch-1 training runs on
-// the reference (Note [onednn lstm batch 1]), so those cases check the fallback.
+// the reference (Note [onednn lstm batch 1]), so those cases check the fallback; on two or more threads the passes
+// without gradient from batch 16 up run split by rows (Note [onednn lstm batch split]), in even and odd shares.
 TEST(LstmOneDnn, MatchesTheReferenceOnRandomShapes) {
   if (!cpu::onednn::available()) GTEST_SKIP() << "built without oneDNN";
   const struct {
     int64_t B, T, I, H, L;
   } cases[] = {{1, 1, 1, 1, 1},   {1, 1, 3, 4, 1},   {1, 6, 2, 3, 1},     {1, 4, 1, 8, 2},    {2, 1, 1, 1, 1},
                {2, 1, 2, 5, 2},   {3, 7, 1, 16, 1},  {5, 12, 3, 8, 2},    {2, 9, 6, 5, 3},    {17, 30, 4, 32, 1},
-               {32, 20, 1, 128, 1}, {32, 10, 1, 16, 1}, {512, 10, 1, 16, 1}};
+               {32, 20, 1, 128, 1}, {32, 10, 1, 16, 1}, {512, 10, 1, 16, 1}, {19, 8, 3, 16, 2}, {24, 6, 2, 8, 3}};
   uint64_t seed = 900;
   for (const auto& c : cases)
     for (int call = 0; call < 3; ++call) {
