@@ -110,13 +110,20 @@ bool importance_on(Trainer& trainer) {
   return false;
 }
 
+// sieve-train's GPU options a training-step row runs with.
+struct StepVariant {
+  std::string mixed_precision;   // --mixed-precision
+  bool cudnn_benchmark = false;  // --cudnn-benchmark
+  bool cuda_graphs = false;      // --cuda-graphs
+};
+
 // One step of Trainer (select, gather, forward, backward, update), as sieve-train runs it, b images a step.
 void train_step_case(Table& t, const Options& o, const DataSplits& data, const std::string& model,
                      const std::string& sampler, int64_t b, int64_t B, int repeats, int warmup,
-                     const std::string& mixed_precision = "", bool cudnn_benchmark = false) {
+                     const StepVariant& v = {}) {
   const bool uniform = sampler == "uniform";
-  const std::string name = "train_step " + sampler + (mixed_precision.empty() ? "" : " " + mixed_precision) +
-                           (cudnn_benchmark ? " cudnn-benchmark" : "");
+  const std::string name = "train_step " + sampler + (v.mixed_precision.empty() ? "" : " " + v.mixed_precision) +
+                           (v.cudnn_benchmark ? " cudnn-benchmark" : "") + (v.cuda_graphs ? " cuda-graphs" : "");
   const std::string size = model + " b " + std::to_string(b) + (uniform ? "" : " B " + std::to_string(B));
   if (!t.wants(name, size)) return;
   TrainOptions opt;
@@ -129,8 +136,9 @@ void train_step_case(Table& t, const Options& o, const DataSplits& data, const s
   opt.selection.tau_th = 0.f;
   opt.schedule = "constant";
   opt.iterations = int64_t{1} << 30;
-  opt.mixed_precision = mixed_precision;
-  opt.cudnn_benchmark = cudnn_benchmark;
+  opt.mixed_precision = v.mixed_precision;
+  opt.cudnn_benchmark = v.cudnn_benchmark;
+  opt.cuda_graphs = v.cuda_graphs;
   const MatmulPrecisionScope restore(matmul_precision());  // the Trainer sets the process-wide precision
   struct RestoreBenchmark {  // and the convolutions' algorithm choice
     ~RestoreBenchmark() { set_conv_benchmark(false); }
@@ -141,6 +149,7 @@ void train_step_case(Table& t, const Options& o, const DataSplits& data, const s
     for (int i = 0; i < 5 && !importance_on(trainer); ++i) trainer.step();
     SIEVE_CHECK(importance_on(trainer), "sieve-bench: importance sampling did not switch on for ", size);
   }
+  if (v.cuda_graphs) trainer.step();  // the second step of the size captures its graph (Note [captured steps])
   t.add({.name = name, .size = size, .items = double(b), .unit = "images/s", .repeats = repeats, .warmup = warmup},
         [&] { trainer.step(); });
 }
@@ -169,10 +178,17 @@ void training_step_cases(Table& t, const Options& o, const DataSplits& mnist, co
   if (cpu) return;  // bf16 products emulated on the CPU are no faster (Note [bf16 products])
   // --cudnn-benchmark against the heuristics' algorithms above (the plans are timed in the untimed first step).
   for (const std::string sampler : {"uniform", "upper-bound"})
-    train_step_case(t, o, cifar, "wrn-28-2", sampler, b, B, repeats, warmup, "", true);
-  train_step_case(t, o, mnist, "cnn", "uniform", 128, 256, 0, -1, "bf16");
+    train_step_case(t, o, cifar, "wrn-28-2", sampler, b, B, repeats, warmup, {.cudnn_benchmark = true});
+  // --cuda-graphs: the training pass replayed as one graph (the selection stays outside, Note [captured steps]).
   for (const std::string sampler : {"uniform", "upper-bound"})
-    train_step_case(t, o, cifar, "wrn-28-2", sampler, b, B, repeats, warmup, "bf16");
+    train_step_case(t, o, mnist, "mlp:512,256", sampler, 128, 256, 0, -1, {.cuda_graphs = true});
+  train_step_case(t, o, mnist, "cnn", "uniform", 128, 256, 0, -1, {.cuda_graphs = true});
+  for (const std::string sampler : {"uniform", "upper-bound"})
+    train_step_case(t, o, cifar, "wrn-28-2", sampler, b, B, repeats, warmup,
+                    {.cudnn_benchmark = true, .cuda_graphs = true});
+  train_step_case(t, o, mnist, "cnn", "uniform", 128, 256, 0, -1, {.mixed_precision = "bf16"});
+  for (const std::string sampler : {"uniform", "upper-bound"})
+    train_step_case(t, o, cifar, "wrn-28-2", sampler, b, B, repeats, warmup, {.mixed_precision = "bf16"});
 }
 
 void run_benchmarks(const Options& o) {

@@ -238,6 +238,10 @@ void register_options(CLI::App& app, CommandLine& cl) {
   app.add_flag("--cudnn-benchmark", o.cudnn_benchmark,
                "GPU: time cuDNN's convolution algorithms once per shape and use the fastest (PyTorch's "
                "cudnn.benchmark; may be non-deterministic) instead of its heuristics' choice");
+  app.add_flag("--cuda-graphs", o.cuda_graphs,
+               "GPU: capture each step's training pass (gather, forward, backward, update) as a CUDA graph on the "
+               "second step of its batch size and replay it, one launch per step; the sampler's selection runs as "
+               "before. Same results bit for bit; needs --optimizer sgd, one process and no dropout");
   app.add_option("--mixed-precision", o.mixed_precision,
                  "none|bf16: bf16 multiplies inputs of convolutions and matrix products rounded to bfloat16, "
                  "accumulating in float32; weights, gradients and optimizer state stay float32 (default none)")
@@ -590,6 +594,7 @@ nlohmann::json options_json(const CommandLine& cl, const std::vector<std::string
       {"lr_gamma", f(o.gamma)}, {"iterations", o.iterations}, {"time_budget_s", o.time_budget_s},
       {"example_budget", o.example_budget}, {"eval_every", o.eval_every}, {"train_eval_size", o.train_eval_size},
       {"test_eval_size", o.test_eval_size}, {"augment", o.augment}, {"tf32", o.tf32}, {"cudnn_benchmark", o.cudnn_benchmark},
+      {"cuda_graphs", o.cuda_graphs},
       {"mixed_precision", o.mixed_precision.empty() ? "none" : o.mixed_precision},
       {"score_precision", o.score_precision.empty() ? "f32" : o.score_precision}, {"sequence", o.sequence},
       {"permute", o.permute}, {"checkpoint_every", o.checkpoint_every}, {"keep_checkpoints", o.keep_checkpoints},

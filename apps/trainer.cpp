@@ -11,6 +11,7 @@
 #include "apps/evaluation.h"
 #include "apps/text_file.h"
 #include "core/checkpoint.h"
+#include "core/cuda_graph.h"
 #include "core/ops.h"
 #include "core/ops/nonfinite.h"
 #include "core/ops/precision.h"
@@ -198,6 +199,15 @@ Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device dev
   selector_ = make_selector(options.sampler, selection);
 
   optimizer_ = make_optimizer(options, model_->parameters());
+  if (options.cuda_graphs) {  // Note [captured steps]
+    SIEVE_CHECK(device.is_cuda(), "--cuda-graphs captures GPU work; this run is on ", to_string(device));
+    SIEVE_CHECK(!distributed_, "--cuda-graphs runs in one process (a data-parallel step's collectives are not "
+                "captured)");
+    SIEVE_CHECK(optimizer_->capturable(), "--cuda-graphs needs --optimizer sgd (", optimizer_->name(),
+                " keeps its step counts on the host)");
+    lr_cell_ = Tensor::zeros({}, DType::F32, device);
+    augment_cell_ = Tensor::zeros({}, DType::I64, device);
+  }
   schedule_ = make_schedule(options.schedule, optimizer_->lr(), options.schedule == "time" || options.schedule == "step"
                                                                   ? options.milestones
                                                                   : std::vector<double>{},
@@ -364,6 +374,57 @@ double Trainer::agreed_time(double seconds) {
   return v[0];
 }
 
+// Note [captured steps]: with --cuda-graphs the training pass of a step (training_pass: gather, forward, loss,
+// backward, clipping, update) is captured as a CUDA graph (Note [cuda graphs] in core/cuda_graph.h) and replayed,
+// one launch in place of hundreds. The selector stays outside: its choice, however made (pre-sample scoring, host
+// decisions such as importance sampling's switch, CREST's coresets), is copied into the graph's own index and
+// weight tensors before the replay, and it observes copies of the graph's logits and losses after it. Values that
+// change from step to step reach the captured kernels through device cells written before each replay: the learning
+// rate (SgdStep::lr_cell) and the augmentation stream's offset at the step's start (Note [captured draws]). A
+// replayed step therefore computes exactly what the uncaptured one does, bit for bit (tests/apps/test_cuda_graphs).
+// A graph is fixed to its batch size: each size is captured on its second step (the first runs uncaptured and
+// creates what a step creates once: momentum buffers, convolution plans, cuDNN's timed algorithm choices, library
+// handles), up to kMaxCapturedSizes sizes (each graph keeps its step's memory); steps of other sizes run uncaptured.
+// Resuming or loading weights drops the graphs, whose addresses may be gone. Not captured: data-parallel runs (their
+// collectives and hooks), Adam (host step counts), dropout layers (their generators have no device cell; capturing
+// them fails in one line) and anything that waits for the device inside the pass.
+namespace {
+constexpr size_t kMaxCapturedSizes = 4;
+}  // namespace
+
+struct Trainer::CapturedPass {
+  explicit CapturedPass(Device device) : graph(device) {}
+  CudaGraph graph;
+  Tensor indices, weights;  // the graph's inputs, written before each replay
+  PassOutputs out;          // refilled by each replay
+};
+
+Trainer::CapturedPass* Trainer::captured_pass(int64_t n) {
+  if (auto it = captured_.find(n); it != captured_.end()) return it->second.get();
+  if (pass_sizes_seen_[n]++ == 0 || captured_.size() >= kMaxCapturedSizes) return nullptr;
+  auto pass = std::make_unique<CapturedPass>(device_);
+  pass->indices = Tensor::empty({n}, DType::I32, device_);
+  pass->weights = Tensor::empty({n}, DType::F32, device_);
+  Generator view(augment_gen_.seed(), 0);  // offsets from the cell's value (Note [captured draws])
+  view.set_device_base(reinterpret_cast<const uint64_t*>(augment_cell_.data<int64_t>()));
+  optimizer_->set_lr_cell(lr_cell_.data<float>());
+  try {
+    pass->graph.capture(
+        [&] { pass->out = training_pass(pass->indices, pass->weights, options_.augment ? &view : nullptr); },
+        "the training step (--cuda-graphs)");
+  } catch (...) {
+    optimizer_->set_lr_cell(nullptr);
+    throw;
+  }
+  optimizer_->set_lr_cell(nullptr);
+  return captured_.emplace(n, std::move(pass)).first->second.get();
+}
+
+void Trainer::drop_captured_passes() {
+  captured_.clear();
+  pass_sizes_seen_.clear();
+}
+
 Trainer::~Trainer() = default;
 
 Progress Trainer::progress() const { return Progress{steps_, planned_steps(), training_s_, options_.time_budget_s}; }
@@ -425,37 +486,38 @@ void Trainer::step() {
     count_indices(selection.indices, trained_counts_);
     scatter_losses(selection.indices, selection.weights, last_weights_);
   }
-  Tensor x;
-  if (options_.augment) {
-    Generator view(augment_gen_.seed(), augment_gen_.offset() + static_cast<uint64_t>(augment_offset));
-    x = gather_batch(data_.train, batch.indices, Augment{true, 4}, view);
-    augment_gen_.advance(static_cast<uint64_t>(augment_span));
+  optimizer_->set_lr(schedule_->lr(progress()));
+  const uint64_t augment_start = augment_gen_.offset() + static_cast<uint64_t>(augment_offset);
+  PassOutputs out;
+  if (CapturedPass* pass = options_.cuda_graphs ? captured_pass(batch.indices.numel()) : nullptr) {
+    // The inputs into the graph's own tensors, the step's values into its cells, one launch (Note [captured steps]).
+    pass->indices.copy_(batch.indices);
+    pass->weights.copy_(batch.weights);
+    fill_(lr_cell_, optimizer_->lr());
+    SIEVE_CHECK(augment_start < (uint64_t{1} << 53), "the augmentation stream's offset ", augment_start,
+                " is beyond what --cuda-graphs' cell takes exactly (2^53)");
+    fill_(augment_cell_, static_cast<double>(augment_start));
+    pass->graph.replay();
+    // The graph refills its outputs at every replay: the selector gets copies it may keep.
+    out = {pass->out.logits.clone(), pass->out.labels.clone(), pass->out.losses.clone(), pass->out.loss};
+  } else if (options_.augment) {
+    Generator view(augment_gen_.seed(), augment_start);
+    out = training_pass(batch.indices, batch.weights, &view);
   } else {
-    x = gather_batch(data_.train, batch.indices);
+    out = training_pass(batch.indices, batch.weights, nullptr);
   }
-  Tensor y = gather_labels(data_.train, batch.indices);
-  Tensor logits = model_->forward(x);
-  Tensor losses = cross_entropy(logits, y);
-  Tensor loss = weighted_mean(losses, batch.weights);
-  record_first_nonfinite(loss.detach(), steps_ + 1, diverged_step_, diverged_loss_);  // Note [divergence]
+  if (options_.augment) augment_gen_.advance(static_cast<uint64_t>(augment_span));
+  record_first_nonfinite(out.loss, steps_ + 1, diverged_step_, diverged_loss_);  // Note [divergence]
   const auto observe_start = Clock::now();
   if (distributed_ && !local_selection_) {
     // The selector sees the whole step: every rank's logits and losses, gathered (Note [data-parallel selection]).
     const int64_t n = selection.indices.numel();
-    selector_->observe(selection, gather_parts(logits.detach(), n), gather_labels(data_.train, selection.indices),
-                       gather_parts(losses.detach(), n));
+    selector_->observe(selection, gather_parts(out.logits, n), gather_labels(data_.train, selection.indices),
+                       gather_parts(out.losses, n));
   } else {
-    selector_->observe(selection, logits.detach(), y, losses.detach());
+    selector_->observe(selection, out.logits, out.labels, out.losses);
   }
   selection_s_ += std::chrono::duration<double>(Clock::now() - observe_start).count();
-  optimizer_->zero_grad();
-  if (averager_) averager_->prepare();
-  loss.backward();
-  if (averager_) averager_->finish();  // the gradients are the ranks' average from here
-  // The norm stays on the device: nothing here waits for the GPU.
-  if (options_.clip_grad_norm > 0) clip_grad_norm(optimizer_->parameters(), options_.clip_grad_norm);
-  optimizer_->set_lr(schedule_->lr(progress()));
-  optimizer_->step();
   steps_++;
   if (local_selection_) {  // every rank counts the examples of all (local batches may differ in length)
     std::vector<double> count{static_cast<double>(trained)};
@@ -463,6 +525,23 @@ void Trainer::step() {
     trained = static_cast<int64_t>(count[0]);
   }
   examples_ += trained;
+}
+
+Trainer::PassOutputs Trainer::training_pass(const Tensor& indices, const Tensor& weights, Generator* augment) {
+  const Tensor x = augment ? gather_batch(data_.train, indices, Augment{true, 4}, *augment)
+                           : gather_batch(data_.train, indices);
+  const Tensor y = gather_labels(data_.train, indices);
+  const Tensor logits = model_->forward(x);
+  const Tensor losses = cross_entropy(logits, y);
+  Tensor loss = weighted_mean(losses, weights);
+  optimizer_->zero_grad();
+  if (averager_) averager_->prepare();
+  loss.backward();
+  if (averager_) averager_->finish();  // the gradients are the ranks' average from here
+  // The norm stays on the device: nothing here waits for the GPU.
+  if (options_.clip_grad_norm > 0) clip_grad_norm(optimizer_->parameters(), options_.clip_grad_norm);
+  optimizer_->step();
+  return {logits.detach(), y, losses.detach(), loss.detach()};
 }
 
 double Trainer::evaluate_loss(const Dataset& d, double* accuracy) {
@@ -559,6 +638,7 @@ void Trainer::save_checkpoint(const std::string& path) {
 void Trainer::resume(const std::string& path) { resume(load_checkpoint(path), path); }
 
 void Trainer::resume(const CheckpointState& state, const std::string& path) {
+  drop_captured_passes();
   SIEVE_CHECK(state.get_string("model") == options_.model, path, ": a checkpoint of model ", state.get_string("model"),
               ", not of --model ", options_.model);
   SIEVE_CHECK(state.get_string("sampler") == selector_->name(), path, ": a checkpoint of sampler ",
@@ -644,6 +724,7 @@ ScoreDiagnostics Trainer::diagnose_scores() {
 }
 
 void Trainer::init_from(const std::string& path, bool reset_head) {
+  drop_captured_passes();
   CheckpointState state = load_checkpoint(path);
   if (reset_head) {
     // The classifier is the module's last parameters (the final Linear's weight and bias in every sieve model):

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -55,6 +56,7 @@ struct TrainOptions {
   bool augment = false;        // random crop (4-pixel padding) and horizontal flip of training batches
   bool tf32 = true;            // TF32 tensor cores for convolutions (core/ops/conv2d.h, Note [conv tf32])
   bool cudnn_benchmark = false;  // convolution algorithms timed by cuDNN once per shape (set_conv_benchmark)
+  bool cuda_graphs = false;  // the training pass captured once per batch size and replayed (Note [captured steps])
   std::string mixed_precision;  // "" or "none": float32 products; "bf16" (core/ops/precision.h, Note [bf16 products])
   // "" or "f32": selectors' no-gradient scoring passes at the training precision; "bf16": those passes multiply in
   // bf16 (Note [bf16 products]; tensor cores on the GPU, emulated and no faster on the CPU). Training is unaffected.
@@ -185,6 +187,8 @@ class Trainer {
   // The data trained and evaluated on: the given splits, or their sequence view.
   const DataSplits& data() const { return data_; }
   int64_t steps() const { return steps_; }
+  // With --cuda-graphs: how many batch sizes have a captured training pass (Note [captured steps]).
+  size_t captured_graphs() const { return captured_.size(); }
   // Everything needed to continue exactly: model, optimizer, selector, generators, counters, training time.
   // In a data-parallel run every rank calls it and rank 0 writes the file (Note [data-parallel checkpoints]).
   void save_checkpoint(const std::string& path);
@@ -208,6 +212,17 @@ class Trainer {
   void write_selection_dump(const std::string& path);
 
  private:
+  // The part of a step after the selection (Note [captured steps]): gather (augmented by `augment` when given),
+  // forward, weighted loss, backward, clipping, update at the optimizer's rate; returns what the selector observes.
+  struct PassOutputs {
+    Tensor logits, labels, losses, loss;  // detached
+  };
+  PassOutputs training_pass(const Tensor& indices, const Tensor& weights, Generator* augment);
+  struct CapturedPass;
+  // The captured pass for batches of n examples, captured on the second step of that size; null where steps of that
+  // size run uncaptured (the first, and sizes beyond kMaxCapturedSizes).
+  CapturedPass* captured_pass(int64_t n);
+  void drop_captured_passes();  // before anything replaces the tensors the graphs use (resume, init_from)
   Progress progress() const;
   // The run's length in steps where it is set by --iterations or --example-budget (b examples a step); 0 otherwise.
   int64_t planned_steps() const;
@@ -260,6 +275,12 @@ class Trainer {
   Tensor shard_;  // with local selection: int32 [N_r], this rank's training examples (i = rank mod processes)
   std::unique_ptr<GradientAverager> averager_;  // with more than one process
   std::function<int()> interrupt_;
+  // --cuda-graphs (Note [captured steps]): the captured passes by batch size, the sizes seen so far, and the device
+  // cells the captured kernels read: the learning rate and the augmentation stream's offset at the step's start.
+  std::map<int64_t, std::unique_ptr<CapturedPass>> captured_;
+  std::map<int64_t, int64_t> pass_sizes_seen_;
+  Tensor lr_cell_;      // float32 []
+  Tensor augment_cell_; // int64 [] (read as uint64)
 };
 
 }  // namespace sieve

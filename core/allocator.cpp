@@ -1,5 +1,6 @@
 #include "core/allocator.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "core/cuda_check.h"
+#include "core/error.h"
 
 namespace sieve {
 namespace {
@@ -19,11 +21,22 @@ constexpr size_t kRound = 512;
 
 size_t round_up(size_t bytes) { return (bytes + kRound - 1) / kRound * kRound; }
 
+struct LiveBlock {
+  size_t size = 0;
+  uint64_t pool = 0;  // 0: the device's cache; else the capture pool that owns it (Note [capture pools])
+};
+
 struct DeviceCache {
-  std::multimap<size_t, void*> free_blocks;      // size -> block
-  std::unordered_map<void*, size_t> live_blocks;  // block -> size
+  std::multimap<size_t, void*> free_blocks;            // size -> block
+  std::unordered_map<void*, LiveBlock> live_blocks;     // block -> size, owner
+  std::map<uint64_t, std::multimap<size_t, void*>> pools;  // a capture pool's free blocks
   AllocatorStats stats;
 };
+
+// The capture pool this thread allocates from, and on which device (Note [capture pools]).
+thread_local uint64_t t_capture_pool = 0;
+thread_local int t_capture_device = -1;
+uint64_t g_next_pool = 1;  // under Caches::mutex
 
 struct Caches {
   std::mutex mutex;
@@ -61,39 +74,51 @@ void* device_malloc(size_t bytes, int device) {
   std::lock_guard<std::mutex> lock(c.mutex);
   DeviceCache& cache = c.at(device);
   cache.stats.requests++;
+  const uint64_t pool = t_capture_device == device ? t_capture_pool : 0;
+  auto hand_out = [&](void* ptr, size_t block) {
+    cache.live_blocks[ptr] = LiveBlock{block, pool};
+    cache.stats.in_use_bytes += block;
+    cache.stats.peak_in_use_bytes = std::max(cache.stats.peak_in_use_bytes, cache.stats.in_use_bytes);
+    return ptr;
+  };
   // Best fit, but never hand out a block more than twice the request (large waste would pin memory).
-  auto it = cache.free_blocks.lower_bound(size);
-  if (it != cache.free_blocks.end() && it->first <= 2 * size) {
+  std::multimap<size_t, void*>& free_blocks = pool ? cache.pools[pool] : cache.free_blocks;
+  auto it = free_blocks.lower_bound(size);
+  if (it != free_blocks.end() && it->first <= 2 * size) {
     void* ptr = it->second;
     const size_t block = it->first;
-    cache.free_blocks.erase(it);
+    free_blocks.erase(it);
     cache.stats.cached_bytes -= block;
-    cache.live_blocks[ptr] = block;
-    cache.stats.in_use_bytes += block;
-    if (cache.stats.in_use_bytes > cache.stats.peak_in_use_bytes) cache.stats.peak_in_use_bytes = cache.stats.in_use_bytes;
-    return ptr;
+    return hand_out(ptr, block);
   }
   int previous = 0;
   SIEVE_CUDA_CHECK(cudaGetDevice(&previous));
   SIEVE_CUDA_CHECK(cudaSetDevice(device));
   void* ptr = nullptr;
-  cudaError_t status = cudaMalloc(&ptr, size);
-  if (status == cudaErrorMemoryAllocation) {
-    cudaGetLastError();  // clear the sticky-free error state
-    release_cached(cache, device);
+  cudaError_t status = cudaSuccess;
+  if (pool) {
+    // A capture forbids cudaMalloc in its own mode; it is safe here (the block is not part of the graph's work).
+    cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+    cudaThreadExchangeStreamCaptureMode(&mode);
     status = cudaMalloc(&ptr, size);
+    cudaThreadExchangeStreamCaptureMode(&mode);
+  } else {
+    status = cudaMalloc(&ptr, size);
+    if (status == cudaErrorMemoryAllocation) {
+      cudaGetLastError();  // clear the sticky-free error state
+      release_cached(cache, device);
+      status = cudaMalloc(&ptr, size);
+    }
   }
   cudaSetDevice(previous);
   if (status != cudaSuccess) {
     cudaGetLastError();
-    SIEVE_FAIL("out of GPU memory on cuda:", device, ": requested ", size / (1024.0 * 1024.0), " MiB with ",
-               cache.stats.in_use_bytes / (1024.0 * 1024.0), " MiB in use (", cudaGetErrorString(status), ")");
+    SIEVE_FAIL("out of GPU memory on cuda:", device, pool ? " while capturing a CUDA graph" : "", ": requested ",
+               size / (1024.0 * 1024.0), " MiB with ", cache.stats.in_use_bytes / (1024.0 * 1024.0), " MiB in use (",
+               cudaGetErrorString(status), ")");
   }
   cache.stats.device_mallocs++;
-  cache.live_blocks[ptr] = size;
-  cache.stats.in_use_bytes += size;
-  if (cache.stats.in_use_bytes > cache.stats.peak_in_use_bytes) cache.stats.peak_in_use_bytes = cache.stats.in_use_bytes;
-  return ptr;
+  return hand_out(ptr, size);
 }
 
 void device_free(void* ptr, int device) {
@@ -103,11 +128,48 @@ void device_free(void* ptr, int device) {
   DeviceCache& cache = c.at(device);
   auto it = cache.live_blocks.find(ptr);
   if (it == cache.live_blocks.end()) return;  // not ours: ignore rather than corrupt the cache
-  const size_t size = it->second;
+  LiveBlock block = it->second;
   cache.live_blocks.erase(it);
-  cache.stats.in_use_bytes -= size;
-  cache.stats.cached_bytes += size;
-  cache.free_blocks.emplace(size, ptr);
+  cache.stats.in_use_bytes -= block.size;
+  cache.stats.cached_bytes += block.size;
+  // A block freed during a capture joins the capturing pool: the graph may read it at replay (Note [capture pools]).
+  if (block.pool == 0 && t_capture_device == device) block.pool = t_capture_pool;
+  auto pool = block.pool ? cache.pools.find(block.pool) : cache.pools.end();
+  (pool != cache.pools.end() ? pool->second : cache.free_blocks).emplace(block.size, ptr);
+}
+
+uint64_t capture_pool_create() {
+  auto& c = caches();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  return g_next_pool++;
+}
+
+void capture_pool_begin(uint64_t pool, int device) {
+  SIEVE_CHECK(pool != 0 && t_capture_pool == 0, "capture_pool_begin: pool ", pool, " while pool ", t_capture_pool,
+              " is capturing on this thread");
+  auto& c = caches();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  c.at(device).pools[pool];  // exists from here, so that frees during the capture find it
+  t_capture_pool = pool;
+  t_capture_device = device;
+}
+
+void capture_pool_end() {
+  t_capture_pool = 0;
+  t_capture_device = -1;
+}
+
+void capture_pool_release(uint64_t pool, int device) {
+  auto& c = caches();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  DeviceCache& cache = c.at(device);
+  auto it = cache.pools.find(pool);
+  if (it == cache.pools.end()) return;
+  // The graph is gone, and every replay of it was queued before the blocks' next users on the same stream.
+  cache.free_blocks.merge(it->second);
+  cache.pools.erase(it);
+  for (auto& [ptr, block] : cache.live_blocks)
+    if (block.pool == pool) block.pool = 0;
 }
 
 AllocatorStats allocator_stats(int device) {

@@ -41,6 +41,12 @@ SIEVE_HD uint32_t philox_word(uint64_t seed, uint64_t offset, uint64_t i, uint32
   return r.v[0];
 }
 
+// The first counter of a kernel's draws: its offset, plus the device cell's value in a captured graph (Note
+// [captured draws] in core/random.h). `base` is null on the CPU.
+SIEVE_HD uint64_t philox_counter_offset(uint64_t offset, const uint64_t* base) {
+  return base ? *base + offset : offset;
+}
+
 // a + b * c with the product and the sum each rounded, on both backends. nvcc contracts a multiply feeding an add
 // into one fused multiply-add (one rounding) by default, the host compiler (no FMA in the x86-64 baseline) does not;
 // without this the GPU's uniform(lo, hi) would differ from the CPU's in the last bit for most values.

@@ -12,15 +12,18 @@ Generator Generator::fork(uint64_t stream_id) const {
 
 namespace cpu {
 
-void fill_random(float* out, int64_t n, uint64_t seed, uint64_t offset, Distribution dist, float a, float b) {
+void fill_random(float* out, int64_t n, PhiloxCounter c, Distribution dist, float a, float b) {
+  SIEVE_CHECK(c.base == nullptr, "fill_random: a device base on the CPU");
+  const uint64_t seed = c.seed, offset = c.offset;
   for (int64_t i = 0; i < n; ++i) {
     out[i] = dist == Distribution::Uniform ? mul_add_unfused(a, b - a, philox_uniform(seed, offset, i))
                                            : mul_add_unfused(a, b, philox_normal(seed, offset, i));
   }
 }
 
-void fill_randint(int32_t* out, int64_t n, uint64_t seed, uint64_t offset, uint32_t high) {
-  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<int32_t>(philox_below(seed, offset, i, high));
+void fill_randint(int32_t* out, int64_t n, PhiloxCounter c, uint32_t high) {
+  SIEVE_CHECK(c.base == nullptr, "fill_randint: a device base on the CPU");
+  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<int32_t>(philox_below(c.seed, c.offset, i, high));
 }
 
 }  // namespace cpu

@@ -60,8 +60,10 @@ Tensor gather_batch(const Dataset& d, const Tensor& indices, const Augment& aug,
                 std::min(d.height(), d.width()), ")");
     args.crop_flip = true;
     args.pad = aug.pad;
-    args.seed = gen.seed();
-    args.offset = gen.offset();  // reserved below, once the gather has accepted the indices
+    const PhiloxCounter next = gen.next();  // reserved below, once the gather has accepted the indices
+    args.seed = next.seed;
+    args.offset = next.offset;
+    args.offset_base = next.base;
   }
   args.out = out.data<float>();
 

@@ -28,6 +28,7 @@ struct BatchGatherArgs {
   bool crop_flip = false;  // random crop with `pad` zero pixels of padding, then a horizontal flip with p = 1/2
   int pad = 0;
   uint64_t seed = 0, offset = 0;  // Philox stream; batch row b uses counter offset + b
+  const uint64_t* offset_base = nullptr;  // in a captured graph, added to offset (Note [captured draws])
   float* out = nullptr;  // (B, C, H, W)
 };
 
@@ -48,7 +49,7 @@ struct CropFlip {
 SIEVE_HD CropFlip batch_transform(const BatchGatherArgs& a, int64_t b) {
   CropFlip t;
   if (!a.crop_flip) return t;
-  const uint64_t c = a.offset + static_cast<uint64_t>(b);
+  const uint64_t c = philox_counter_offset(a.offset, a.offset_base) + static_cast<uint64_t>(b);
   const Philox4 r = philox4x32(static_cast<uint32_t>(c), static_cast<uint32_t>(c >> 32), 0u, 0xC4F1u,
                                static_cast<uint32_t>(a.seed), static_cast<uint32_t>(a.seed >> 32));
   const uint64_t span = 2 * static_cast<uint64_t>(a.pad) + 1;

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "core/cuda_graph.h"
 #include "core/ops/dispatch.h"
 
 namespace sieve {
@@ -38,6 +39,8 @@ Adam::Adam(std::vector<Tensor> parameters, const AdamOptions& options)
 }
 
 void Adam::step() {
+  SIEVE_CHECK(!capturing_cuda_graph(), name(), ": the step count and bias correction are host values, which a CUDA "
+              "graph would fix at capture; captured steps (--cuda-graphs) need SGD");
   for (size_t i = 0; i < params_.size(); ++i) {
     Tensor& p = params_[i];
     const Tensor g = p.grad();

@@ -52,6 +52,16 @@ class Optimizer {
     lr_ = lr;
   }
 
+  // Captured steps (Note [cuda graphs] in core/cuda_graph.h): from here the update kernels read the learning rate
+  // from the float32 device cell `cell`, which the caller writes before each replay (nullptr: lr() again). Only
+  // optimizers whose whole step is device work can be captured: capturable().
+  void set_lr_cell(const float* cell) {
+    SIEVE_CHECK(cell == nullptr || device().is_cuda(), name_, ": a learning-rate cell is for captured GPU steps");
+    lr_cell_ = cell;
+  }
+  const float* lr_cell() const { return lr_cell_; }
+  virtual bool capturable() const { return false; }
+
   const std::vector<Tensor>& parameters() const { return params_; }
   Device device() const { return params_.front().device(); }
   const std::string& name() const { return name_; }
@@ -110,6 +120,7 @@ class Optimizer {
  private:
   std::string name_;
   float lr_ = 0.f;
+  const float* lr_cell_ = nullptr;
 };
 
 }  // namespace sieve

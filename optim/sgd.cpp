@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "core/cuda_graph.h"
 #include "core/ops/dispatch.h"
 
 namespace sieve {
@@ -24,9 +25,12 @@ void Sgd::step() {
     const Tensor g = p.grad();
     if (!g.defined()) continue;  // as PyTorch: no gradient, no update (weight decay included)
     check_gradient(i, g);
-    SgdStep s{lr(), options_.momentum, options_.weight_decay, options_.nesterov, false};
+    SgdStep s{lr(), options_.momentum, options_.weight_decay, options_.nesterov, false, lr_cell()};
     Tensor v = momentum_[i];
     if (with_momentum && !v.defined()) {
+      // A captured first step would start the buffer afresh at every replay (Note [cuda graphs]).
+      SIEVE_CHECK(!capturing_cuda_graph(), "SGD: parameter ", i, " has no momentum buffer yet inside a CUDA graph "
+                  "capture; run one step without capture first");
       // Allocated once, filled by the kernel with v <- g (its contents are never read on this step).
       v = Tensor::empty(p.shape(), DType::F32, p.device());
       s.first = true;

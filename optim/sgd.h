@@ -38,6 +38,8 @@ class Sgd final : public Optimizer {
   void load_state(const std::vector<std::pair<std::string, Tensor>>& state) override;
   // The options, with the current learning rate.
   SgdOptions options() const;
+  // Every step is device work once the momentum buffers exist (an uncaptured step made them).
+  bool capturable() const override { return true; }
 
  private:
   SgdOptions options_;
@@ -51,6 +53,9 @@ struct SgdStep {
   float weight_decay = 0.f;
   bool nesterov = false;
   bool first = false;  // the momentum buffer is new: v <- g rather than mu v + g (its contents are not read)
+  // On a GPU, where the learning rate is read when the kernel runs, in place of lr: captured steps
+  // (Optimizer::set_lr_cell, Note [cuda graphs] in core/cuda_graph.h). Always null on the CPU.
+  const float* lr_cell = nullptr;
 };
 
 namespace cpu {

@@ -9,6 +9,7 @@ namespace {
 // p <- p - lr d, d = nesterov ? g' + mu v : v, v <- mu v + g' (or g' first), g' = g + lambda p (torch.optim.SGD)
 __global__ void sgd_update_kernel(float* p, const float* g, float* v, int64_t n, SgdStep s) {
   // p, g, v: (n); v null without momentum. One read of p, g, v and one write of p, v per element.
+  if (s.lr_cell != nullptr) s.lr = *s.lr_cell;
   SIEVE_GRID_STRIDE(i, n) {
     const float vi = (v != nullptr && !s.first) ? v[i] : 0.f;
     const SgdElement r = sgd_element(p[i], g[i], vi, s);

@@ -27,12 +27,12 @@ SIEVE_HD float dropout_element(float in, uint64_t seed, uint64_t offset, uint64_
   return philox_uniform(seed, offset, i) >= p ? in * scale : 0.f;
 }
 
-// Backends: out = in · mask · scale over n elements, with the mask of (seed, offset, p). Used for both passes.
+// Backends: out = in · mask · scale over n elements, with the mask of (c, p). Used for both passes.
 namespace cpu {
-void dropout_apply(const float* in, float* out, int64_t n, uint64_t seed, uint64_t offset, float p, float scale);
+void dropout_apply(const float* in, float* out, int64_t n, PhiloxCounter c, float p, float scale);
 }  // namespace cpu
 namespace cuda {
-void dropout_apply(const float* in, float* out, int64_t n, uint64_t seed, uint64_t offset, float p, float scale);
+void dropout_apply(const float* in, float* out, int64_t n, PhiloxCounter c, float p, float scale);
 }  // namespace cuda
 
 }  // namespace sieve
