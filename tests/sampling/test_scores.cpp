@@ -135,16 +135,17 @@ TEST(ScoreKind, ParsesNamesAndRejectsOthers) {
 
 class UpperBoundScoreGpu : public testing::GpuTest {};
 
-// Same row arithmetic on both devices; only expf may differ, by 2 ulp on the device, hence rtol 1e-5.
+// Same row arithmetic on both devices; only expf may differ, by 2 ulp on the device, hence rtol 1e-5. Rows up to 191
+// wide go through shared-memory tiles of 64 rows (Note [score tiles]): full and partial tiles, widths on both sides.
 TEST_F(UpperBoundScoreGpu, MatchesCpu) {
-  for (int64_t c : {2, 10, 100, 300}) {
-    const int64_t n = 1000;
-    const Tensor logits = random_tensor({n, c}, 51 + c, Device::cpu(), -10.f, 10.f);
-    const Tensor labels = random_labels(n, static_cast<int>(c), 52 + c);
-    const Tensor cpu_scores = upper_bound_scores(logits, labels);
-    const Tensor gpu_scores = upper_bound_scores(logits.to(Device::cuda()), labels.to(Device::cuda()));
-    EXPECT_TRUE(all_close(gpu_scores, cpu_scores, 1e-7f, 1e-5f)) << "classes " << c;
-  }
+  for (int64_t c : {2, 10, 64, 100, 191, 192, 300})
+    for (int64_t n : {1, 63, 1000}) {
+      const Tensor logits = random_tensor({n, c}, 51 + c + n, Device::cpu(), -10.f, 10.f);
+      const Tensor labels = random_labels(n, static_cast<int>(c), 52 + c + n);
+      const Tensor cpu_scores = upper_bound_scores(logits, labels);
+      const Tensor gpu_scores = upper_bound_scores(logits.to(Device::cuda()), labels.to(Device::cuda()));
+      EXPECT_TRUE(all_close(gpu_scores, cpu_scores, 1e-7f, 1e-5f)) << "classes " << c << ", rows " << n;
+    }
 }
 
 }  // namespace
