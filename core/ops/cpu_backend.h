@@ -1,5 +1,8 @@
-// Which implementation the CPU runs for convolutions and LSTMs (Note [cpu backends] in core/ops/cpu_backend.cpp).
+// Which implementation the CPU runs for convolutions, LSTMs and matrix products (Note [cpu backends] in
+// core/ops/cpu_backend.cpp).
 #pragma once
+
+#include <cstdint>
 
 namespace sieve {
 
@@ -27,6 +30,10 @@ class CpuBackendScope {
 
 namespace cpu::onednn {
 bool available();  // whether sieve was built with oneDNN (Note [optional backends])
+// Row-major C = alpha op(A) op(B) + beta C through oneDNN's sgemm (cpu::gemm's route with the oneDNN backend, Note
+// [cpu backends]); m, n, k > 0.
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
+          float beta, float* c);
 }  // namespace cpu::onednn
 
 }  // namespace sieve

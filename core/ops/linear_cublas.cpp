@@ -5,6 +5,7 @@
 #include <mutex>
 #include <vector>
 
+#include "core/allocator.h"
 #include "core/cuda_check.h"
 #include "core/ops/linear.h"
 #include "core/ops/precision.h"
@@ -44,6 +45,11 @@ cublasHandle_t handle() {
   if (handles[device] == nullptr) {
     SIEVE_CUBLAS_CHECK(cublasCreate(&handles[device]));
     SIEVE_CUBLAS_CHECK(cublasSetStream(handles[device], stream()));
+    // A workspace of its own for the process's life (PyTorch's default size on recent GPUs), so that cuBLAS works
+    // in the same memory and may choose the same kernels whether or not the stream is being captured into a CUDA
+    // graph (Note [cuda graphs]); cublasSetStream resets it, so it is set after.
+    constexpr size_t kWorkspaceBytes = size_t{32} << 20;
+    SIEVE_CUBLAS_CHECK(cublasSetWorkspace(handles[device], device_malloc(kWorkspaceBytes, device), kWorkspaceBytes));
   }
   return handles[device];
 }

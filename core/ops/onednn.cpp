@@ -26,6 +26,7 @@
 
 #include "core/error.h"
 #include "core/ops/conv2d.h"
+#include "core/ops/cpu_backend.h"
 #include "core/ops/lstm.h"
 
 #if SIEVE_WITH_ONEDNN
@@ -225,6 +226,14 @@ void run(const Conv2dShape& s, Direction direction, const void* a, const void* b
 }  // namespace
 
 bool available() { return true; }
+
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
+          float beta, float* c) {
+  const dnnl_status_t status = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a,
+                                          trans_a ? m : k, b, trans_b ? k : n, beta, c, n);
+  SIEVE_CHECK(status == dnnl_success, "matmul (oneDNN sgemm): status ", static_cast<int>(status), " for ", m, "x",
+              k, " times ", k, "x", n);
+}
 
 void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
   run(s, Direction::Forward, x, w, y, bias);
@@ -500,6 +509,7 @@ namespace {
 }  // namespace
 
 bool available() { return false; }
+void gemm(bool, bool, int64_t, int64_t, int64_t, float, const float*, const float*, float, float*) { unavailable(); }
 void conv2d_fwd(const Conv2dShape&, const float*, const float*, const float*, float*) { unavailable(); }
 void conv2d_bwd_data(const Conv2dShape&, const float*, const float*, float*) { unavailable(); }
 void conv2d_bwd_filter(const Conv2dShape&, const float*, const float*, float*) { unavailable(); }
