@@ -7,7 +7,9 @@
 #include <utility>
 
 #include "core/ops.h"
+#include "core/ops/cpu_backend.h"
 #include "core/ops/cpu_parallel.h"
+#include "core/ops/linear.h"
 #include "core/ops/nonfinite.h"
 #include "core/philox.h"
 #include "tests/test_util.h"
@@ -79,6 +81,36 @@ TEST(Gradients, MatmulAllTranspositions) {
       EXPECT_TRUE(gradient_check([=](const auto& x) { return weighted_total(matmul(x[0], x[1], ta, tb), 9); }, {a, b}))
           << "trans_a " << ta << " trans_b " << tb;
     }
+}
+
+// cpu::gemm on oneDNN's sgemm (Note [cpu backends]) against OpenBLAS's, every transposition, alpha and beta != 1
+// (beta 0 must ignore what C held, beta 0.5 scales it), small and MLP-sized shapes, and the empty inner dimension.
+TEST(GemmCpu, OneDnnMatchesOpenBlasOnRandomShapes) {
+  if (!cpu::onednn::available()) GTEST_SKIP() << "built without oneDNN";
+  const struct {
+    int64_t m, n, k;
+  } shapes[] = {{1, 1, 1}, {3, 5, 7}, {17, 1, 33}, {128, 10, 256}, {128, 512, 784}, {4, 6, 0}};
+  uint64_t seed = 1200;
+  for (const auto& sh : shapes)
+    for (const bool ta : {false, true})
+      for (const bool tb : {false, true})
+        for (const float beta : {0.f, 0.5f}) {
+          SCOPED_TRACE(std::to_string(sh.m) + "x" + std::to_string(sh.n) + "x" + std::to_string(sh.k) +
+                       (ta ? " A^T" : "") + (tb ? " B^T" : "") + " beta " + std::to_string(beta));
+          const Tensor a = random_tensor(ta ? Shape{sh.k, sh.m} : Shape{sh.m, sh.k}, seed++);
+          const Tensor b = random_tensor(tb ? Shape{sh.n, sh.k} : Shape{sh.k, sh.n}, seed++);
+          const Tensor c0 = random_tensor({sh.m, sh.n}, seed++);
+          auto product = [&](CpuBackend backend) {
+            const CpuBackendScope scope(backend);
+            Tensor c = c0.clone();
+            if (beta == 0.f) fill_(c, std::numeric_limits<float>::quiet_NaN());  // never read with beta 0
+            cpu::gemm(ta, tb, sh.m, sh.n, sh.k, 1.5f, a.data<float>(), b.data<float>(), beta, c.data<float>());
+            return c;
+          };
+          const Tensor want = product(CpuBackend::Reference), got = product(CpuBackend::OneDnn);
+          // Sums of k products of values in [-1, 1] in two orders: a few ulp of sqrt(k) sized partial sums.
+          EXPECT_TRUE(all_close(got, want, 1e-5f * static_cast<float>(sh.k + 1), 1e-5f));
+        }
 }
 
 TEST(Gradients, LinearAndBias) {
