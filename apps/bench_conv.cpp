@@ -96,9 +96,13 @@ double matmul_flops_per_s(const Options& o, std::string* what) {
   const Tensor a = normal({n, n}, gen, o.device), b = normal({n, n}, gen, o.device);
   const double s = time_median(o.device, o.repeats, o.warmup, [&] { matmul(a, b); });
   // core's matmul calls cublasSgemm in the handle's default math mode, which never uses TF32 tensor cores.
+  // On the CPU matmul runs on the backend's sgemm (Note [cpu backends]).
+  const std::string cpu_library = cpu_backend() == CpuBackend::OneDnn
+                                      ? std::string(" (oneDNN's sgemm; OpenBLAS for the reference: ")
+                                      : std::string(" (OpenBLAS: ");
   *what = "sgemm " + std::to_string(n) + "^3 through matmul, FP32" +
           (o.device.is_cuda() ? " (cuBLAS default math: TF32 off)"
-                              : " (OpenBLAS, " + cpu_blas_kernels() + " kernels)");
+                              : cpu_library + cpu_blas_kernels() + " kernels)");
   return 2.0 * n * n * n / s;
 }
 

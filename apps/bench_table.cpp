@@ -110,7 +110,7 @@ void Table::print_preamble() const {
             << ", measured\n"
             << "reference: " << matmul_what_ << ": " << flop_rate(matmul_flops_per_s_) << ", measured\n";
   if (o_.device.is_cpu())
-    std::cout << "convolutions and LSTM (CPU): " << cpu_backend_name(cpu_backend())
+    std::cout << "convolutions, LSTM and matrix products (CPU): " << cpu_backend_name(cpu_backend())
               << " (the convolution section times both; Note [cpu backends])\n";
   if (o_.device.is_cpu() && !cpu_blas_advice().empty()) std::cout << "note: " << cpu_blas_advice() << "\n";
   std::cout << "\n"
