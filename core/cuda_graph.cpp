@@ -71,6 +71,8 @@ void CudaGraph::capture(const std::function<void()>& record, const char* what) {
       std::rethrow_exception(failure);
     } catch (const std::exception& e) {
       fail(e.what());
+    } catch (...) {
+      fail("an exception that is not a std::exception");
     }
   }
   if (ended != cudaSuccess || graph == nullptr) fail(cudaGetErrorString(ended));
