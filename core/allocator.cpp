@@ -1,4 +1,5 @@
 #include "core/allocator.h"
+#include "core/block_cache.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -21,18 +22,6 @@ constexpr size_t kRound = 512;
 
 size_t round_up(size_t bytes) { return (bytes + kRound - 1) / kRound * kRound; }
 
-struct LiveBlock {
-  size_t size = 0;
-  uint64_t pool = 0;  // 0: the device's cache; else the capture pool that owns it (Note [capture pools])
-};
-
-struct DeviceCache {
-  std::multimap<size_t, void*> free_blocks;            // size -> block
-  std::unordered_map<void*, LiveBlock> live_blocks;     // block -> size, owner
-  std::map<uint64_t, std::multimap<size_t, void*>> pools;  // a capture pool's free blocks
-  AllocatorStats stats;
-};
-
 // The capture pool this thread allocates from, and on which device (Note [capture pools]).
 thread_local uint64_t t_capture_pool = 0;
 thread_local int t_capture_device = -1;
@@ -40,8 +29,8 @@ uint64_t g_next_pool = 1;  // under Caches::mutex
 
 struct Caches {
   std::mutex mutex;
-  std::vector<DeviceCache> devices;
-  DeviceCache& at(int device) {
+  std::vector<BlockCache> devices;
+  BlockCache& at(int device) {
     if (device >= static_cast<int>(devices.size())) devices.resize(device + 1);
     return devices[device];
   }
@@ -52,45 +41,82 @@ Caches& caches() {
   return *c;
 }
 
-void release_cached(DeviceCache& cache, int device) {
-  if (cache.free_blocks.empty()) return;
+void release_cached(BlockCache& cache, int device) {
+  if (cache.free_count(0) == 0) return;
   int previous = 0;
   cudaGetDevice(&previous);
   cudaSetDevice(device);
   cudaDeviceSynchronize();
-  for (auto& [size, ptr] : cache.free_blocks) {
-    cudaFree(ptr);
-    cache.stats.cached_bytes -= size;
-  }
-  cache.free_blocks.clear();
+  for (auto& [size, ptr] : cache.drain()) cudaFree(ptr);
   cudaSetDevice(previous);
 }
 
 }  // namespace
 
+std::multimap<size_t, void*>& BlockCache::free_list(uint64_t pool) { return free_[pool]; }
+
+void* BlockCache::take(size_t size, uint64_t pool) {
+  std::multimap<size_t, void*>& list = free_list(pool);
+  auto it = list.lower_bound(size);
+  if (it == list.end() || it->first > 2 * size) return nullptr;
+  void* ptr = it->second;
+  const size_t block = it->first;
+  list.erase(it);
+  stats.cached_bytes -= block;
+  add(ptr, block, pool);
+  return ptr;
+}
+
+void BlockCache::add(void* ptr, size_t size, uint64_t pool) {
+  live_[ptr] = Live{size, pool};
+  stats.in_use_bytes += size;
+  stats.peak_in_use_bytes = std::max(stats.peak_in_use_bytes, stats.in_use_bytes);
+}
+
+bool BlockCache::give_back(void* ptr, uint64_t capturing) {
+  auto it = live_.find(ptr);
+  if (it == live_.end()) return false;
+  Live block = it->second;
+  live_.erase(it);
+  stats.in_use_bytes -= block.size;
+  stats.cached_bytes += block.size;
+  if (block.pool == 0) block.pool = capturing;
+  auto pool = free_.find(block.pool);
+  (pool != free_.end() ? pool->second : free_list(0)).emplace(block.size, ptr);
+  return true;
+}
+
+void BlockCache::open_pool(uint64_t pool) { free_list(pool); }
+
+void BlockCache::close_pool(uint64_t pool) {
+  auto it = free_.find(pool);
+  if (pool == 0 || it == free_.end()) return;
+  free_list(0).merge(it->second);
+  free_.erase(it);
+  for (auto& [ptr, block] : live_)
+    if (block.pool == pool) block.pool = 0;
+}
+
+std::multimap<size_t, void*> BlockCache::drain() {
+  std::multimap<size_t, void*> out;
+  out.swap(free_list(0));
+  for (const auto& [size, ptr] : out) stats.cached_bytes -= size;
+  return out;
+}
+
+size_t BlockCache::free_count(uint64_t pool) const {
+  auto it = free_.find(pool);
+  return it == free_.end() ? 0 : it->second.size();
+}
+
 void* device_malloc(size_t bytes, int device) {
   const size_t size = round_up(bytes == 0 ? 1 : bytes);
   auto& c = caches();
   std::lock_guard<std::mutex> lock(c.mutex);
-  DeviceCache& cache = c.at(device);
+  BlockCache& cache = c.at(device);
   cache.stats.requests++;
   const uint64_t pool = t_capture_device == device ? t_capture_pool : 0;
-  auto hand_out = [&](void* ptr, size_t block) {
-    cache.live_blocks[ptr] = LiveBlock{block, pool};
-    cache.stats.in_use_bytes += block;
-    cache.stats.peak_in_use_bytes = std::max(cache.stats.peak_in_use_bytes, cache.stats.in_use_bytes);
-    return ptr;
-  };
-  // Best fit, but never hand out a block more than twice the request (large waste would pin memory).
-  std::multimap<size_t, void*>& free_blocks = pool ? cache.pools[pool] : cache.free_blocks;
-  auto it = free_blocks.lower_bound(size);
-  if (it != free_blocks.end() && it->first <= 2 * size) {
-    void* ptr = it->second;
-    const size_t block = it->first;
-    free_blocks.erase(it);
-    cache.stats.cached_bytes -= block;
-    return hand_out(ptr, block);
-  }
+  if (void* ptr = cache.take(size, pool)) return ptr;
   int previous = 0;
   SIEVE_CUDA_CHECK(cudaGetDevice(&previous));
   SIEVE_CUDA_CHECK(cudaSetDevice(device));
@@ -118,24 +144,16 @@ void* device_malloc(size_t bytes, int device) {
                cudaGetErrorString(status), ")");
   }
   cache.stats.device_mallocs++;
-  return hand_out(ptr, size);
+  cache.add(ptr, size, pool);
+  return ptr;
 }
 
 void device_free(void* ptr, int device) {
   if (ptr == nullptr) return;
   auto& c = caches();
   std::lock_guard<std::mutex> lock(c.mutex);
-  DeviceCache& cache = c.at(device);
-  auto it = cache.live_blocks.find(ptr);
-  if (it == cache.live_blocks.end()) return;  // not ours: ignore rather than corrupt the cache
-  LiveBlock block = it->second;
-  cache.live_blocks.erase(it);
-  cache.stats.in_use_bytes -= block.size;
-  cache.stats.cached_bytes += block.size;
-  // A block freed during a capture joins the capturing pool: the graph may read it at replay (Note [capture pools]).
-  if (block.pool == 0 && t_capture_device == device) block.pool = t_capture_pool;
-  auto pool = block.pool ? cache.pools.find(block.pool) : cache.pools.end();
-  (pool != cache.pools.end() ? pool->second : cache.free_blocks).emplace(block.size, ptr);
+  // A block unknown to the cache is ignored rather than corrupting it.
+  c.at(device).give_back(ptr, t_capture_device == device ? t_capture_pool : 0);
 }
 
 uint64_t capture_pool_create() {
@@ -149,7 +167,7 @@ void capture_pool_begin(uint64_t pool, int device) {
               " is capturing on this thread");
   auto& c = caches();
   std::lock_guard<std::mutex> lock(c.mutex);
-  c.at(device).pools[pool];  // exists from here, so that frees during the capture find it
+  c.at(device).open_pool(pool);
   t_capture_pool = pool;
   t_capture_device = device;
 }
@@ -162,14 +180,8 @@ void capture_pool_end() {
 void capture_pool_release(uint64_t pool, int device) {
   auto& c = caches();
   std::lock_guard<std::mutex> lock(c.mutex);
-  DeviceCache& cache = c.at(device);
-  auto it = cache.pools.find(pool);
-  if (it == cache.pools.end()) return;
   // The graph is gone, and every replay of it was queued before the blocks' next users on the same stream.
-  cache.free_blocks.merge(it->second);
-  cache.pools.erase(it);
-  for (auto& [ptr, block] : cache.live_blocks)
-    if (block.pool == pool) block.pool = 0;
+  c.at(device).close_pool(pool);
 }
 
 AllocatorStats allocator_stats(int device) {
