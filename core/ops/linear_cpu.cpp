@@ -14,7 +14,10 @@ namespace sieve::cpu {
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
           float beta, float* c) {
   if (m == 0 || n == 0) return;
-  if (k > 0 && cpu_backend() == CpuBackend::OneDnn) return onednn::gemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
+  if (k > 0 && cpu_backend() == CpuBackend::OneDnn) {  // Note [cpu backends]
+    onednn::gemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
+    return;
+  }
   // Leading dimensions are at least 1 even for an empty inner dimension (k = 0), as BLAS requires.
   const int lda = static_cast<int>(std::max<int64_t>(1, trans_a ? m : k));
   const int ldb = static_cast<int>(std::max<int64_t>(1, trans_b ? k : n));
