@@ -57,6 +57,7 @@ __global__ void upper_bound_scores_kernel(const float* __restrict__ logits,  // 
 }  // namespace
 
 void upper_bound_scores(const float* logits, const int32_t* labels, float* scores, int64_t rows, int64_t cols) {
+  if (rows == 0) return;
   const int64_t stride = cols | 1;
   const size_t tile_bytes = sizeof(float) * kRowsPerTile * static_cast<size_t>(stride);
   if (tile_bytes <= kTileBytes) {
