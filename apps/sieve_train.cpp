@@ -239,9 +239,10 @@ void register_options(CLI::App& app, CommandLine& cl) {
                "GPU: time cuDNN's convolution algorithms once per shape and use the fastest (PyTorch's "
                "cudnn.benchmark; may be non-deterministic) instead of its heuristics' choice");
   app.add_flag("--cuda-graphs", o.cuda_graphs,
-               "GPU: capture each step's training pass (gather, forward, backward, update) as a CUDA graph on the "
-               "second step of its batch size and replay it, one launch per step; the sampler's selection runs as "
-               "before. Same results bit for bit; needs --optimizer sgd, one process and no dropout");
+               "GPU: capture each step's training pass (gather, forward, backward, update) and the samplers' "
+               "scoring pass as CUDA graphs on the second pass of each batch size and replay them, one launch each; "
+               "the sampler's own choice runs as before. Same results bit for bit; needs --optimizer sgd, one "
+               "process and no dropout");
   app.add_option("--mixed-precision", o.mixed_precision,
                  "none|bf16: bf16 multiplies inputs of convolutions and matrix products rounded to bfloat16, "
                  "accumulating in float32; weights, gradients and optimizer state stay float32 (default none)")

@@ -376,15 +376,18 @@ double Trainer::agreed_time(double seconds) {
 
 // Note [captured steps]: with --cuda-graphs the training pass of a step (training_pass: gather, forward, loss,
 // backward, clipping, update) is captured as a CUDA graph (Note [cuda graphs] in core/cuda_graph.h) and replayed,
-// one launch in place of hundreds. The selector stays outside: its choice, however made (pre-sample scoring, host
+// one launch in place of hundreds, and so is the selectors' no-gradient scoring pass (scoring_logits: importance
+// sampling's pre-sample, selective backprop's candidates), into a graph per size of its own. The selector stays
+// outside: its choice, however made (pre-sample scoring, host
 // decisions such as importance sampling's switch, CREST's coresets), is copied into the graph's own index and
 // weight tensors before the replay, and it observes copies of the graph's logits and losses after it. Values that
 // change from step to step reach the captured kernels through device cells written before each replay: the learning
 // rate (SgdStep::lr_cell) and the augmentation stream's offset at the step's start (Note [captured draws]). A
 // replayed step therefore computes exactly what the uncaptured one does, bit for bit (tests/apps/test_cuda_graphs).
-// A graph is fixed to its batch size: each size is captured on its second step (the first runs uncaptured and
-// creates what a step creates once: momentum buffers, convolution plans, cuDNN's timed algorithm choices, library
-// handles), up to kMaxCapturedSizes sizes (each graph keeps its step's memory); steps of other sizes run uncaptured.
+// A graph is fixed to its batch size: each size is captured on its second pass (the first runs uncaptured and
+// creates what a pass creates once: momentum buffers, convolution plans, cuDNN's timed algorithm choices, library
+// handles), up to kMaxCapturedSizes sizes of each kind (each graph keeps its pass's memory); passes of other sizes
+// run uncaptured.
 // Resuming or loading weights drops the graphs, whose addresses may be gone. Not captured: data-parallel runs (their
 // collectives and hooks), Adam (host step counts), dropout layers (their generators have no device cell; capturing
 // them fails in one line) and anything that waits for the device inside the pass.
@@ -399,30 +402,37 @@ struct Trainer::CapturedPass {
   PassOutputs out;          // refilled by each replay
 };
 
-Trainer::CapturedPass* Trainer::captured_pass(int64_t n) {
-  if (auto it = captured_.find(n); it != captured_.end()) return it->second.get();
-  if (pass_sizes_seen_[n]++ == 0 || captured_.size() >= kMaxCapturedSizes) return nullptr;
+Trainer::CapturedPass* Trainer::captured_pass(CapturedPasses& passes, int64_t n,
+                                               const std::function<void(CapturedPass&)>& record, const char* what) {
+  if (auto it = passes.graphs.find(n); it != passes.graphs.end()) return it->second.get();
+  if (passes.seen[n]++ == 0 || passes.graphs.size() >= kMaxCapturedSizes) return nullptr;
   auto pass = std::make_unique<CapturedPass>(device_);
   pass->indices = Tensor::empty({n}, DType::I32, device_);
   pass->weights = Tensor::empty({n}, DType::F32, device_);
+  pass->graph.capture([&] { record(*pass); }, what);
+  return passes.graphs.emplace(n, std::move(pass)).first->second.get();
+}
+
+Trainer::CapturedPass* Trainer::captured_training_pass(int64_t n) {
   Generator view(augment_gen_.seed(), 0);  // offsets from the cell's value (Note [captured draws])
   view.set_device_base(reinterpret_cast<const uint64_t*>(augment_cell_.data<int64_t>()));
   optimizer_->set_lr_cell(lr_cell_.data<float>());
   try {
-    pass->graph.capture(
-        [&] { pass->out = training_pass(pass->indices, pass->weights, options_.augment ? &view : nullptr); },
+    CapturedPass* pass = captured_pass(
+        training_graphs_, n,
+        [&](CapturedPass& p) { p.out = training_pass(p.indices, p.weights, options_.augment ? &view : nullptr); },
         "the training step (--cuda-graphs)");
+    optimizer_->set_lr_cell(nullptr);
+    return pass;
   } catch (...) {
     optimizer_->set_lr_cell(nullptr);
     throw;
   }
-  optimizer_->set_lr_cell(nullptr);
-  return captured_.emplace(n, std::move(pass)).first->second.get();
 }
 
 void Trainer::drop_captured_passes() {
-  captured_.clear();
-  pass_sizes_seen_.clear();
+  training_graphs_ = {};
+  scoring_graphs_ = {};
 }
 
 Trainer::~Trainer() = default;
@@ -436,12 +446,23 @@ int64_t Trainer::planned_steps() const {
 }
 
 Tensor Trainer::scoring_logits(const Tensor& indices) {
-  NoGradGuard no_grad;
-  MatmulPrecisionScope precision(score_precision_);
-  EvalModeScope eval_mode(*model_);
-  Tensor logits = model_->forward(gather_batch(data_.train, indices));
   scored_ += indices.numel();
-  return logits;
+  auto forward = [this](const Tensor& rows) {
+    NoGradGuard no_grad;
+    MatmulPrecisionScope precision(score_precision_);
+    EvalModeScope eval_mode(*model_);
+    return model_->forward(gather_batch(data_.train, rows));
+  };
+  // With --cuda-graphs the scoring pass is captured too, per size (Note [captured steps]).
+  CapturedPass* pass =
+      options_.cuda_graphs
+          ? captured_pass(scoring_graphs_, indices.numel(), [&](CapturedPass& p) { p.out.logits = forward(p.indices); },
+                          "the scoring pass (--cuda-graphs)")
+          : nullptr;
+  if (!pass) return forward(indices);
+  pass->indices.copy_(indices);
+  pass->graph.replay();
+  return pass->out.logits.clone();  // the selector may keep it; the next replay refills the graph's
 }
 
 double Trainer::budget_fraction() const {
@@ -489,7 +510,7 @@ void Trainer::step() {
   optimizer_->set_lr(schedule_->lr(progress()));
   const uint64_t augment_start = augment_gen_.offset() + static_cast<uint64_t>(augment_offset);
   PassOutputs out;
-  if (CapturedPass* pass = options_.cuda_graphs ? captured_pass(batch.indices.numel()) : nullptr) {
+  if (CapturedPass* pass = options_.cuda_graphs ? captured_training_pass(batch.indices.numel()) : nullptr) {
     // The inputs into the graph's own tensors, the step's values into its cells, one launch (Note [captured steps]).
     pass->indices.copy_(batch.indices);
     pass->weights.copy_(batch.weights);

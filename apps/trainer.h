@@ -187,8 +187,8 @@ class Trainer {
   // The data trained and evaluated on: the given splits, or their sequence view.
   const DataSplits& data() const { return data_; }
   int64_t steps() const { return steps_; }
-  // With --cuda-graphs: how many batch sizes have a captured training pass (Note [captured steps]).
-  size_t captured_graphs() const { return captured_.size(); }
+  // With --cuda-graphs: how many training and scoring passes are captured, one per size (Note [captured steps]).
+  size_t captured_graphs() const { return training_graphs_.graphs.size() + scoring_graphs_.graphs.size(); }
   // Everything needed to continue exactly: model, optimizer, selector, generators, counters, training time.
   // In a data-parallel run every rank calls it and rank 0 writes the file (Note [data-parallel checkpoints]).
   void save_checkpoint(const std::string& path);
@@ -219,9 +219,16 @@ class Trainer {
   };
   PassOutputs training_pass(const Tensor& indices, const Tensor& weights, Generator* augment);
   struct CapturedPass;
-  // The captured pass for batches of n examples, captured on the second step of that size; null where steps of that
-  // size run uncaptured (the first, and sizes beyond kMaxCapturedSizes).
-  CapturedPass* captured_pass(int64_t n);
+  struct CapturedPasses {  // of one kind (training or scoring), by batch size, and the sizes met so far
+    std::map<int64_t, std::unique_ptr<CapturedPass>> graphs;
+    std::map<int64_t, int64_t> seen;
+  };
+  // The graph of `record` (which fills a CapturedPass's outputs from its inputs) for batches of n examples, captured
+  // on the second pass of that size; null where passes of that size run uncaptured (the first, and sizes beyond
+  // kMaxCapturedSizes).
+  CapturedPass* captured_pass(CapturedPasses& passes, int64_t n, const std::function<void(CapturedPass&)>& record,
+                              const char* what);
+  CapturedPass* captured_training_pass(int64_t n);  // training_pass with the rate and augmentation cells
   void drop_captured_passes();  // before anything replaces the tensors the graphs use (resume, init_from)
   Progress progress() const;
   // The run's length in steps where it is set by --iterations or --example-budget (b examples a step); 0 otherwise.
@@ -275,12 +282,11 @@ class Trainer {
   Tensor shard_;  // with local selection: int32 [N_r], this rank's training examples (i = rank mod processes)
   std::unique_ptr<GradientAverager> averager_;  // with more than one process
   std::function<int()> interrupt_;
-  // --cuda-graphs (Note [captured steps]): the captured passes by batch size, the sizes seen so far, and the device
-  // cells the captured kernels read: the learning rate and the augmentation stream's offset at the step's start.
-  std::map<int64_t, std::unique_ptr<CapturedPass>> captured_;
-  std::map<int64_t, int64_t> pass_sizes_seen_;
-  Tensor lr_cell_;      // float32 []
-  Tensor augment_cell_; // int64 [] (read as uint64)
+  // --cuda-graphs (Note [captured steps]): the captured training and scoring passes, and the device cells the
+  // captured kernels read: the learning rate and the augmentation stream's offset at the step's start.
+  Tensor lr_cell_;       // float32 []
+  Tensor augment_cell_;  // int64 [] (read as uint64)
+  CapturedPasses training_graphs_, scoring_graphs_;  // after the cells they read: destroyed before them
 };
 
 }  // namespace sieve
