@@ -7,6 +7,7 @@
 
 #include "core/ops/cpu_backend.h"
 #include "core/ops/precision.h"
+#include "core/setting_scope.h"
 #include "core/tensor.h"
 
 namespace sieve {
@@ -35,18 +36,8 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams
 void set_allow_tf32(bool allow);
 bool allow_tf32();
 
-// set_allow_tf32 for a scope: the setting before it comes back on every way out, exceptions included (tests and
-// benchmarks that need exact float32 convolutions for a while).
-class AllowTf32Scope {
- public:
-  explicit AllowTf32Scope(bool allow) : saved_(allow_tf32()) { set_allow_tf32(allow); }
-  ~AllowTf32Scope() { set_allow_tf32(saved_); }
-  AllowTf32Scope(const AllowTf32Scope&) = delete;
-  AllowTf32Scope& operator=(const AllowTf32Scope&) = delete;
-
- private:
-  bool saved_;
-};
+// set_allow_tf32 for a scope (tests and benchmarks that need exact float32 convolutions for a while).
+using AllowTf32Scope = SettingScope<bool, allow_tf32, set_allow_tf32>;
 
 // Whether cuDNN's algorithm for each convolution is the fastest of its candidates, timed once per shape by
 // cudnnFind*Algorithm (as PyTorch's torch.backends.cudnn.benchmark), or its heuristics' choice (the default, Note

@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "core/setting_scope.h"
+
 namespace sieve {
 
 // OneDnn: Debian's oneDNN, the default wherever sieve was built with it. Reference: sieve's own loops over
@@ -16,17 +18,8 @@ void set_cpu_backend(CpuBackend backend);
 CpuBackend cpu_backend();
 const char* cpu_backend_name(CpuBackend backend);  // "oneDNN", "reference"
 
-// set_cpu_backend for a scope: the setting before it comes back on every way out, exceptions included.
-class CpuBackendScope {
- public:
-  explicit CpuBackendScope(CpuBackend backend) : saved_(cpu_backend()) { set_cpu_backend(backend); }
-  ~CpuBackendScope() { set_cpu_backend(saved_); }
-  CpuBackendScope(const CpuBackendScope&) = delete;
-  CpuBackendScope& operator=(const CpuBackendScope&) = delete;
-
- private:
-  CpuBackend saved_;
-};
+// set_cpu_backend for a scope.
+using CpuBackendScope = SettingScope<CpuBackend, cpu_backend, set_cpu_backend>;
 
 namespace cpu::onednn {
 bool available();  // whether sieve was built with oneDNN (Note [optional backends])

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/setting_scope.h"
 #include "core/tensor.h"
 
 namespace sieve {
@@ -30,18 +31,7 @@ const char* precision_name(MatmulPrecision precision);  // "f32" or "bf16"
 MatmulPrecision parse_matmul_precision(const std::string& name);
 
 // Sets a precision for the life of a scope and restores the previous one.
-class MatmulPrecisionScope {
- public:
-  explicit MatmulPrecisionScope(MatmulPrecision precision) : saved_(matmul_precision()) {
-    set_matmul_precision(precision);
-  }
-  ~MatmulPrecisionScope() { set_matmul_precision(saved_); }
-  MatmulPrecisionScope(const MatmulPrecisionScope&) = delete;
-  MatmulPrecisionScope& operator=(const MatmulPrecisionScope&) = delete;
-
- private:
-  MatmulPrecision saved_;
-};
+using MatmulPrecisionScope = SettingScope<MatmulPrecision, matmul_precision, set_matmul_precision>;
 
 // x rounded element-wise to the nearest bfloat16 (ties to even), as a float32 tensor. Not differentiable.
 Tensor round_to_bf16(const Tensor& x);
