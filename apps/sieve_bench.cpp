@@ -26,7 +26,7 @@ using namespace sieve::bench;
 // A WRN-28-2 step takes about a second on a CPU (the paper's b 128 and B 640 take ten): there, a smaller step
 // with the paper's ratio B / b, timed a few times, keeps the default run near half a minute.
 constexpr int64_t kCpuWrnBatch = 16, kCpuWrnPresample = 64;
-constexpr int kCpuWrnRepeats = 3;
+constexpr int kCpuWrnRepeats = 5, kCpuWrnWarmup = 2;  // as scripts/pytorch-cpu-reference.py times them
 
 // Random uint8 images [n, c, h, w] with the given normalisation constants: the bench needs no files.
 DataSplits synthetic_data(const std::string& name, int64_t n, const Shape& image, std::vector<float> mean,
@@ -175,7 +175,8 @@ void training_step_cases(Table& t, const Options& o, const DataSplits& mnist, co
   // The small CNN of --model cnn (few repeats on the CPU, where a step takes tens of milliseconds).
   train_step_case(t, o, mnist, "cnn", "uniform", 128, 256, cpu ? std::min(o.repeats, 10) : 0, cpu ? 1 : -1);
   const int64_t b = cpu ? kCpuWrnBatch : 128, B = cpu ? kCpuWrnPresample : 640;  // the paper's CIFAR b and B
-  const int repeats = cpu ? std::min(o.repeats, kCpuWrnRepeats) : 0, warmup = cpu ? std::min(o.warmup, 1) : -1;
+  const int repeats = cpu ? std::min(o.repeats, kCpuWrnRepeats) : 0;
+  const int warmup = cpu ? std::min(o.warmup, kCpuWrnWarmup) : -1;
   for (const std::string sampler : {"uniform", "upper-bound"})
     train_step_case(t, o, cifar, "wrn-28-2", sampler, b, B, repeats, warmup);
   if (cpu) return;  // bf16 products emulated on the CPU are no faster (Note [bf16 products])
