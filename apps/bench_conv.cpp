@@ -12,6 +12,7 @@ namespace {
 
 // Convolutions on the CPU run at this batch (the GPU at the training batch, 128), so that the run stays short.
 constexpr int64_t kCpuConvBatch = 8;
+constexpr int64_t kCpuWinogradBatch = 16;  // the CPU's WRN-28-2 training step's batch
 constexpr int64_t kGpuConvBatch = 128;
 
 // Every distinct convolution of WRN-28-2 (layers/wide_resnet.cpp) on 32x32 images, batch n: the stem, then per
@@ -54,11 +55,13 @@ void run_pass(Device device, Pass pass, const Conv2dShape& s, const Tensor& x, c
   }
 }
 
-// `math` names the rows; `precision` is the products' (Note [bf16 products]: each has its own cuDNN plans).
+// `math` names the rows; `precision` is the products' (Note [bf16 products]: each has its own cuDNN plans). With
+// `winograd_shapes`, only the shapes for which oneDNN chooses Winograd when allowed (Note [conv winograd]).
 void convolution_section(Table& t, const Options& o, const std::string& math,
-                         MatmulPrecision precision = MatmulPrecision::F32) {
+                         MatmulPrecision precision = MatmulPrecision::F32, int64_t batch = 0,
+                         bool winograd_shapes = false) {
   const Device dev = o.device;
-  const int64_t n = dev.is_cuda() ? kGpuConvBatch : kCpuConvBatch;
+  const int64_t n = batch > 0 ? batch : dev.is_cuda() ? kGpuConvBatch : kCpuConvBatch;
   const struct {
     Pass pass;
     const char* name;
@@ -67,6 +70,10 @@ void convolution_section(Table& t, const Options& o, const std::string& math,
   for (Conv2dShape s : wrn_28_2_shapes(n)) {
     s.precision = precision;
     const std::string size = describe(s);
+    if (winograd_shapes) {
+      const AllowWinogradScope allowed(true);
+      if (cpu::onednn::conv2d_kernel(s).find("wino") == std::string::npos) continue;
+    }
     bool wanted = false;
     for (const auto& p : passes) wanted = wanted || t.wants(std::string(p.name) + " " + math, size);
     if (!wanted) continue;
@@ -118,8 +125,21 @@ void convolution_cases(Table& t, const Options& o) {
     }
     if (cpu::onednn::available()) {
       CpuBackendScope onednn(CpuBackend::OneDnn);
-      t.section("convolutions, FP32, oneDNN", batch);
-      convolution_section(t, o, "onednn");
+      {
+        AllowWinogradScope direct(false);
+        t.section("convolutions, FP32, oneDNN, direct", batch);
+        convolution_section(t, o, "onednn");
+      }
+      // Note [conv winograd]: oneDNN chooses Winograd at the training step's batch, not at kCpuConvBatch; both
+      // algorithms at that batch, for the shapes where it does.
+      t.section("convolutions, FP32, oneDNN, direct against Winograd",
+                "batch " + std::to_string(kCpuWinogradBatch) + ", the shapes for which oneDNN chooses Winograd; " +
+                    note);
+      for (const bool winograd : {false, true}) {
+        AllowWinogradScope setting(winograd);
+        convolution_section(t, o, winograd ? "onednn-winograd" : "onednn-direct", MatmulPrecision::F32,
+                            kCpuWinogradBatch, true);
+      }
     }
     return;
   }

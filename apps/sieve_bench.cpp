@@ -139,6 +139,8 @@ void train_step_case(Table& t, const Options& o, const DataSplits& data, const s
   opt.mixed_precision = v.mixed_precision;
   opt.cudnn_benchmark = v.cudnn_benchmark;
   opt.cuda_graphs = v.cuda_graphs;
+  opt.tf32 = allow_tf32();  // the Trainer applies its options' settings: keep --no-tf32 and --no-winograd
+  opt.winograd = allow_winograd();
   const MatmulPrecisionScope restore(matmul_precision());  // the Trainer sets the process-wide precision
   struct RestoreBenchmark {  // and the convolutions' algorithm choice
     ~RestoreBenchmark() { set_conv_benchmark(false); }
@@ -162,7 +164,8 @@ void training_step_cases(Table& t, const Options& o, const DataSplits& mnist, co
   // Printed with the first row, once a Trainer has applied its TF32 setting.
   t.section("training steps", [&o, cpu] {
     std::string note = "Trainer on synthetic data";
-    if (o.device.is_cuda()) note += std::string(", TF32 convolutions ") + (allow_tf32() ? "on" : "off");
+    note += o.device.is_cuda() ? std::string(", TF32 convolutions ") + (allow_tf32() ? "on" : "off")
+                               : std::string(", Winograd convolutions ") + (allow_winograd() ? "allowed" : "off");
     if (o.quick) return note + "; --quick: no WRN-28-2";
     if (cpu)
       note += "; WRN-28-2 at b " + std::to_string(kCpuWrnBatch) + ", B " + std::to_string(kCpuWrnPresample) +
@@ -241,6 +244,10 @@ int main(int argc, char** argv) {
   app.add_flag("--no-tf32", no_tf32,
                "TF32 off (float32 FMA math) in the LSTM and the training steps' convolutions; the convolution "
                "section times both settings, and matrix products never use TF32");
+  bool no_winograd = false;
+  app.add_flag("--no-winograd", no_winograd,
+               "CPU: direct convolutions only in the training steps (oneDNN may choose Winograd by default, Note "
+               "[conv winograd]); the convolution section times both");
   std::string cpu_backend_choice = cpu::onednn::available() ? "onednn" : "reference";
   app.add_option("--cpu-backend", cpu_backend_choice,
                  "the CPU's convolutions and LSTM outside the convolution section: onednn (the default where sieve "
@@ -256,6 +263,7 @@ int main(int argc, char** argv) {
     o.device = parse_device(device_name);
     DeviceGuard guard(o.device);
     if (no_tf32) set_allow_tf32(false);
+    if (no_winograd) set_allow_winograd(false);
     set_cpu_backend(cpu_backend_choice == "onednn" ? CpuBackend::OneDnn : CpuBackend::Reference);
     run_benchmarks(o);
     return 0;

@@ -207,7 +207,7 @@ struct CommandLine {
   std::string data_spec = "fashion-mnist", samplers = "uniform,upper-bound", device_name = "auto", log_path;
   TrainOptions o;
   float tau_th = 0, lr = 0, weight_decay = 0;  // 0: not given (their defaults depend on other flags)
-  bool quiet = false, no_tf32 = false;
+  bool quiet = false, no_tf32 = false, no_winograd = false;
   double bucket_mb = 25;
   std::string run_dir;
   bool resuming_auto = false;  // --resume auto found a checkpoint to continue
@@ -225,7 +225,7 @@ void register_options(CLI::App& app, CommandLine& cl) {
   std::string &data_spec = cl.data_spec, &samplers = cl.samplers, &device_name = cl.device_name,
               &log_path = cl.log_path;
   float &tau_th = cl.tau_th, &lr = cl.lr, &weight_decay = cl.weight_decay;
-  bool &quiet = cl.quiet, &no_tf32 = cl.no_tf32;
+  bool &quiet = cl.quiet, &no_tf32 = cl.no_tf32, &no_winograd = cl.no_winograd;
   app.add_option("--data", data_spec,
                  "fashion-mnist|mnist[:DIR] (default DIR: $SIEVE_DATA_DIR/NAME, else /usr/share/datasets/NAME), cifar10:DIR, "
                  "cifar100:DIR, npz:FILE (x_train, y_train, x_test, y_test: README, Bring your own data)")
@@ -235,6 +235,8 @@ void register_options(CLI::App& app, CommandLine& cl) {
       ->capture_default_str();
   app.add_flag("--augment", o.augment, "random crop (4-pixel padding) and horizontal flip of training images");
   app.add_flag("--no-tf32", no_tf32, "full float32 convolutions on the GPU (TF32 tensor cores are on by default)");
+  app.add_flag("--no-winograd", no_winograd, "CPU: direct convolutions only, as PyTorch's (oneDNN may choose Winograd "
+               "for 3x3 stride-1 convolutions by default)");
   app.add_flag("--cudnn-benchmark", o.cudnn_benchmark,
                "GPU: time cuDNN's convolution algorithms once per shape and use the fastest (PyTorch's "
                "cudnn.benchmark; may be non-deterministic) instead of its heuristics' choice");
@@ -506,6 +508,7 @@ void resolve_defaults(const CLI::App& app, CommandLine& cl, Device device) {
   SIEVE_CHECK(!o.augment || parse_sequence_view(o.sequence) == SequenceView::None,
               "--augment crops and flips images; it does not apply to --sequence ", o.sequence);
   o.tf32 = !cl.no_tf32;
+  o.winograd = !cl.no_winograd;
   o.buckets.bucket_bytes = static_cast<int64_t>(cl.bucket_mb * (1 << 20));
   SIEVE_CHECK(!o.reset_head || !o.init_from.empty(), "--reset-head needs --init-from CHECKPOINT");
   SIEVE_CHECK(o.init_from.empty() || o.resume.empty(), "--init-from starts a new run and --resume continues one: "
@@ -594,7 +597,8 @@ nlohmann::json options_json(const CommandLine& cl, const std::vector<std::string
       {"clip_grad_norm", f(o.clip_grad_norm)}, {"lr_schedule", o.schedule}, {"lr_milestones", o.milestones},
       {"lr_gamma", f(o.gamma)}, {"iterations", o.iterations}, {"time_budget_s", o.time_budget_s},
       {"example_budget", o.example_budget}, {"eval_every", o.eval_every}, {"train_eval_size", o.train_eval_size},
-      {"test_eval_size", o.test_eval_size}, {"augment", o.augment}, {"tf32", o.tf32}, {"cudnn_benchmark", o.cudnn_benchmark},
+      {"test_eval_size", o.test_eval_size}, {"augment", o.augment}, {"tf32", o.tf32}, {"winograd", o.winograd},
+      {"cudnn_benchmark", o.cudnn_benchmark},
       {"cuda_graphs", o.cuda_graphs},
       {"mixed_precision", o.mixed_precision.empty() ? "none" : o.mixed_precision},
       {"score_precision", o.score_precision.empty() ? "f32" : o.score_precision}, {"sequence", o.sequence},

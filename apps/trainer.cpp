@@ -161,6 +161,7 @@ Trainer::Trainer(const TrainOptions& options, const DataSplits& data, Device dev
                   options.score_precision == "bf16",
               "--score-precision must be f32 or bf16, found '", options.score_precision, "'");
   set_allow_tf32(options.tf32);
+  set_allow_winograd(options.winograd);
   set_conv_benchmark(options.cudnn_benchmark);
   set_matmul_precision(parse_matmul_precision(options.mixed_precision));
   const Generator root(options.seed);

@@ -55,6 +55,7 @@ struct TrainOptions {
   uint64_t seed = 0;
   bool augment = false;        // random crop (4-pixel padding) and horizontal flip of training batches
   bool tf32 = true;            // TF32 tensor cores for convolutions (core/ops/conv2d.h, Note [conv tf32])
+  bool winograd = true;        // oneDNN may run CPU convolutions as Winograd (core/ops/conv2d.h, Note [conv winograd])
   bool cudnn_benchmark = false;  // convolution algorithms timed by cuDNN once per shape (set_conv_benchmark)
   bool cuda_graphs = false;  // the training pass captured once per batch size and replayed (Note [captured steps])
   std::string mixed_precision;  // "" or "none": float32 products; "bf16" (core/ops/precision.h, Note [bf16 products])

@@ -10,6 +10,7 @@ namespace {
 
 std::atomic<bool> g_allow_tf32{true};  // Note [conv tf32]
 std::atomic<bool> g_conv_benchmark{false};
+std::atomic<bool> g_allow_winograd{true};  // Note [conv winograd]
 
 // Checks x, w, bias and params against each other and returns the shape the backends take.
 Conv2dShape conv2d_shape(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p) {
@@ -45,6 +46,8 @@ void set_allow_tf32(bool allow) { g_allow_tf32.store(allow); }
 void set_conv_benchmark(bool on) { g_conv_benchmark.store(on); }
 bool conv_benchmark() { return g_conv_benchmark.load(); }
 bool allow_tf32() { return g_allow_tf32.load(); }
+void set_allow_winograd(bool allow) { g_allow_winograd.store(allow); }
+bool allow_winograd() { return g_allow_winograd.load(); }
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams params) {
   const Conv2dShape s = conv2d_shape(x, w, bias, params);

@@ -4,6 +4,7 @@
 
 #include <compare>
 #include <cstdint>
+#include <string>
 
 #include "core/ops/cpu_backend.h"
 #include "core/ops/precision.h"
@@ -38,6 +39,23 @@ bool allow_tf32();
 
 // set_allow_tf32 for a scope (tests and benchmarks that need exact float32 convolutions for a while).
 using AllowTf32Scope = SettingScope<bool, allow_tf32, set_allow_tf32>;
+
+// Note [conv winograd]: whether oneDNN may run the CPU's float32 convolutions as Winograd F(4x4, 3x3) products
+// (oneDNN's convolution_auto, which picks its "jit_wino_4x3" kernels on AVX-512 for 3x3, stride-1 convolutions of
+// 16-channel multiples at batches it judges large enough; everything else stays direct), or only directly
+// (convolution_direct, as PyTorch's CPU convolutions). On (the default): a Wide-ResNet's 3x3 convolutions take
+// 2.25x fewer multiplications, which made WRN-28-2's CPU training step ~20% faster here (README), and the
+// transforms round differently: results differ from direct ones by ~1e-5 of the products' scale (the tests'
+// tolerance is 1e-3 on sums of ~1e4 products of values in [-1, 1)), as cuDNN's Winograd kernels do on the GPU.
+// Off: every convolution direct, the reference's order of rounding aside. A process-wide setting read at each
+// call, so a change applies to the next convolution (each setting keeps its own oneDNN plans). Tests that compare
+// the CPU with a GPU turn it off along with TF32. No effect on the GPU, on bf16 products or on the reference
+// backend.
+void set_allow_winograd(bool allow);
+bool allow_winograd();
+
+// set_allow_winograd for a scope.
+using AllowWinogradScope = SettingScope<bool, allow_winograd, set_allow_winograd>;
 
 // Whether cuDNN's algorithm for each convolution is the fastest of its candidates, timed once per shape by
 // cudnnFind*Algorithm (as PyTorch's torch.backends.cudnn.benchmark), or its heuristics' choice (the default, Note
@@ -80,6 +98,9 @@ namespace onednn {  // float32 products only; each call throws where available()
 void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);
 void conv2d_bwd_data(const Conv2dShape& s, const float* dy, const float* w, float* dx);
 void conv2d_bwd_filter(const Conv2dShape& s, const float* x, const float* dy, float* dw);
+// oneDNN's name for the forward kernel it chose for s under the current Winograd setting (Note [conv winograd]),
+// e.g. "jit_wino_4x3:avx512_core" or "jit:avx512_core".
+std::string conv2d_kernel(const Conv2dShape& s);
 }  // namespace onednn
 }  // namespace cpu
 

@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <string>
 #include <tuple>
 #include <unordered_map>
 #include <utility>
@@ -137,11 +138,16 @@ struct Plan {
   // memories at a call's tensors points these too, and a call allocates nothing.
   std::unordered_map<int, memory> args;
   size_t workspace_bytes = 0;
+  std::string kernel;  // oneDNN's name of the implementation it chose, e.g. "jit_wino_4x3:avx512_core"
 };
+
+// Note [conv winograd]: below this many input or output channels oneDNN's Winograd kernels were slower than its
+// direct ones here (3 -> 16 channels 5-8x, 16 -> 32 1.1-1.3x), although it chooses them.
+constexpr int64_t kWinogradMinChannels = 32;
 
 memory::dims dims(std::initializer_list<int64_t> v) { return memory::dims(v.begin(), v.end()); }
 
-Plan make_plan(const Conv2dShape& s, Direction direction, bool bias) {
+Plan make_plan(const Conv2dShape& s, Direction direction, bool bias, bool winograd) {
   const dnnl::engine& eng = engine().engine;
   const auto f32 = memory::data_type::f32;
   const memory::dims x_dims = dims({s.n, s.c, s.h, s.w}), w_dims = dims({s.k, s.c, s.r, s.s}),
@@ -152,7 +158,10 @@ Plan make_plan(const Conv2dShape& s, Direction direction, bool bias) {
   const memory::desc b_plain = bias ? memory::desc(b_dims, f32, tag::a) : memory::desc();
   const memory::dims strides = dims({s.stride_h, s.stride_w}), padding = dims({s.pad_h, s.pad_w});
   // Symmetric padding: oneDNN, like the formula in conv2d.h, floors (H + 2 pad - R) / stride.
-  const auto algorithm = dnnl::algorithm::convolution_direct;
+  // Note [conv winograd]: auto lets oneDNN pick Winograd where it has a kernel it judges faster, offered only
+  // from 32 channels in and out; the backward passes ask for the same algorithm, with the forward as their hint.
+  const bool offer_winograd = winograd && s.c >= kWinogradMinChannels && s.k >= kWinogradMinChannels;
+  const auto algorithm = offer_winograd ? dnnl::algorithm::convolution_auto : dnnl::algorithm::convolution_direct;
   const dnnl::convolution_forward::primitive_desc forward(
       dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, algorithm, x_any, w_any, b_plain, y_any,
                                       strides, padding, padding),
@@ -166,6 +175,7 @@ Plan make_plan(const Conv2dShape& s, Direction direction, bool bias) {
   switch (direction) {
     case Direction::Forward:
       plan.primitive = dnnl::convolution_forward(forward);
+      plan.kernel = forward.impl_info_str();
       add(x_plain, forward.src_desc(), true, DNNL_ARG_SRC);
       add(w_plain, forward.weights_desc(), true, DNNL_ARG_WEIGHTS);
       add(y_plain, forward.dst_desc(), false, DNNL_ARG_DST);
@@ -179,6 +189,7 @@ Plan make_plan(const Conv2dShape& s, Direction direction, bool bias) {
           dnnl::convolution_backward_data::desc(algorithm, x_any, w_any, y_any, strides, padding, padding), eng,
           forward);
       plan.primitive = dnnl::convolution_backward_data(pd);
+      plan.kernel = pd.impl_info_str();
       add(y_plain, pd.diff_dst_desc(), true, DNNL_ARG_DIFF_DST);
       add(w_plain, pd.weights_desc(), true, DNNL_ARG_WEIGHTS);
       add(x_plain, pd.diff_src_desc(), false, DNNL_ARG_DIFF_SRC);
@@ -190,6 +201,7 @@ Plan make_plan(const Conv2dShape& s, Direction direction, bool bias) {
                                                    padding, padding),
           eng, forward);
       plan.primitive = dnnl::convolution_backward_weights(pd);
+      plan.kernel = pd.impl_info_str();
       add(x_plain, pd.src_desc(), true, DNNL_ARG_SRC);
       add(y_plain, pd.diff_dst_desc(), true, DNNL_ARG_DIFF_DST);
       add(w_plain, pd.diff_weights_desc(), false, DNNL_ARG_DIFF_WEIGHTS);
@@ -200,17 +212,23 @@ Plan make_plan(const Conv2dShape& s, Direction direction, bool bias) {
   return plan;
 }
 
+// The calling thread's plan for a shape and direction under the current Winograd setting, made when first met.
+Plan& plan_for(const Conv2dShape& s, Direction direction, bool bias) {
+  thread_local std::map<std::tuple<Conv2dShape, Direction, bool, bool>, Plan> plans;
+  const bool winograd = allow_winograd();
+  const auto key = std::make_tuple(s, direction, bias, winograd);
+  auto it = plans.find(key);
+  if (it == plans.end()) it = plans.emplace(key, make_plan(s, direction, bias, winograd)).first;
+  return it->second;
+}
+
 // Runs one direction on (a, b) -> out; for the forward, bias may be set.
 void run(const Conv2dShape& s, Direction direction, const void* a, const void* b, void* out,
          const float* bias = nullptr) {
   SIEVE_CHECK(s.precision == MatmulPrecision::F32, "conv2d (oneDNN): only float32 products; bf16 runs on im2col");
   guarded("conv2d", [&] {
-    thread_local std::map<std::tuple<Conv2dShape, Direction, bool>, Plan> plans;
     thread_local Workspace workspace;
-    const auto key = std::make_tuple(s, direction, bias != nullptr);
-    auto it = plans.find(key);
-    if (it == plans.end()) it = plans.emplace(key, make_plan(s, direction, bias != nullptr)).first;
-    Plan& plan = it->second;
+    Plan& plan = plan_for(s, direction, bias != nullptr);
     char* ws = workspace.get(plan.workspace_bytes);
     plan.operands[0].bind(a, ws);
     plan.operands[1].bind(b, ws);
@@ -243,6 +261,11 @@ void conv2d_bwd_data(const Conv2dShape& s, const float* dy, const float* w, floa
 }
 void conv2d_bwd_filter(const Conv2dShape& s, const float* x, const float* dy, float* dw) {
   run(s, Direction::BackwardFilter, x, dy, dw);
+}
+std::string conv2d_kernel(const Conv2dShape& s) {
+  std::string kernel;
+  guarded("conv2d", [&] { kernel = plan_for(s, Direction::Forward, false).kernel; });
+  return kernel;
 }
 
 // Note [onednn lstm]: the LSTM runs layer by layer, each layer one oneDNN LSTM primitive over all T steps (its
@@ -513,6 +536,7 @@ void gemm(bool, bool, int64_t, int64_t, int64_t, float, const float*, const floa
 void conv2d_fwd(const Conv2dShape&, const float*, const float*, const float*, float*) { unavailable(); }
 void conv2d_bwd_data(const Conv2dShape&, const float*, const float*, float*) { unavailable(); }
 void conv2d_bwd_filter(const Conv2dShape&, const float*, const float*, float*) { unavailable(); }
+std::string conv2d_kernel(const Conv2dShape&) { unavailable(); }
 size_t lstm_reserve_bytes(const LstmShape&) { unavailable(); }
 void lstm_fwd(const LstmShape&, const float*, const float* const*, float*, void*) { unavailable(); }
 void lstm_bwd(const LstmShape&, const float*, const float* const*, const float*, const float*, void*, float*,
