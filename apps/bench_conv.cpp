@@ -130,7 +130,7 @@ void convolution_cases(Table& t, const Options& o) {
         t.section("convolutions, FP32, oneDNN, direct", batch);
         convolution_section(t, o, "onednn");
       }
-      // Note [conv winograd]: oneDNN chooses Winograd at the training step's batch, not at kCpuConvBatch; both
+      // oneDNN chooses Winograd (Note [conv winograd]) at the training step's batch, not at kCpuConvBatch: both
       // algorithms at that batch, for the shapes where it does.
       t.section("convolutions, FP32, oneDNN, direct against Winograd",
                 "batch " + std::to_string(kCpuWinogradBatch) + ", the shapes for which oneDNN chooses Winograd; " +

@@ -40,17 +40,17 @@ bool allow_tf32();
 // set_allow_tf32 for a scope (tests and benchmarks that need exact float32 convolutions for a while).
 using AllowTf32Scope = SettingScope<bool, allow_tf32, set_allow_tf32>;
 
-// Note [conv winograd]: whether oneDNN may run the CPU's float32 convolutions as Winograd F(4x4, 3x3) products
-// (oneDNN's convolution_auto, which picks its "jit_wino_4x3" kernels on AVX-512 for 3x3, stride-1 convolutions of
-// 16-channel multiples at batches it judges large enough; everything else stays direct), or only directly
-// (convolution_direct, as PyTorch's CPU convolutions). On (the default): a Wide-ResNet's 3x3 convolutions take
-// 2.25x fewer multiplications, which made WRN-28-2's CPU training step ~20% faster here (README), and the
-// transforms round differently: results differ from direct ones by ~1e-5 of the products' scale (the tests'
-// tolerance is 1e-3 on sums of ~1e4 products of values in [-1, 1)), as cuDNN's Winograd kernels do on the GPU.
-// Off: every convolution direct, the reference's order of rounding aside. A process-wide setting read at each
-// call, so a change applies to the next convolution (each setting keeps its own oneDNN plans). Tests that compare
-// the CPU with a GPU turn it off along with TF32. No effect on the GPU, on bf16 products or on the reference
-// backend.
+// Note [conv winograd]: whether oneDNN may run the CPU's float32 convolutions as Winograd F(4x4, 3x3) products,
+// or only directly (convolution_direct, as PyTorch's CPU convolutions). Allowed (the default), a convolution of
+// at least 32 channels in and out is planned with convolution_auto, and oneDNN picks its Winograd kernels
+// ("jit_wino_4x3", AVX-512) where it judges them faster: 3x3, stride 1, at a training batch (16 here, not 8).
+// Narrower ones stay direct: there oneDNN's choice of Winograd was slower here (core/ops/onednn.cpp). Winograd
+// multiplies 4x less than direct in its products but adds input, filter and output transforms; it made the
+// WRN-28-2 CPU training step (b 16) ~20% faster here (README). The transforms round differently: on results of
+// magnitude 10-50, forward and input gradient were within 1.3e-4 of im2col's, direct oneDNN within 3e-5, weight
+// gradients alike (Conv2dCpu.WinogradMatchesIm2colWhereChosen), as with cuDNN's Winograd kernels on a GPU. A
+// process-wide setting read at each call, so a change applies to the next convolution (each setting has its
+// own oneDNN plans). No effect on the GPU, on bf16 products or on the reference backend.
 void set_allow_winograd(bool allow);
 bool allow_winograd();
 

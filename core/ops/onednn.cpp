@@ -141,8 +141,8 @@ struct Plan {
   std::string kernel;  // oneDNN's name of the implementation it chose, e.g. "jit_wino_4x3:avx512_core"
 };
 
-// Note [conv winograd]: below this many input or output channels oneDNN's Winograd kernels were slower than its
-// direct ones here (3 -> 16 channels 5-8x, 16 -> 32 1.1-1.3x), although it chooses them.
+// Winograd is offered from this many input and output channels (Note [conv winograd]): below, oneDNN's Winograd
+// kernels were slower than its direct ones here (3 -> 16 channels 5-8x, 16 -> 32 1.1-1.3x), though it chose them.
 constexpr int64_t kWinogradMinChannels = 32;
 
 memory::dims dims(std::initializer_list<int64_t> v) { return memory::dims(v.begin(), v.end()); }
@@ -158,7 +158,7 @@ Plan make_plan(const Conv2dShape& s, Direction direction, bool bias, bool winogr
   const memory::desc b_plain = bias ? memory::desc(b_dims, f32, tag::a) : memory::desc();
   const memory::dims strides = dims({s.stride_h, s.stride_w}), padding = dims({s.pad_h, s.pad_w});
   // Symmetric padding: oneDNN, like the formula in conv2d.h, floors (H + 2 pad - R) / stride.
-  // Note [conv winograd]: auto lets oneDNN pick Winograd where it has a kernel it judges faster, offered only
+  // Winograd (Note [conv winograd]): auto lets oneDNN pick it where it has a kernel it judges faster, offered only
   // from 32 channels in and out; the backward passes ask for the same algorithm, with the forward as their hint.
   const bool offer_winograd = winograd && s.c >= kWinogradMinChannels && s.k >= kWinogradMinChannels;
   const auto algorithm = offer_winograd ? dnnl::algorithm::convolution_auto : dnnl::algorithm::convolution_direct;
