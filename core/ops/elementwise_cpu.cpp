@@ -21,9 +21,20 @@ void fill(TensorView t, double value) {
   }
 }
 
-void binary(BinaryOp op, const float* a, const float* b, float* out, int64_t n) {
+// One loop per operation, so that the operation is known inside it and the loop vectorises (one loop that
+// switched per element did not: scalar code); out may be a or b.
+template <BinaryOp kOp>
+static void binary_loop(const float* a, const float* b, float* out, int64_t n) {
   SIEVE_PARALLEL_FOR(n >= kParallelMin)  // Note [cpu threads]
-  for (int64_t i = 0; i < n; ++i) out[i] = apply_binary(op, a[i], b[i]);
+  for (int64_t i = 0; i < n; ++i) out[i] = apply_binary(kOp, a[i], b[i]);
+}
+
+void binary(BinaryOp op, const float* a, const float* b, float* out, int64_t n) {
+  switch (op) {
+    case BinaryOp::Add: return binary_loop<BinaryOp::Add>(a, b, out, n);
+    case BinaryOp::Sub: return binary_loop<BinaryOp::Sub>(a, b, out, n);
+    case BinaryOp::Mul: return binary_loop<BinaryOp::Mul>(a, b, out, n);
+  }
 }
 
 void axpby(float alpha, const float* x, float beta, float* y, int64_t n) {
