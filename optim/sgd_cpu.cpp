@@ -4,7 +4,7 @@
 namespace sieve::cpu {
 namespace {
 
-// Note [sgd loop]: one loop per case of the buffer (none, new, kept), its pointers __restrict (parameters,
+// One loop per case of the buffer (none, new, kept), its pointers __restrict (parameters,
 // gradients and buffers never overlap) and its step a value: the conditions inside sgd_element are then the
 // same for every element, GCC moves them out of the loop and vectorises it, 3x faster than one loop that tests
 // the buffer per element (0.25 against 0.75 ms over the MLP's 536k parameters here), with the same bits.
