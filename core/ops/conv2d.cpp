@@ -70,15 +70,14 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dParams
     record(y, "conv2d", inputs, [s, sx, sw, has_bias, need_x, need_w, need_b, device](const Tensor& g) {
       const float* dy = g.data<float>();
       std::vector<Tensor> grads(has_bias ? 3 : 2);
-      if (need_x) {
-        grads[0] = Tensor::empty({s.n, s.c, s.h, s.w}, DType::F32, device);
-        if (s.n > 0) SIEVE_DISPATCH(device, conv2d_bwd_data, s, dy, sw.data<float>(), grads[0].data<float>());
-      }
-      if (need_w) {
+      if (need_x) grads[0] = Tensor::empty({s.n, s.c, s.h, s.w}, DType::F32, device);
+      if (need_w)
         grads[1] = s.n > 0 ? Tensor::empty({s.k, s.c, s.r, s.s}, DType::F32, device)
                            : Tensor::zeros({s.k, s.c, s.r, s.s}, DType::F32, device);
-        if (s.n > 0) SIEVE_DISPATCH(device, conv2d_bwd_filter, s, sx.data<float>(), dy, grads[1].data<float>());
-      }
+      if (s.n > 0 && (need_x || need_w))  // both in one call: oneDNN reorders dy once for the two
+        SIEVE_DISPATCH(device, conv2d_bwd, s, need_w ? sx.data<float>() : nullptr, dy,
+                       need_x ? sw.data<float>() : nullptr, need_x ? grads[0].data<float>() : nullptr,
+                       need_w ? grads[1].data<float>() : nullptr);
       if (need_b) {
         grads[2] = s.n > 0 ? Tensor::empty({s.k}, DType::F32, device) : Tensor::zeros({s.k}, DType::F32, device);
         if (s.n > 0) SIEVE_DISPATCH(device, conv2d_bwd_bias, s, dy, grads[2].data<float>());

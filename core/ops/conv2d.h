@@ -87,6 +87,9 @@ void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const floa
 void conv2d_bwd_data(const Conv2dShape& s, const float* dy, const float* w, float* dx /*[n, c, h, w]*/);
 void conv2d_bwd_filter(const Conv2dShape& s, const float* x, const float* dy, float* dw /*[k, c, r, s]*/);
 void conv2d_bwd_bias(const Conv2dShape& s, const float* dy, float* dbias /*[k]*/);
+// conv2d_bwd_data and conv2d_bwd_filter from one dy; dx or dw null: that gradient is not wanted. oneDNN reorders
+// dy into its blocked layout once for both.
+void conv2d_bwd(const Conv2dShape& s, const float* x, const float* dy, const float* w, float* dx, float* dw);
 
 namespace reference {  // im2col + OpenBLAS (Note [conv im2col]), any precision
 void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);
@@ -98,6 +101,7 @@ namespace onednn {  // float32 products only; each call throws where available()
 void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);
 void conv2d_bwd_data(const Conv2dShape& s, const float* dy, const float* w, float* dx);
 void conv2d_bwd_filter(const Conv2dShape& s, const float* x, const float* dy, float* dw);
+void conv2d_bwd(const Conv2dShape& s, const float* x, const float* dy, const float* w, float* dx, float* dw);
 // oneDNN's name for the forward kernel it chose for s under the current Winograd setting (Note [conv winograd]),
 // e.g. "jit_wino_4x3:avx512_core" or "jit:avx512_core".
 std::string conv2d_kernel(const Conv2dShape& s);
@@ -109,6 +113,7 @@ void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const floa
 void conv2d_bwd_data(const Conv2dShape& s, const float* dy, const float* w, float* dx);
 void conv2d_bwd_filter(const Conv2dShape& s, const float* x, const float* dy, float* dw);
 void conv2d_bwd_bias(const Conv2dShape& s, const float* dy, float* dbias);
+void conv2d_bwd(const Conv2dShape& s, const float* x, const float* dy, const float* w, float* dx, float* dw);
 }  // namespace cuda
 
 }  // namespace sieve

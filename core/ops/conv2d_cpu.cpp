@@ -201,6 +201,11 @@ void conv2d_bwd_data(const Conv2dShape& s, const float* dy, const float* w, floa
 void conv2d_bwd_filter(const Conv2dShape& s, const float* x, const float* dy, float* dw) {
   use_onednn(s) ? onednn::conv2d_bwd_filter(s, x, dy, dw) : reference::conv2d_bwd_filter(s, x, dy, dw);
 }
+void conv2d_bwd(const Conv2dShape& s, const float* x, const float* dy, const float* w, float* dx, float* dw) {
+  if (use_onednn(s)) return onednn::conv2d_bwd(s, x, dy, w, dx, dw);
+  if (dx != nullptr) reference::conv2d_bwd_data(s, dy, w, dx);
+  if (dw != nullptr) reference::conv2d_bwd_filter(s, x, dy, dw);
+}
 
 void conv2d_bwd_bias(const Conv2dShape& s, const float* dy, float* dbias) {
   const int64_t PQ = s.p() * s.q();

@@ -243,6 +243,12 @@ void conv2d_bwd_filter(const Conv2dShape& s, const float* x, const float* dy, fl
   if (bf16) bf16_to_float(dw16.as<uint16_t>(), dw, nw);
 }
 
+// cuDNN reads dy as it is: both directions in turn.
+void conv2d_bwd(const Conv2dShape& s, const float* x, const float* dy, const float* w, float* dx, float* dw) {
+  if (dx != nullptr) conv2d_bwd_data(s, dy, w, dx);
+  if (dw != nullptr) conv2d_bwd_filter(s, x, dy, dw);
+}
+
 void conv2d_bwd_bias(const Conv2dShape& s, const float* dy, float* dbias) {
   cudnnHandle_t h = cudnn_handle();
   const Plan& p = plan_for(h, s);

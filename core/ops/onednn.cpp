@@ -120,6 +120,11 @@ struct Operand {
     inner.set_data_handle(workspace + offset);
     if (input) reorder->execute(engine().stream, user, inner);
   }
+  // Points the memories at `data` and at `blocked`, a blocked copy of it another plan has made (no reorder).
+  void bind_blocked(const void* data, void* blocked) {
+    user.set_data_handle(const_cast<void*>(data));
+    inner.set_data_handle(blocked);
+  }
   // An output's blocked copy reordered out to the caller's tensor.
   void write_back() {
     if (reorder) reorder->execute(engine().stream, inner, user);
@@ -222,22 +227,31 @@ Plan& plan_for(const Conv2dShape& s, Direction direction, bool bias) {
   return it->second;
 }
 
+Workspace& workspace() {
+  thread_local Workspace w;
+  return w;
+}
+
+// Runs a plan whose operands are bound: the primitive, then its output's reorder out.
+void execute(Plan& plan) {
+  Engine& e = engine();
+  plan.primitive.execute(e.stream, plan.args);
+  plan.operands[2].write_back();
+  e.stream.wait();
+}
+
 // Runs one direction on (a, b) -> out; for the forward, bias may be set.
 void run(const Conv2dShape& s, Direction direction, const void* a, const void* b, void* out,
          const float* bias = nullptr) {
   SIEVE_CHECK(s.precision == MatmulPrecision::F32, "conv2d (oneDNN): only float32 products; bf16 runs on im2col");
   guarded("conv2d", [&] {
-    thread_local Workspace workspace;
     Plan& plan = plan_for(s, direction, bias != nullptr);
-    char* ws = workspace.get(plan.workspace_bytes);
+    char* ws = workspace().get(plan.workspace_bytes);
     plan.operands[0].bind(a, ws);
     plan.operands[1].bind(b, ws);
     plan.operands[2].bind(out, ws);
     if (bias) plan.bias_memory.set_data_handle(const_cast<float*>(bias));
-    Engine& e = engine();
-    plan.primitive.execute(e.stream, plan.args);
-    plan.operands[2].write_back();
-    e.stream.wait();
+    execute(plan);
   });
 }
 
@@ -262,6 +276,36 @@ void conv2d_bwd_data(const Conv2dShape& s, const float* dy, const float* w, floa
 void conv2d_bwd_filter(const Conv2dShape& s, const float* x, const float* dy, float* dw) {
   run(s, Direction::BackwardFilter, x, dy, dw);
 }
+// Both gradients from one blocked copy of dy (Note [onednn plans]): the backward-data plan reorders dy into its
+// part of the workspace, and the backward-filter plan, whose part follows, reads that copy when it wants dy in the
+// same layout (it does for every shape met so far) instead of reordering dy again.
+void conv2d_bwd(const Conv2dShape& s, const float* x, const float* dy, const float* w, float* dx, float* dw) {
+  if (dx == nullptr || dw == nullptr) {
+    if (dx != nullptr) conv2d_bwd_data(s, dy, w, dx);
+    if (dw != nullptr) conv2d_bwd_filter(s, x, dy, dw);
+    return;
+  }
+  SIEVE_CHECK(s.precision == MatmulPrecision::F32, "conv2d (oneDNN): only float32 products; bf16 runs on im2col");
+  guarded("conv2d", [&] {
+    Plan& data = plan_for(s, Direction::BackwardData, false);
+    Plan& filter = plan_for(s, Direction::BackwardFilter, false);
+    char* ws = workspace().get(data.workspace_bytes + filter.workspace_bytes);
+    char* filter_ws = ws + data.workspace_bytes;
+    Operand &data_dy = data.operands[0], &filter_dy = filter.operands[1];
+    data_dy.bind(dy, ws);
+    data.operands[1].bind(w, ws);
+    data.operands[2].bind(dx, ws);
+    execute(data);
+    filter.operands[0].bind(x, filter_ws);
+    if (data_dy.reorder && filter_dy.reorder && data_dy.inner.get_desc() == filter_dy.inner.get_desc())
+      filter_dy.bind_blocked(dy, data_dy.inner.get_data_handle());
+    else
+      filter_dy.bind(dy, filter_ws);
+    filter.operands[2].bind(dw, filter_ws);
+    execute(filter);
+  });
+}
+
 std::string conv2d_kernel(const Conv2dShape& s) {
   std::string kernel;
   guarded("conv2d", [&] { kernel = plan_for(s, Direction::Forward, false).kernel; });
@@ -536,6 +580,7 @@ void gemm(bool, bool, int64_t, int64_t, int64_t, float, const float*, const floa
 void conv2d_fwd(const Conv2dShape&, const float*, const float*, const float*, float*) { unavailable(); }
 void conv2d_bwd_data(const Conv2dShape&, const float*, const float*, float*) { unavailable(); }
 void conv2d_bwd_filter(const Conv2dShape&, const float*, const float*, float*) { unavailable(); }
+void conv2d_bwd(const Conv2dShape&, const float*, const float*, const float*, float*, float*) { unavailable(); }
 std::string conv2d_kernel(const Conv2dShape&) { unavailable(); }
 size_t lstm_reserve_bytes(const LstmShape&) { unavailable(); }
 void lstm_fwd(const LstmShape&, const float*, const float* const*, float*, void*) { unavailable(); }

@@ -338,6 +338,35 @@ TEST(Conv2dCpu, OneDnnMatchesIm2colOnRandomShapes) {
     }
 }
 
+// conv2d_bwd (both gradients from one dy, oneDNN reordering dy once) gives the bits of the two directions called
+// apart, on either backend, Winograd or not, and computes only the gradient asked for when the other is null.
+TEST(Conv2dCpu, BothGradientsAtOnceEqualEachApart) {
+  const std::vector<Conv2dShape> shapes = {{16, 32, 32, 32, 32, 3, 3, 1, 1, 1, 1},  // Winograd where available
+                                           {3, 32, 32, 32, 64, 3, 3, 2, 2, 1, 1},
+                                           {3, 32, 32, 32, 64, 1, 1, 2, 2, 0, 0},
+                                           {2, 5, 9, 7, 6, 3, 2, 1, 2, 1, 0}};
+  uint64_t seed = 800;
+  for (const CpuBackend backend : cpu_backends_built())
+    for (const Conv2dShape& s : shapes) {
+      SCOPED_TRACE(describe(s) + ", " + cpu_backend_name(backend));
+      const CpuBackendScope scope(backend);
+      const std::vector<float> x = random_tensor(x_shape(s), seed++).to_vector<float>();
+      const std::vector<float> w = random_tensor(w_shape(s), seed++).to_vector<float>();
+      const std::vector<float> dy = random_tensor(y_shape(s), seed++).to_vector<float>();
+      std::vector<float> dx(x.size()), dw(w.size()), dx_apart(x.size()), dw_apart(w.size());
+      cpu::conv2d_bwd_data(s, dy.data(), w.data(), dx_apart.data());
+      cpu::conv2d_bwd_filter(s, x.data(), dy.data(), dw_apart.data());
+      cpu::conv2d_bwd(s, x.data(), dy.data(), w.data(), dx.data(), dw.data());
+      EXPECT_EQ(dx, dx_apart);
+      EXPECT_EQ(dw, dw_apart);
+      std::vector<float> only_dx(x.size(), 7.f), only_dw(w.size(), 7.f);
+      cpu::conv2d_bwd(s, nullptr, dy.data(), w.data(), only_dx.data(), nullptr);
+      cpu::conv2d_bwd(s, x.data(), dy.data(), nullptr, nullptr, only_dw.data());
+      EXPECT_EQ(only_dx, dx_apart);
+      EXPECT_EQ(only_dw, dw_apart);
+    }
+}
+
 // Note [conv winograd]: where oneDNN has Winograd kernels (AVX-512), it runs the 3x3 stride-1 convolutions of 32
 // channels and more with them at a training step's batch (Wide-ResNet's on CIFAR and on Fashion-MNIST's 28x28,
 // whose 14x14 and 7x7 maps are not whole tiles), never narrower ones and never with Winograd off; all three
