@@ -1,17 +1,18 @@
 // The CPU's oneDNN backend (Debian's libdnnl 2.6, Note [cpu backends] in core/ops/cpu_backend.cpp): convolutions
 // and the LSTM. The only file that sees oneDNN's headers (SIEVE_WITH_ONEDNN, Note [optional backends]).
 //
-// Note [onednn plans]: each shape and direction gets a plan once per thread: a primitive descriptor whose tensors
-// are left to oneDNN where it may choose (format_tag::any: on AVX-512, convolution channels blocked by 16,
-// nChw16c; the LSTM's weights in its own gate-interleaved order), the primitive (JIT-compiled when created, which
-// is why it is kept), and a reorder for each operand whose chosen layout differs from sieve's plain one (NCHW,
-// KCRS, PyTorch's [4H, I] gate blocks). A call points the plan's memory objects at the caller's pointers and at a
-// per-thread workspace holding the reordered copies, reorders the inputs in, runs the primitive and reorders the
-// outputs out, so that the rest of sieve sees plain tensors, as PyTorch's CPU operations do. Steady state
-// allocates nothing: the workspace grows to the largest call and stays; the plans are as many as the distinct
-// shapes (batch sizes included) a thread has met, each a few kilobytes of descriptors plus its JIT code. The
-// backward passes' descriptors are built with the forward's as their hint, as oneDNN asks, so that all choose
-// matching layouts.
+// Note [onednn plans]: each shape and direction gets a plan once per thread: a primitive descriptor whose tensors are
+// left to oneDNN where it may choose (format_tag::any: on AVX-512, convolution channels blocked by 16, nChw16c; the
+// LSTM's weights in its own gate-interleaved order), the primitive (JIT-compiled when created, which is why it is
+// kept), and a reorder for each operand whose chosen layout differs from sieve's plain one (NCHW, KCRS, PyTorch's [4H,
+// I] gate blocks). A call points the plan's memory objects at the caller's pointers and at a per-thread workspace
+// holding the reordered copies, reorders the inputs in, runs the primitive and reorders the outputs out, so that the
+// rest of sieve sees plain tensors, as PyTorch's CPU operations do; a convolution's two backward passes run as one call
+// (conv2d_bwd) in which the backward-filter plan reads the blocked copy of dy the backward-data plan made: one reorder
+// of dy fewer per convolution. Steady state allocates nothing: the workspace grows to the largest call and stays; the
+// plans are as many as the distinct shapes (batch sizes included) a thread has met, each a few kilobytes of descriptors
+// plus its JIT code. The backward passes' descriptors are built with the forward's as their hint, as oneDNN asks, so
+// that all choose matching layouts.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
