@@ -38,7 +38,8 @@ std::vector<nlohmann::json> log_records(const std::string& path) {
   return out;
 }
 
-// Starts `command` (its output to `output`), waits until `ready` holds, sends `signal` and returns the exit status.
+// Starts `command` (its output to `output`), waits until `ready` holds, sends `signal` and returns the exit status
+// (minus the number of the signal that killed it, if one did).
 int run_and_signal(const std::string& command, const std::string& output, int signal,
                    const std::function<bool()>& ready) {
   const std::string shell = "exec " + command + " > " + output + " 2>&1";
@@ -53,7 +54,7 @@ int run_and_signal(const std::string& command, const std::string& output, int si
   kill(pid, signal);
   int status = 0;
   waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
 std::string read_text(const std::string& path) {
