@@ -295,6 +295,26 @@ TEST(Conv2dCpu, ManyGroupsEqualImageByImage) {
   EXPECT_TRUE(testing::all_close(dw_batch, dw_sum, 1e-3f, 1e-4f));
 }
 
+// oneDNN's three directions against im2col's on random data of shape s (with a bias when `bias`), within
+// `atol` + 1e-4 relative; *seed advances by 4.
+void expect_onednn_matches_im2col(const Conv2dShape& s, uint64_t* seed, bool bias, float atol) {
+  const std::vector<float> x = random_tensor(x_shape(s), (*seed)++).to_vector<float>();
+  const std::vector<float> w = random_tensor(w_shape(s), (*seed)++).to_vector<float>();
+  const std::vector<float> b = random_tensor({s.k}, (*seed)++).to_vector<float>();
+  const std::vector<float> dy = random_tensor(y_shape(s), (*seed)++).to_vector<float>();
+  const size_t ny = dy.size();
+  std::vector<float> y(ny), y_ref(ny), dx(x.size()), dx_ref(x.size()), dw(w.size()), dw_ref(w.size());
+  cpu::onednn::conv2d_fwd(s, x.data(), w.data(), bias ? b.data() : nullptr, y.data());
+  cpu::reference::conv2d_fwd(s, x.data(), w.data(), bias ? b.data() : nullptr, y_ref.data());
+  cpu::onednn::conv2d_bwd_data(s, dy.data(), w.data(), dx.data());
+  cpu::reference::conv2d_bwd_data(s, dy.data(), w.data(), dx_ref.data());
+  cpu::onednn::conv2d_bwd_filter(s, x.data(), dy.data(), dw.data());
+  cpu::reference::conv2d_bwd_filter(s, x.data(), dy.data(), dw_ref.data());
+  EXPECT_TRUE(all_close(y, y_ref, atol, 1e-4f)) << "forward";
+  EXPECT_TRUE(all_close(dx, dx_ref, atol, 1e-4f)) << "input gradient";
+  EXPECT_TRUE(all_close(dw, dw_ref, atol, 1e-4f)) << "weight gradient";
+}
+
 // oneDNN's three directions against im2col's (the reference) on random shapes: strides, paddings and kernels of
 // every kind, batches of 1 to 9, Wide-ResNet's widths; each shape twice, with new data and new pointers, so that
 // a plan that kept a pointer of its first call would fail the second.
@@ -318,23 +338,9 @@ TEST(Conv2dCpu, OneDnnMatchesIm2colOnRandomShapes) {
   for (const Conv2dShape& s : shapes)
     for (int call = 0; call < 2; ++call) {
       SCOPED_TRACE(describe(s) + (call ? ", second call" : ""));
-      const std::vector<float> x = random_tensor(x_shape(s), seed++).to_vector<float>();
-      const std::vector<float> w = random_tensor(w_shape(s), seed++).to_vector<float>();
-      const std::vector<float> b = random_tensor({s.k}, seed++).to_vector<float>();
-      const std::vector<float> dy = random_tensor(y_shape(s), seed++).to_vector<float>();
-      const size_t ny = dy.size();
-      std::vector<float> y(ny), y_ref(ny), dx(x.size()), dx_ref(x.size()), dw(w.size()), dw_ref(w.size());
-      cpu::onednn::conv2d_fwd(s, x.data(), w.data(), call ? nullptr : b.data(), y.data());
-      cpu::reference::conv2d_fwd(s, x.data(), w.data(), call ? nullptr : b.data(), y_ref.data());
-      cpu::onednn::conv2d_bwd_data(s, dy.data(), w.data(), dx.data());
-      cpu::reference::conv2d_bwd_data(s, dy.data(), w.data(), dx_ref.data());
-      cpu::onednn::conv2d_bwd_filter(s, x.data(), dy.data(), dw.data());
-      cpu::reference::conv2d_bwd_filter(s, x.data(), dy.data(), dw_ref.data());
       // Sums of up to C*R*S = 500 (forward, input gradient) or N*P*Q = 1764 (weight gradient) products of values
       // in [-1, 1): both orders of summation stay within ~1e-5 relative of the exact sum.
-      EXPECT_TRUE(all_close(y, y_ref, 1e-4f, 1e-4f)) << "forward";
-      EXPECT_TRUE(all_close(dx, dx_ref, 1e-4f, 1e-4f)) << "input gradient";
-      EXPECT_TRUE(all_close(dw, dw_ref, 1e-4f, 1e-4f)) << "weight gradient";
+      expect_onednn_matches_im2col(s, &seed, call == 0, 1e-4f);
     }
 }
 
@@ -394,23 +400,10 @@ TEST(Conv2dCpu, WinogradMatchesIm2colWhereChosen) {
   for (const Conv2dShape& s : shapes) {
     SCOPED_TRACE(describe(s));
     EXPECT_TRUE(winograd(s));
-    const std::vector<float> x = random_tensor(x_shape(s), seed++).to_vector<float>();
-    const std::vector<float> w = random_tensor(w_shape(s), seed++).to_vector<float>();
-    const std::vector<float> dy = random_tensor(y_shape(s), seed++).to_vector<float>();
-    std::vector<float> y(dy.size()), y_ref(dy.size()), dx(x.size()), dx_ref(x.size()), dw(w.size()),
-        dw_ref(w.size());
-    cpu::onednn::conv2d_fwd(s, x.data(), w.data(), nullptr, y.data());
-    cpu::reference::conv2d_fwd(s, x.data(), w.data(), nullptr, y_ref.data());
-    cpu::onednn::conv2d_bwd_data(s, dy.data(), w.data(), dx.data());
-    cpu::reference::conv2d_bwd_data(s, dy.data(), w.data(), dx_ref.data());
-    cpu::onednn::conv2d_bwd_filter(s, x.data(), dy.data(), dw.data());
-    cpu::reference::conv2d_bwd_filter(s, x.data(), dy.data(), dw_ref.data());
     // Results of magnitude 10-170 (sums of 288-75 264 products of values in [-1, 1)): Winograd's forward and
     // input gradient were within 1.3e-4 of im2col's here (direct oneDNN's within 3e-5), the weight gradients of
     // both within 4.5e-4; an indexing error would be off by O(1).
-    EXPECT_TRUE(all_close(y, y_ref, 1e-3f, 1e-4f)) << "forward";
-    EXPECT_TRUE(all_close(dx, dx_ref, 1e-3f, 1e-4f)) << "input gradient";
-    EXPECT_TRUE(all_close(dw, dw_ref, 1e-3f, 1e-4f)) << "weight gradient";
+    expect_onednn_matches_im2col(s, &seed, false, 1e-3f);
   }
 }
 
