@@ -373,7 +373,7 @@ TEST(Conv2dCpu, BothGradientsAtOnceEqualEachApart) {
     }
 }
 
-// Note [conv winograd]: where oneDNN has Winograd kernels (AVX-512), it runs the 3x3 stride-1 convolutions of 32
+// Where oneDNN has Winograd kernels (AVX-512; Note [conv winograd]), it runs the 3x3 stride-1 convolutions of 32
 // channels and more with them at a training step's batch (Wide-ResNet's on CIFAR and on Fashion-MNIST's 28x28,
 // whose 14x14 and 7x7 maps are not whole tiles), never narrower ones and never with Winograd off; all three
 // directions agree with im2col's within the transforms' rounding.
